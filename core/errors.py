@@ -1,0 +1,76 @@
+"""Domain errors. The API maps each to one HTTP status and the shape
+``{"error": {"message", "type", "code"}}``; the CLI prints the message to stderr and exits non-zero."""
+
+from __future__ import annotations
+
+
+class ChronotopeError(Exception):
+    """Base class. ``code`` is a stable machine-readable string; ``status`` the HTTP status."""
+
+    code = "internal_error"
+    status = 500
+    type = "server_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class InvalidInputError(ChronotopeError):
+    code = "invalid_input"
+    status = 400
+    type = "invalid_request_error"
+
+
+class UnknownFormatError(InvalidInputError):
+    code = "unknown_format"
+
+
+class NotFoundError(ChronotopeError):
+    code = "not_found"
+    status = 404
+    type = "not_found_error"
+
+
+class AuthError(ChronotopeError):
+    code = "unauthorized"
+    status = 401
+    type = "authentication_error"
+
+
+class ForbiddenError(ChronotopeError):
+    code = "forbidden"
+    status = 403
+    type = "permission_error"
+
+
+class ConflictError(ChronotopeError):
+    code = "conflict"
+    status = 409
+    type = "invalid_request_error"
+
+
+class NotReadyError(ChronotopeError):
+    """A part the request needs is not built yet (no profiles mined, no index)."""
+
+    code = "not_ready"
+    status = 503
+    type = "server_error"
+
+
+class LLMUnavailableError(ChronotopeError):
+    """The LLM could not answer in time; callers fall back to the feature ranker."""
+
+    code = "llm_unavailable"
+    status = 503
+    type = "server_error"
+
+
+class ProvisioningError(ChronotopeError):
+    """The local model or its runtime could not be provisioned (missing part, bad checksum, ...)."""
+
+    code = "provisioning_failed"
+    status = 500
+    type = "server_error"

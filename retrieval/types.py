@@ -1,0 +1,52 @@
+"""Types shared by retrieval, the agent and the API: what a request asks and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """When and where the recommendation is for, plus the user's constraints."""
+
+    time: datetime  # tz-aware
+    lat: float | None = None
+    lon: float | None = None
+    text: str | None = None  # free text from a chat message or request ("somewhere quiet for lunch")
+    include_categories: tuple[str, ...] = ()
+    exclude_categories: tuple[str, ...] = ()
+    max_distance_km: float | None = None
+    exclude_visited: bool = False
+    exclude_items: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["time"] = self.time.isoformat()
+        return d
+
+
+@dataclass
+class Candidate:
+    item_id: str
+    name: str | None = None
+    category: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    sources: list[str] = field(default_factory=list)  # which candidate sources found it
+    features: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0  # feature-ranker score
+    llm_score: float | None = None
+    final_score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RankedList:
+    candidates: list[Candidate]  # best first
+    ranker: str  # e.g. "learned-lgbm@3f2a1c", "heuristic", "features (llm unavailable)"
+    pool_size: int = 0  # candidates generated before ranking
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage

@@ -1,0 +1,94 @@
+"""Shared fixtures: an isolated data dir and store per test, SQLite and (marker postgres) PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import make_engine, make_sessionmaker, upgrade
+from core.settings import Settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATASETS = REPO_ROOT.parent / "shared" / "datasets" / "foursquare_nyc"
+PG_URL = os.environ.get("CHRONOTOPE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "data"
+    monkeypatch.setenv("CHRONOTOPE_DATA_DIR", str(d))
+    monkeypatch.delenv("CHRONOTOPE_DB_URL", raising=False)
+    monkeypatch.delenv("CHRONOTOPE_LLM_BASE_URL", raising=False)
+    return d
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    s = Settings(env="test")
+    s.ensure_dirs()
+    return s
+
+
+@pytest.fixture
+def sqlite_engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings.resolved_db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _pg_available() -> bool:
+    try:
+        eng = create_engine(PG_URL)
+        with eng.connect():
+            pass
+        eng.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    """A fresh schema in the local PostgreSQL for each test (dropped afterwards)."""
+    if not _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL}; CI must run the store tests on it")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_engine(request: pytest.FixtureRequest) -> Engine:
+    """The same test on SQLite and on PostgreSQL."""
+    name = "sqlite_engine" if request.param == "sqlite" else "pg_engine"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def session_factory(store_engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(store_engine)
+
+
+@pytest.fixture
+def sqlite_session_factory(sqlite_engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(sqlite_engine)
