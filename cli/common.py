@@ -85,7 +85,7 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "sentence_transformers", "alembic.runtime.migration", "urllib3"):
+    for noisy in ("httpx", "sentence_transformers", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

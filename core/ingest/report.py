@@ -1,0 +1,55 @@
+"""What an ingest did: counts and every rejected row (line number and reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Rejection:
+    line: int  # 1-based line in the file (the header is line 1 for CSV)
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "reason": self.reason}
+
+
+@dataclass
+class IngestReport:
+    path: str
+    format: str
+    rows_read: int = 0
+    rows_valid: int = 0
+    inserted: int = 0
+    already_present: int = 0  # valid rows whose event id was stored before (idempotent re-ingest)
+    users_added: int = 0
+    items_added: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    duplicates: list[Rejection] = field(default_factory=list)  # dropped rows: "duplicate of line N"
+    seconds: float = 0.0
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejections)
+
+    @property
+    def duplicates_in_file(self) -> int:
+        return len(self.duplicates)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "rows_read": self.rows_read,
+            "rows_valid": self.rows_valid,
+            "inserted": self.inserted,
+            "already_present": self.already_present,
+            "duplicates_in_file": self.duplicates_in_file,
+            "users_added": self.users_added,
+            "items_added": self.items_added,
+            "rejected": self.rejected,
+            "rejections": [r.to_dict() for r in self.rejections],
+            "duplicates": [r.to_dict() for r in self.duplicates],
+            "seconds": round(self.seconds, 3),
+        }
