@@ -1,9 +1,105 @@
-"""CLI commands (filled in by the area that owns them)."""
+"""``chronotope mine [--user ID]`` and ``chronotope profile show|plot --user ID``."""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import typer
+
+from cli.common import console, handle_errors, progress, settings
+
+profile_app = typer.Typer(help="Inspect mined profiles.", no_args_is_help=True)
+
+
+@handle_errors
+def mine_cmd(
+    user: list[str] | None = typer.Option(None, "--user", help="Mine only this user (repeatable)."),
+    workers: int = typer.Option(0, "--workers", help="Processes (0: one per core, at most 4)."),
+) -> None:
+    """Mine per-user spatio-temporal profiles (facts + text); stores a new version when events changed."""
+    from core.db import open_store
+    from retrieval.profile_store import mine_users
+
+    s = settings()
+    _, factory = open_store(s)
+    t0 = time.perf_counter()
+    with factory() as sess:
+        from sqlalchemy import func, select
+
+        from core.models import User
+
+        n_users = len(user) if user else int(sess.scalar(select(func.count()).select_from(User)) or 0)
+    if n_users == 0:
+        console.print("no users in the store yet: run `chronotope ingest` first")
+        return
+    with progress("mine profiles", n_users) as advance:
+        out = mine_users(
+            factory, user or None, data_dir=s.data_dir, progress=advance, workers=workers or None
+        )
+    dt = time.perf_counter() - t0
+    console.print(
+        f"mined {out['mined']:,} users in {dt:.1f} s ({out['mined'] / max(dt, 1e-9):.0f} users/s); "
+        f"{out['new_versions']:,} new profile versions"
+    )
+
+
+@profile_app.command("show")
+@handle_errors
+def show_cmd(
+    user: str = typer.Option(..., "--user", help="User id."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole profile as JSON."),
+) -> None:
+    """Print a user's latest profile: text and facts."""
+    from core.db import open_store
+    from core.errors import NotFoundError
+    from retrieval.profile_store import latest_profile, profile_versions
+
+    _, factory = open_store(settings())
+    with factory() as sess:
+        p = latest_profile(sess, user)
+        versions = profile_versions(sess, user)
+    if p is None:
+        raise NotFoundError(f"no profile for user {user!r}: run `chronotope mine --user {user}`")
+    if as_json:
+        console.print_json(json.dumps(p.to_dict()))
+        return
+    console.print(f"[bold]user {user}[/] — version {versions[-1]['version']}, {p.n_events} events\n")
+    console.print(p.text + "\n", highlight=False)
+    for f in p.facts:
+        flag = "" if f.sufficient else " [dim](not enough data)[/]"
+        console.print(
+            f"[cyan]{f.id}[/] ({f.support}, {f.confidence:.2f}){flag}: {f.statement}", highlight=False
+        )
+
+
+@profile_app.command("plot")
+@handle_errors
+def plot_cmd(
+    user: str = typer.Option(..., "--user", help="User id."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the PNGs (default: <data dir>/plots)."),
+) -> None:
+    """Write PNGs of the user's weekly rhythm heatmap and places with clusters."""
+    from core.db import open_store
+    from core.errors import NotFoundError
+    from core.events_frame import events_frame
+    from mining.plots import PLOTS, render_plot
+
+    s = settings()
+    _, factory = open_store(s)
+    with factory() as sess:
+        df = events_frame(sess, [user])
+    if df.empty:
+        raise NotFoundError(f"no events for user {user!r}")
+    folder = out or s.plots_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PLOTS:
+        path = folder / f"user-{user}-{name}.png"
+        path.write_bytes(render_plot(name, df, user))
+        console.print(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    app.command("mine")(mine_cmd)
+    app.add_typer(profile_app, name="profile")

@@ -1,0 +1,80 @@
+"""Spatio-temporal habits: which area and which category at which time slot, and how they shift."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mining.facts import Fact
+from mining.frame import UserEvents
+from mining.spatial import Clusters
+
+# (id, label, predicate on (weekday, hour))
+SLOTS = (
+    ("wd_morning", "weekday mornings (6-10h)", lambda wd, h: (wd < 5) & (h >= 6) & (h < 10)),
+    ("wd_midday", "weekday middays (11-14h)", lambda wd, h: (wd < 5) & (h >= 11) & (h < 14)),
+    ("wd_evening", "weekday evenings (17-21h)", lambda wd, h: (wd < 5) & (h >= 17) & (h < 21)),
+    ("we_day", "weekend daytime (10-18h)", lambda wd, h: (wd >= 5) & (h >= 10) & (h < 18)),
+    ("night", "late nights (21-3h)", lambda wd, h: (h >= 21) | (h < 3)),
+)
+MIN_SLOT_EVENTS = 3
+MIN_SHARE = 0.34
+
+
+def _mode(values: np.ndarray) -> tuple[object, int] | None:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    if not vals:
+        return None
+    uniq, counts = np.unique(np.array(vals, dtype=object).astype(str), return_counts=True)
+    i = int(np.argmax(counts))
+    return uniq[i], int(counts[i])
+
+
+def slot_of(weekday: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    out = np.full(len(hour), "", dtype=object)
+    for sid, _, pred in SLOTS:
+        out[(out == "") & pred(weekday, hour)] = sid
+    return out
+
+
+def habit_facts(ev: UserEvents, cl: Clusters | None) -> list[Fact]:
+    facts: list[Fact] = []
+    area = np.full(ev.n, None, dtype=object)
+    if cl is not None:
+        idx = np.where(cl.mask)[0]
+        for i, lab in zip(idx, cl.labels, strict=True):
+            if lab >= 0:
+                area[i] = cl.name(int(lab))
+    half = ev.n // 2
+    for sid, label, pred in SLOTS:
+        sel = pred(ev.weekday, ev.hour)
+        n = int(sel.sum())
+        if n < MIN_SLOT_EVENTS:
+            continue
+        parts, value = [], {"slot": sid, "events": n}
+        a = _mode(area[sel])
+        if a and a[1] / n >= MIN_SHARE:
+            parts.append(f"in {a[0]}")
+            value["area"], value["area_share"] = a[0], round(a[1] / n, 3)
+        c = _mode(ev.category[sel])
+        if c and c[1] >= 2 and c[1] / n >= MIN_SHARE * 0.6:
+            parts.append(f"mostly at {c[0]} places")
+            value["category"], value["category_share"] = c[0], round(c[1] / n, 3)
+        it = _mode(ev.item[sel])
+        if it and it[1] >= 2 and it[1] / n >= MIN_SHARE:
+            value["item"], value["item_share"] = it[0], round(it[1] / n, 3)
+            parts.append(f"often the same place ({it[1]} of {n} visits)")
+        if not parts:
+            continue
+        # Shift between periods: the slot's top category/area in the first vs the second half.
+        early, late = sel.copy(), sel.copy()
+        early[half:], late[:half] = False, False
+        for key, arr in (("category", ev.category), ("area", area)):
+            e, l_ = _mode(arr[early]), _mode(arr[late])
+            if e and l_ and e[0] != l_[0] and e[1] >= 2 and l_[1] >= 2:
+                value[f"{key}_shift"] = {"from": e[0], "to": l_[0]}
+        statement = f"On {label}: " + ", ".join(parts) + "."
+        if "category_shift" in value:
+            sh = value["category_shift"]
+            statement += f" Lately {sh['to']} rather than {sh['from']}."  # type: ignore[index]
+        facts.append(Fact(f"habit.{sid}", "habit", statement, value, n, min(1.0, n / 15)))
+    return facts
