@@ -1,9 +1,68 @@
-"""CLI commands (filled in by the area that owns them)."""
+"""``chronotope eval``: offline evaluation on the protocol of shared/datasets/foursquare_nyc/README.md."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+from cli.common import console, echo_table, handle_errors, progress, settings
+
+
+@handle_errors
+def eval_cmd(
+    history: Path = typer.Option(..., "--history", help="History CSV (checkins_train.csv format)."),
+    test: Path = typer.Option(..., "--test", help="Test CSV (GETNext format, NYC_val.csv)."),
+    json_out: Path = typer.Option(..., "--json", help="Write the metrics here as JSON."),
+    ranker: str = typer.Option("learned", "--ranker", help="learned | heuristic | llm | a model file."),
+    sample: int | None = typer.Option(None, "--sample", help="Evaluate N targets drawn with --seed."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --sample."),
+    pool: int = typer.Option(300, "--pool", help="Candidates handed to the ranker per target."),
+) -> None:
+    """Rank all known POIs for the last check-in of each test trajectory; print and save metrics."""
+    from core.errors import InvalidInputError
+    from evaluation.dev_split import load_split
+    from evaluation.harness import evaluate, table_rows
+    from retrieval.rankers import LearnedRanker, load_ranker, newest_model
+
+    s = settings()
+    for p in (history, test):
+        if not p.exists():
+            raise InvalidInputError(f"{p}: no such file")
+    split = load_split(history, test, s.local_timezone)
+    reranker = None
+    base_name = "learned" if ranker == "llm" else ranker
+    if base_name == "learned" and newest_model(s.models_dir) is None:
+        from retrieval.train_cli_support import train_and_save
+
+        console.print("no trained ranker yet: training one on the history (pseudo-targets, ~1-2 min)")
+        with progress("build training queries", 9000) as advance:
+            train_and_save(split.history, s.models_dir, progress=advance)
+    model = load_ranker(base_name, s.models_dir)
+    if ranker == "llm":
+        try:
+            from agent.eval_plugin import make_eval_reranker
+        except ImportError as exc:
+            raise InvalidInputError(f"the llm ranker is not available in this build ({exc})") from exc
+        reranker = make_eval_reranker(s)
+    if sample is not None and sample <= 0:
+        raise InvalidInputError("--sample must be a positive number")
+    n = min(sample or len(split.queries), len(split.queries))
+    with progress(f"evaluate {getattr(model, 'name', ranker)}", n) as advance:
+        result = evaluate(
+            split, model, pool_size=pool, sample=sample, seed=seed, reranker=reranker, progress=advance
+        )
+    if isinstance(model, LearnedRanker):
+        result["model"] = model.meta
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=2, default=str))
+    echo_table("evaluation", table_rows(result))
+    console.print(
+        f"candidate recall@{pool}: {result['candidate_recall']:.3f}; {result['timing_s']['total']:.1f} s; "
+        f"written to {json_out}"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    app.command("eval")(eval_cmd)

@@ -215,4 +215,6 @@ def _best(labels: np.ndarray, sel: np.ndarray, exclude: int | None = None) -> tu
         return None
     ids, counts = np.unique(lab, return_counts=True)
     i = int(np.argmax(counts))
+    if counts[i] < 3:
+        return None
     return int(ids[i]), int(counts[i]), float(counts[i] / max(1, sel.sum()))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from mining.facts import Fact
 
 MAX_WORDS = 120
+MIN_TEXT_CONFIDENCE = 0.2
 
 
 def _get(facts: list[Fact], fid: str) -> Fact | None:
     f = next((x for x in facts if x.id == fid), None)
-    return f if f is not None and f.sufficient else None
+    # Weak evidence stays in the facts for support staff but is not narrated as if it were known.
+    return f if f is not None and f.confidence >= MIN_TEXT_CONFIDENCE else None
 
 
 def render_text(facts: list[Fact]) -> tuple[str, list[list[str]]]:

@@ -1,0 +1,137 @@
+"""``chronotope eval``: rank every known POI for each dev target, report metrics and baselines."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import columns as C
+from evaluation.dev_split import DevSplit, Query, user_input
+from evaluation.metrics import rank_of, summarize
+from retrieval.features import FEATURES, CatalogStats, UserHistory, heuristic_score, query_features
+from retrieval.rankers import Ranker
+from retrieval.training import POOL, local_hour_weekend, local_weekday, pool_of
+
+COL = {name: i for i, name in enumerate(FEATURES)}
+# Reranks the top of a ranked list: (query, history frame, pool item ids in order, their scores) -> new order
+Reranker = Callable[[Query, pd.DataFrame, list[str], np.ndarray], list[str]]
+
+
+def _baseline_scores(f: np.ndarray) -> dict[str, np.ndarray]:
+    pop = f[:, COL["popularity_log"]]
+    ucount = f[:, COL["user_count_log"]]
+    markov = f[:, COL["global_trans_prob"]]
+    return {
+        "popularity": pop,
+        "user frequency": ucount * 1e3 + pop,
+        "markov": markov * 1e6 + ucount * 1e3 + pop,
+        "heuristic blend": heuristic_score(f),
+    }
+
+
+def evaluate(
+    split: DevSplit,
+    ranker: Ranker,
+    *,
+    pool_size: int = POOL,
+    sample: int | None = None,
+    seed: int = 0,
+    reranker: Reranker | None = None,
+    rerank_top: int = 20,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    stats = CatalogStats.build(
+        split.history, split.test.rename(columns={C.ITEM: "item_id", C.LAT: "lat", C.LON: "lon"})
+    )
+    # Test-only POIs join the catalog (coordinates from the test file) but are rankable for a user
+    # only once they are in that user's own input: stats.known covers the history POIs.
+    queries = split.queries
+    if sample is not None and sample < len(queries):
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(len(queries), size=sample, replace=False))
+        queries = [queries[i] for i in pick]
+    by_hist = {str(u): g for u, g in split.history.groupby(C.USER, sort=False)}
+    by_test = {str(u): g for u, g in split.test.groupby(C.USER, sort=False)}
+    ranks: list[float] = []
+    base_ranks: dict[str, list[float]] = {}
+    in_pool: list[bool] = []
+    is_new: list[bool] = []
+    t_feat = t_rank = 0.0
+    for q in queries:
+        t0 = time.perf_counter()
+        inp = user_input(split, q, by_hist, by_test)
+        uh = UserHistory.from_frame(inp, stats)
+        hour, weekend = local_hour_weekend(q.ts, q.tz_offset_min)
+        f = query_features(
+            stats, uh, q.ts.value / 3.6e12, hour, weekend, weekday=local_weekday(q.ts, q.tz_offset_min)
+        )
+        allowed = stats.known.copy()
+        allowed[uh.idx[uh.idx >= 0]] = True
+        target = int(stats.index_of(np.array([q.target_item]))[0])
+        t1 = time.perf_counter()
+        stage1 = heuristic_score(f)
+        pool = pool_of(stage1, allowed, pool_size)
+        pool_scores = ranker.score(f[pool])
+        order = pool[np.argsort(-pool_scores, kind="stable")]
+        if reranker is not None and len(order):
+            top_ids = [str(stats.item_ids[i]) for i in order[:rerank_top]]
+            new_ids = reranker(q, inp, top_ids, np.sort(pool_scores)[::-1][:rerank_top])
+            if sorted(new_ids) != sorted(top_ids):
+                raise RuntimeError("reranker returned items that were not among its candidates")
+            order = np.concatenate([stats.index_of(np.array(new_ids)), order[rerank_top:]])
+        # Final score: the pool in ranked order above everything else, the rest by stage 1.
+        final = stage1.astype(float) - 1e9
+        final[order] = 1e9 - np.arange(len(order))
+        ranks.append(rank_of(final, target, allowed))
+        in_pool.append(bool(target >= 0 and target in pool))
+        visited = target >= 0 and target in set(uh.idx.tolist())
+        is_new.append(not visited)
+        for name, s in _baseline_scores(f).items():
+            base_ranks.setdefault(name, []).append(rank_of(s, target, allowed))
+        t2 = time.perf_counter()
+        t_feat += t1 - t0
+        t_rank += t2 - t1
+        if progress:
+            progress(1)
+    r = np.array(ranks)
+    new = np.array(is_new)
+    result: dict[str, Any] = summarize(r)
+    result["ranker"] = getattr(ranker, "name", "unknown") + (" + llm rerank" if reranker else "")
+    result["candidate_recall"] = float(np.mean(in_pool)) if in_pool else 0.0
+    result["pool_size"] = pool_size
+    result["splits"] = {
+        "revisit": summarize(r[~new]),
+        "new place": summarize(r[new]),
+    }
+    result["baselines"] = {name: summarize(np.array(v)) for name, v in base_ranks.items()}
+    result["baselines_splits"] = {
+        name: {"revisit": summarize(np.array(v)[~new]), "new place": summarize(np.array(v)[new])}
+        for name, v in base_ranks.items()
+    }
+    result["timing_s"] = {
+        "total": round(time.perf_counter() - t_start, 2),
+        "features": round(t_feat, 2),
+        "rank": round(t_rank, 2),
+        "per_query_ms": round(1000 * (t_feat + t_rank) / max(len(queries), 1), 2),
+    }
+    result["sample"] = sample
+    result["seed"] = seed
+    return result
+
+
+def table_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = ("n", "acc@1", "acc@5", "acc@10", "ndcg@10", "mrr")
+    rows = [{"method": result["ranker"], "targets": "all", **{k: result[k] for k in keys}}]
+    for name, m in result["baselines"].items():
+        rows.append({"method": f"baseline: {name}", "targets": "all", **{k: m[k] for k in keys}})
+    for split_name, m in result["splits"].items():
+        rows.append({"method": result["ranker"], "targets": split_name, **{k: m[k] for k in keys}})
+    for name, parts in result["baselines_splits"].items():
+        for split_name, m in parts.items():
+            rows.append({"method": f"baseline: {name}", "targets": split_name, **{k: m[k] for k in keys}})
+    return rows

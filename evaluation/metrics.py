@@ -1,0 +1,38 @@
+"""Ranking metrics for one relevant item per query (the next check-in)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+KS = (1, 5, 10)
+
+
+def summarize(ranks: np.ndarray) -> dict[str, float]:
+    """``ranks``: 1-based rank of the truth per query; ``inf`` for a miss (counts as 0)."""
+    r = np.asarray(ranks, dtype=float)
+    n = len(r)
+    out: dict[str, float] = {"n": n}
+    if n == 0:
+        return out | {f"acc@{k}": 0.0 for k in KS} | {"ndcg@10": 0.0, "mrr": 0.0}
+    for k in KS:
+        acc = float(np.mean(r <= k))
+        out[f"acc@{k}"] = acc
+        p = acc / k  # one relevant item: precision@k = hit/k, recall@k = hit
+        out[f"precision@{k}"] = p
+        out[f"recall@{k}"] = acc
+        out[f"f1@{k}"] = 2 * p * acc / (p + acc) if p + acc > 0 else 0.0
+    out["ndcg@10"] = float(np.mean(np.where(r <= 10, 1 / np.log2(r + 1), 0.0)))
+    out["mrr"] = float(np.mean(np.where(np.isfinite(r), 1 / r, 0.0)))
+    return out
+
+
+def rank_of(scores: np.ndarray, target: int, allowed: np.ndarray) -> float:
+    """1-based rank of ``target`` among allowed items by descending score (ties: pessimistic
+    half, so a constant scorer gets no credit); ``inf`` if it is not allowed."""
+    if target < 0 or not allowed[target]:
+        return float("inf")
+    s = np.where(allowed, scores, -np.inf)
+    t = s[target]
+    higher = int(np.sum(s > t))
+    ties = int(np.sum(s == t)) - 1
+    return float(1 + higher + ties / 2)

@@ -1,0 +1,289 @@
+"""Per-candidate features for next-place ranking, computed vectorised over the whole catalog.
+
+``CatalogStats`` holds what is shared by all users, built from a training history: POI
+coordinates, popularity, global transitions (consecutive check-ins ≤ 24 h apart) and item-item
+co-visitation. ``query_features`` turns one user's history before the query time into a feature
+matrix over every POI: O(catalog) numpy work per query, a few milliseconds.
+
+No information after the query time may enter: callers pass only the user's events before it,
+and CatalogStats is built from rows before the earliest query (tests/evaluation checks this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from core import columns as C
+
+MAX_GAP_H = 24.0
+EARTH_KM = 6371.0088
+HOUR_SIGMA = 2.0  # hours; the kernel for "visits this place at this time of day"
+
+FEATURES = (
+    "user_count_log",
+    "user_share",
+    "steps_since_visit_log",
+    "hours_since_visit_log",
+    "user_hour_affinity",
+    "user_hour_affinity_share",
+    "user_weekend_match",
+    "user_trans_count",
+    "user_trans_prob",
+    "global_trans_prob",
+    "global_trans_count_log",
+    "dist_last_km_log",
+    "dist_last_exp",
+    "dist_centroid_km_log",
+    "covis_score",
+    "covis_rank_score",
+    "popularity_log",
+    "recent_popularity_log",
+    "gap_since_last_h_log",
+    "user_n_events_log",
+    "visited_before",
+    "user_recent10_count",
+    "user_recent50_share",
+    "user_dow_affinity_share",
+    "user_trans_any_prob",
+    "user_trans_prev2_prob",
+)
+
+
+@dataclass
+class CatalogStats:
+    item_ids: np.ndarray  # index -> item id (str)
+    lat: np.ndarray
+    lon: np.ndarray
+    popularity: np.ndarray  # check-ins per POI in the training history
+    recent_popularity: np.ndarray  # in its last 30 days
+    trans: sp.csr_matrix  # global transition counts (from -> to)
+    trans_row_sum: np.ndarray
+    covis: sp.csr_matrix  # item-item cosine co-visitation (users), diagonal zero
+    known: np.ndarray  # bool: seen in the training history
+    cutoff: pd.Timestamp  # the latest training time
+
+    @property
+    def n(self) -> int:
+        return len(self.item_ids)
+
+    def index_of(self, ids: pd.Series | np.ndarray) -> np.ndarray:
+        lookup = pd.Index(self.item_ids)
+        return lookup.get_indexer(pd.Index(np.asarray(ids).astype(str)))
+
+    @classmethod
+    def build(cls, history: pd.DataFrame, items: pd.DataFrame | None = None) -> CatalogStats:
+        """history: events frame (core.columns) of the training period; items: extra catalog rows
+        (item_id, lat, lon) known but maybe never visited."""
+        h = history.dropna(subset=[C.ITEM]).sort_values([C.USER, C.TIME], kind="stable")
+        ids = pd.Index(pd.unique(h[C.ITEM].astype(str)))
+        if items is not None and len(items):
+            ids = ids.append(pd.Index(items["item_id"].astype(str))).unique()
+        coords = h.groupby(h[C.ITEM].astype(str))[[C.LAT, C.LON]].median()
+        lat = coords[C.LAT].reindex(ids).to_numpy(dtype=float).copy()
+        lon = coords[C.LON].reindex(ids).to_numpy(dtype=float).copy()
+        if items is not None and len(items):
+            it = (
+                items.assign(item_id=items["item_id"].astype(str))
+                .drop_duplicates("item_id")
+                .set_index("item_id")
+            )
+            miss = np.isnan(lat)
+            lat[miss] = it["lat"].reindex(ids[miss]).to_numpy(dtype=float)
+            lon[miss] = it["lon"].reindex(ids[miss]).to_numpy(dtype=float)
+        n = len(ids)
+        idx = ids.get_indexer(h[C.ITEM].astype(str))
+        pop = np.bincount(idx, minlength=n).astype(float)
+        ts = pd.to_datetime(h[C.TIME], utc=True)
+        cutoff = ts.max() if len(ts) else pd.Timestamp.now(tz="UTC")
+        recent = (ts >= cutoff - pd.Timedelta(days=30)).to_numpy()
+        rpop = np.bincount(idx[recent], minlength=n).astype(float)
+        users = h[C.USER].astype(str).to_numpy()
+        th = ts.dt.as_unit("ns").astype("int64").to_numpy() / 3.6e12
+        ok = (users[1:] == users[:-1]) & ((th[1:] - th[:-1]) <= MAX_GAP_H)
+        a, b = idx[:-1][ok], idx[1:][ok]
+        trans = sp.csr_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+        trans.sum_duplicates()
+        # Co-visitation: users who went to i also went to j (binary user x item, cosine).
+        uidx = pd.Index(pd.unique(users)).get_indexer(users)
+        x = sp.csr_matrix((np.ones(len(idx)), (uidx, idx)), shape=(uidx.max() + 1 if len(uidx) else 0, n))
+        x.data[:] = 1.0
+        x.sum_duplicates()
+        x.data[:] = 1.0
+        co = (x.T @ x).tocsr().astype(np.float32)
+        deg = np.sqrt(np.asarray(co.diagonal()).astype(np.float32))
+        co.setdiag(0)
+        co.eliminate_zeros()
+        inv = np.where(deg > 0, 1 / np.maximum(deg, 1e-9), 0).astype(np.float32)
+        co = sp.diags(inv) @ co @ sp.diags(inv)
+        known = np.zeros(n, dtype=bool)
+        known[np.unique(idx)] = True
+        return cls(
+            item_ids=np.asarray(ids, dtype=object),
+            lat=lat,
+            lon=lon,
+            popularity=pop,
+            recent_popularity=rpop,
+            trans=trans,
+            trans_row_sum=np.asarray(trans.sum(axis=1)).ravel(),
+            covis=sp.csr_matrix(co),
+            known=known,
+            cutoff=cutoff,
+        )
+
+
+@dataclass
+class UserHistory:
+    """One user's events before the query time, as catalog indices (time order)."""
+
+    idx: np.ndarray  # POI index per event (-1: not in the catalog)
+    hour: np.ndarray  # local hour (float, with minutes)
+    weekend: np.ndarray  # bool
+    t_h: np.ndarray  # UTC hours since epoch
+    weekday: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.idx)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, stats: CatalogStats) -> UserHistory:
+        if len(df) == 0:
+            e = np.array([], dtype=float)
+            return cls(np.array([], dtype=int), e, np.array([], dtype=bool), e, np.array([], dtype=int))
+        df = df.sort_values(C.TIME, kind="stable")
+        ts = pd.to_datetime(df[C.TIME], utc=True)
+        off = df[C.TZ_OFFSET].fillna(0).to_numpy(dtype=float) if C.TZ_OFFSET in df else np.zeros(len(df))
+        local = ts.dt.tz_localize(None) + pd.to_timedelta(off, unit="m")
+        return cls(
+            idx=stats.index_of(df[C.ITEM].astype(str).to_numpy()),
+            hour=(local.dt.hour + local.dt.minute / 60).to_numpy(dtype=float),
+            weekend=(local.dt.weekday >= 5).to_numpy(),
+            t_h=ts.dt.as_unit("ns").astype("int64").to_numpy() / 3.6e12,
+            weekday=local.dt.weekday.to_numpy(),
+        )
+
+
+def haversine_to_all(stats: CatalogStats, lat: float, lon: float) -> np.ndarray:
+    p1, p2 = np.radians(lat), np.radians(stats.lat)
+    dl = np.radians(stats.lon - lon)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    d = 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    return np.where(np.isnan(d), 50.0, d)  # an unlocated POI is "far", not an error
+
+
+def query_features(
+    stats: CatalogStats,
+    user: UserHistory,
+    t_h: float,
+    hour: float,
+    weekend: bool,
+    where: tuple[float, float] | None = None,
+    weekday: int | None = None,
+) -> np.ndarray:
+    """Features (len(FEATURES) columns) for every POI in the catalog, for a query at ``t_h``
+    (UTC hours) and local ``hour``. ``where`` overrides the last check-in's location."""
+    n = stats.n
+    f = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    col = {name: i for i, name in enumerate(FEATURES)}
+    valid = user.idx >= 0
+    ui, uh, uw, ut = user.idx[valid], user.hour[valid], user.weekend[valid], user.t_h[valid]
+    m = len(ui)
+    if m:
+        cnt = np.bincount(ui, minlength=n).astype(float)
+        f[:, col["user_count_log"]] = np.log1p(cnt)
+        f[:, col["user_share"]] = cnt / m
+        last_pos = np.full(n, -1.0)
+        last_pos[ui] = np.arange(m)  # later positions overwrite earlier ones
+        last_t = np.full(n, np.nan)
+        last_t[ui] = ut
+        seen = last_pos >= 0
+        f[:, col["steps_since_visit_log"]] = np.where(seen, np.log1p(m - last_pos), 8.0)
+        f[:, col["hours_since_visit_log"]] = np.where(seen, np.log1p(np.maximum(t_h - last_t, 0)), 10.0)
+        dh = np.abs(uh - hour)
+        dh = np.minimum(dh, 24 - dh)
+        kern = np.exp(-(dh**2) / (2 * HOUR_SIGMA**2))
+        aff = np.bincount(ui, weights=kern, minlength=n)
+        f[:, col["user_hour_affinity"]] = np.log1p(aff)
+        f[:, col["user_hour_affinity_share"]] = np.where(cnt > 0, aff / np.maximum(cnt, 1), 0)
+        wk = np.bincount(ui, weights=(uw == weekend).astype(float), minlength=n)
+        f[:, col["user_weekend_match"]] = np.where(cnt > 0, wk / np.maximum(cnt, 1), 0)
+        f[:, col["visited_before"]] = seen
+        f[:, col["user_recent10_count"]] = np.bincount(ui[-10:], minlength=n)
+        f[:, col["user_recent50_share"]] = np.bincount(ui[-50:], minlength=n) / min(m, 50)
+        if weekday is not None and user.weekday is not None:
+            same = (user.weekday[valid] == weekday).astype(float)
+            f[:, col["user_dow_affinity_share"]] = np.where(
+                cnt > 0, np.bincount(ui, weights=same, minlength=n) / np.maximum(cnt, 1), 0
+            )
+        last = ui[-1]
+        # the user's own transitions out of the last place
+        prev, nxt = ui[:-1], ui[1:]
+        close = (ut[1:] - ut[:-1]) <= MAX_GAP_H
+        anygap = nxt[prev == last]
+        if len(anygap):
+            f[:, col["user_trans_any_prob"]] = np.bincount(anygap, minlength=n) / len(anygap)
+        if m >= 2:
+            # second-order: where the user went after being at the place before the last one
+            prev2 = ui[-2]
+            after2 = ui[2:][(ui[:-2] == prev2)] if m > 2 else np.array([], dtype=int)
+            if len(after2):
+                f[:, col["user_trans_prev2_prob"]] = np.bincount(after2, minlength=n) / len(after2)
+        own = nxt[(prev == last) & close]
+        if len(own):
+            oc = np.bincount(own, minlength=n).astype(float)
+            f[:, col["user_trans_count"]] = oc
+            f[:, col["user_trans_prob"]] = oc / len(own)
+        row = stats.trans.getrow(last)
+        g = np.zeros(n)
+        g[row.indices] = row.data
+        rs = stats.trans_row_sum[last]
+        f[:, col["global_trans_prob"]] = g / rs if rs > 0 else 0
+        f[:, col["global_trans_count_log"]] = np.log1p(g)
+        lat, lon = (stats.lat[last], stats.lon[last]) if where is None else where
+        gap = max(t_h - ut[-1], 0.0)
+        f[:, col["gap_since_last_h_log"]] = np.log1p(gap)
+        # co-visitation from the user's places, weighted by how often
+        places, counts = np.unique(ui, return_counts=True)
+        cv = np.asarray(stats.covis[places].T @ np.log1p(counts)).ravel()
+        f[:, col["covis_score"]] = cv
+        order = np.argsort(-cv, kind="stable")
+        rank = np.empty(n)
+        rank[order] = np.arange(n)
+        f[:, col["covis_rank_score"]] = 1 / (1 + rank / 10)
+        clat, clon = np.nanmedian(stats.lat[ui]), np.nanmedian(stats.lon[ui])
+        f[:, col["dist_centroid_km_log"]] = np.log1p(haversine_to_all(stats, clat, clon))
+    else:
+        f[:, col["steps_since_visit_log"]] = 8.0
+        f[:, col["hours_since_visit_log"]] = 10.0
+        f[:, col["gap_since_last_h_log"]] = 10.0
+        lat, lon = where if where is not None else (np.nan, np.nan)
+        f[:, col["dist_centroid_km_log"]] = np.log1p(50.0)
+    if not (np.isnan(lat) or np.isnan(lon)):
+        d = haversine_to_all(stats, float(lat), float(lon))
+    else:
+        d = np.full(n, 50.0)
+    f[:, col["dist_last_km_log"]] = np.log1p(d)
+    f[:, col["dist_last_exp"]] = np.exp(-d / 2)
+    f[:, col["popularity_log"]] = np.log1p(stats.popularity)
+    f[:, col["recent_popularity_log"]] = np.log1p(stats.recent_popularity)
+    f[:, col["user_n_events_log"]] = np.log1p(m)
+    return f
+
+
+def heuristic_score(f: np.ndarray) -> np.ndarray:
+    """Hand-weighted blend (the README's blend, plus co-visitation): the stage-1 pool selector
+    and the 'heuristic' ranker."""
+    col = {name: i for i, name in enumerate(FEATURES)}
+    return (
+        f[:, col["user_count_log"]]
+        + 1.4 * f[:, col["global_trans_prob"]]
+        + 1.0 * f[:, col["user_trans_prob"]]
+        + 0.42 * f[:, col["dist_last_exp"]]
+        + 0.5 * f[:, col["user_hour_affinity_share"]] * (f[:, col["user_count_log"]] > 0)
+        + 0.3 * f[:, col["covis_rank_score"]]
+        + 0.05 * f[:, col["popularity_log"]]
+    )

@@ -1,0 +1,138 @@
+"""Rankers over the feature matrix: the heuristic blend and a learned LightGBM LambdaRank model.
+
+A trained model is saved as ``ranker-<hash>.txt`` (LightGBM text) with ``ranker-<hash>.json``
+(features, metrics, training data summary); the product loads the newest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from retrieval.features import FEATURES, heuristic_score
+
+
+class Ranker(Protocol):
+    name: str
+
+    def score(self, features: np.ndarray) -> np.ndarray: ...
+
+
+class HeuristicRanker:
+    name = "heuristic"
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return heuristic_score(features)
+
+
+@dataclass
+class LearnedRanker:
+    booster: Any  # lightgbm.Booster
+    version: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"learned-lgbm@{self.version}"
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        if len(features) == 0:
+            return np.zeros(0)
+        return np.asarray(self.booster.predict(features, num_threads=1))
+
+    @classmethod
+    def train(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        groups_val: np.ndarray,
+        *,
+        rounds: int = 400,
+        meta: dict[str, Any] | None = None,
+    ) -> LearnedRanker:
+        import lightgbm as lgb
+
+        params = {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [10],
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_data_in_leaf": 50,
+            "feature_fraction": 0.9,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambdarank_truncation_level": 20,
+            "num_threads": 2,
+            "verbose": -1,
+            "seed": 7,
+        }
+        train = lgb.Dataset(x, y, group=groups, feature_name=list(FEATURES))
+        val = lgb.Dataset(x_val, y_val, group=groups_val, reference=train)
+        booster = lgb.train(
+            params,
+            train,
+            num_boost_round=rounds,
+            valid_sets=[val],
+            callbacks=[lgb.early_stopping(60, verbose=False)],
+        )
+        text = booster.model_to_string()
+        version = hashlib.sha256(text.encode()).hexdigest()[:10]
+        info = {
+            "version": version,
+            "features": list(FEATURES),
+            "trained_at": datetime.now(UTC).isoformat(),
+            "best_iteration": booster.best_iteration,
+            "best_score": {k: dict(v) for k, v in booster.best_score.items()},
+            "train_rows": int(len(y)),
+            "train_queries": int(len(groups)),
+            **(meta or {}),
+        }
+        return cls(booster, version, info)
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"ranker-{self.version}.txt"
+        self.booster.save_model(str(path), num_iteration=self.booster.best_iteration or None)
+        (folder / f"ranker-{self.version}.json").write_text(json.dumps(self.meta, indent=2, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> LearnedRanker:
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_file=str(path))
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        if meta.get("features") and meta["features"] != list(FEATURES):
+            raise ValueError(
+                f"{path.name} was trained on other features; retrain with `chronotope rank train`"
+            )
+        return cls(booster, meta.get("version", path.stem.removeprefix("ranker-")), meta)
+
+
+def newest_model(folder: Path) -> Path | None:
+    models = sorted(folder.glob("ranker-*.txt"), key=lambda p: p.stat().st_mtime)
+    return models[-1] if models else None
+
+
+def load_ranker(name: str, models_dir: Path | None) -> Ranker:
+    """'heuristic', 'learned' (newest model file; heuristic if none), or a model file path."""
+    if name == "heuristic":
+        return HeuristicRanker()
+    if name == "learned":
+        path = newest_model(models_dir) if models_dir else None
+        return LearnedRanker.load(path) if path else HeuristicRanker()
+    p = Path(name)
+    if p.exists():
+        return LearnedRanker.load(p)
+    raise ValueError(f"unknown ranker {name!r}: use heuristic, learned or a model file path")

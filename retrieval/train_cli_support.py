@@ -1,0 +1,43 @@
+"""Train and save the learned ranker from an events frame (used by `rank train` and `eval`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retrieval.rankers import LearnedRanker
+from retrieval.training import build_training_set
+
+
+def train_and_save(
+    history: pd.DataFrame,
+    models_dir: Path,
+    *,
+    weeks: int = 8,
+    max_queries: int = 9000,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[LearnedRanker, Path]:
+    """Pseudo-targets from the last ``weeks`` of ``history``; a sixth of the users held out for
+    early stopping (no evaluation data is used)."""
+    ts = build_training_set(history, weeks=weeks, max_queries=max_queries, seed=seed, progress=progress)
+    if len(ts.groups) < 20:
+        raise ValueError(f"too little history to train a ranker ({len(ts.groups)} usable queries)")
+    users = np.unique(ts.users)
+    rng = np.random.default_rng(seed)
+    val_users = set(rng.choice(users, size=max(1, len(users) // 6), replace=False).tolist())
+    qv = np.array([u in val_users for u in ts.users])
+    rv = np.repeat(qv, ts.groups)
+    model = LearnedRanker.train(
+        ts.x[~rv],
+        ts.y[~rv],
+        ts.groups[~qv],
+        ts.x[rv],
+        ts.y[rv],
+        ts.groups[qv],
+        meta={"weeks": weeks, "pool_recall_train": round(ts.pool_recall, 4), "history_rows": len(history)},
+    )
+    return model, model.save(models_dir)

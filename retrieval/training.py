@@ -1,0 +1,100 @@
+"""Training data for the learned ranker: pseudo-targets cut from the end of a history.
+
+Queries are the check-ins of the last ``weeks`` of the history; catalog statistics are built from
+the rows before that window only, so a query's own future never shapes its features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core import columns as C
+from retrieval.features import CatalogStats, UserHistory, heuristic_score, query_features
+
+POOL = 300
+
+
+@dataclass
+class TrainingSet:
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    users: np.ndarray  # user per query, for splitting
+    pool_recall: float
+
+
+def local_hour_weekend(ts: pd.Timestamp, tz_offset_min: int) -> tuple[float, bool]:
+    loc = ts.tz_convert("UTC").tz_localize(None) + pd.Timedelta(minutes=int(tz_offset_min))
+    return loc.hour + loc.minute / 60, loc.weekday() >= 5
+
+
+def local_weekday(ts: pd.Timestamp, tz_offset_min: int) -> int:
+    return int((ts.tz_convert("UTC").tz_localize(None) + pd.Timedelta(minutes=int(tz_offset_min))).weekday())
+
+
+def pool_of(scores: np.ndarray, allowed: np.ndarray, size: int) -> np.ndarray:
+    s = np.where(allowed, scores, -np.inf)
+    k = min(size, int(allowed.sum()))
+    if k == 0:
+        return np.array([], dtype=int)
+    top = np.argpartition(-s, k - 1)[:k]
+    return top[np.argsort(-s[top], kind="stable")]
+
+
+def build_training_set(
+    history: pd.DataFrame,
+    *,
+    weeks: int = 6,
+    max_queries: int = 6000,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> TrainingSet:
+    h = history.dropna(subset=[C.ITEM]).sort_values([C.USER, C.TIME], kind="stable").reset_index(drop=True)
+    ts = pd.to_datetime(h[C.TIME], utc=True)
+    cut = ts.max() - pd.Timedelta(weeks=weeks)
+    stats = CatalogStats.build(h[ts < cut])
+    rng = np.random.default_rng(seed)
+    cand = np.where((ts >= cut).to_numpy())[0]
+    rng.shuffle(cand)
+    xs, ys, groups, users = [], [], [], []
+    hits = tried = 0
+    by_user = {u: g.index.to_numpy() for u, g in h.groupby(C.USER, sort=False)}
+    for row in cand:
+        if len(groups) >= max_queries:
+            break
+        u = h.at[row, C.USER]
+        rows = by_user[u]
+        before = rows[rows < row]
+        if len(before) == 0:
+            continue
+        target = stats.index_of(np.array([str(h.at[row, C.ITEM])]))[0]
+        tried += 1
+        uh = UserHistory.from_frame(h.loc[before], stats)
+        t = ts.iloc[row]
+        hour, weekend = local_hour_weekend(t, int(h.at[row, C.TZ_OFFSET]))
+        f = query_features(
+            stats, uh, t.value / 3.6e12, hour, weekend, weekday=local_weekday(t, int(h.at[row, C.TZ_OFFSET]))
+        )
+        allowed = stats.known.copy()
+        allowed[uh.idx[uh.idx >= 0]] = True
+        pool = pool_of(heuristic_score(f), allowed, POOL)
+        if target < 0 or target not in pool:
+            continue  # no positive in the pool: nothing to learn from this query
+        hits += 1
+        xs.append(f[pool])
+        ys.append((pool == target).astype(float))
+        groups.append(len(pool))
+        users.append(u)
+        if progress:
+            progress(1)
+    return TrainingSet(
+        x=np.vstack(xs) if xs else np.zeros((0, f.shape[1])),
+        y=np.concatenate(ys) if ys else np.zeros(0),
+        groups=np.array(groups),
+        users=np.array(users),
+        pool_recall=hits / max(tried, 1),
+    )
