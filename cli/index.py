@@ -1,9 +1,68 @@
-"""CLI commands (filled in by the area that owns them)."""
+"""``chronotope index``: embed the catalog and build or extend the FAISS index."""
 
 from __future__ import annotations
 
+import time
+
 import typer
+
+from cli.common import console, handle_errors, progress, settings
+
+
+@handle_errors
+def index_cmd(
+    kind: str = typer.Option("", "--kind", help="auto | flat | hnsw | ivf (default: the setting, auto)."),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Embed everything again instead of adding new items."
+    ),
+    batch_size: int = typer.Option(128, "--batch-size", help="Texts per encoding batch."),
+) -> None:
+    """Embed items (name, category, attributes, coarse place) and index them; new items are added."""
+    from core.db import open_store
+    from core.errors import NotReadyError
+    from retrieval.catalog import catalog_texts, load_catalog
+    from retrieval.embedder import SentenceTransformerEmbedder
+    from retrieval.index import VectorIndex
+
+    s = settings()
+    _, factory = open_store(s)
+    with factory() as sess:
+        catalog = load_catalog(sess)
+    if catalog.empty:
+        console.print("the catalog is empty: ingest data first (`chronotope ingest`)")
+        return
+    existing = None
+    if not rebuild:
+        try:
+            existing = VectorIndex.load(s.index_dir)
+        except NotReadyError:
+            existing = None
+    ids = catalog["item_id"].astype(str).tolist()
+    todo = [i for i, item in enumerate(ids) if existing is None or item not in existing.pos]
+    if not todo:
+        console.print(f"index up to date: {len(existing or [])} items ({existing.kind if existing else '-'})")
+        return
+    t0 = time.perf_counter()
+    embedder = SentenceTransformerEmbedder(s.retrieval.embedding_model)
+    texts = catalog_texts(catalog.iloc[todo])
+    t1 = time.perf_counter()
+    with progress("embed items", len(texts)) as advance:
+        vectors = embedder.encode(texts, batch_size=batch_size, progress=advance)
+    t2 = time.perf_counter()
+    todo_ids = [ids[i] for i in todo]
+    if existing is None:
+        index = VectorIndex.build(todo_ids, vectors, kind=kind or s.retrieval.index_kind, model=embedder.name)
+        added = len(index)
+    else:
+        index = existing
+        added = index.add(todo_ids, vectors)
+    index.save(s.index_dir)
+    console.print(
+        f"indexed {added:,} items ({len(index):,} in total, {index.kind}) "
+        f"in {time.perf_counter() - t0:.1f} s "
+        f"(model load {t1 - t0:.1f} s, {len(texts) / max(t2 - t1, 1e-9):.0f} items/s)"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    app.command("index")(index_cmd)

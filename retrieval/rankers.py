@@ -15,11 +15,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.errors import InvalidInputError
 from retrieval.features import FEATURES, heuristic_score
 
 
 class Ranker(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def score(self, features: np.ndarray) -> np.ndarray: ...
 
@@ -135,4 +137,4 @@ def load_ranker(name: str, models_dir: Path | None) -> Ranker:
     p = Path(name)
     if p.exists():
         return LearnedRanker.load(p)
-    raise ValueError(f"unknown ranker {name!r}: use heuristic, learned or a model file path")
+    raise InvalidInputError(f"unknown ranker {name!r}: use heuristic, learned or a model file path")

@@ -60,7 +60,10 @@ def build_training_set(
     rng = np.random.default_rng(seed)
     cand = np.where((ts >= cut).to_numpy())[0]
     rng.shuffle(cand)
-    xs, ys, groups, users = [], [], [], []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    groups: list[int] = []
+    users: list[str] = []
     hits = tried = 0
     by_user = {u: g.index.to_numpy() for u, g in h.groupby(C.USER, sort=False)}
     for row in cand:

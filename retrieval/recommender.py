@@ -1,0 +1,176 @@
+"""The in-memory recommender shared by the product and the evaluation harness.
+
+fit() builds catalog statistics from a history; recommend() computes features for every POI,
+selects a pool (stage 1: the heuristic blend, plus any extra sources such as embedding search),
+applies the request's filters, ranks the pool with the configured ranker and records which
+sources found each candidate.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core import columns as C
+from retrieval.features import (
+    FEATURES,
+    CatalogStats,
+    UserHistory,
+    haversine_to_all,
+    heuristic_score,
+    query_features,
+)
+from retrieval.rankers import Ranker, load_ranker
+from retrieval.training import POOL, local_hour_weekend, local_weekday
+from retrieval.types import Candidate, RankedList, RequestContext
+
+COL = {name: i for i, name in enumerate(FEATURES)}
+NEARBY_KM = 1.0
+POPULAR_TOP = 50
+COVIS_TOP = 50
+
+
+class Recommender:
+    def __init__(self, stats: CatalogStats, ranker: Ranker, items: pd.DataFrame) -> None:
+        self.stats = stats
+        self.ranker = ranker
+        it = (
+            items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id").set_index("item_id")
+        )
+        ids = pd.Index(stats.item_ids.astype(str))
+        self.names = (
+            it["name"].reindex(ids).to_numpy(dtype=object) if "name" in it else np.full(len(ids), None)
+        )
+        self.categories = (
+            it["category"].reindex(ids).to_numpy(dtype=object)
+            if "category" in it
+            else np.full(len(ids), None)
+        )
+        self.popular = set(np.argsort(-stats.popularity)[:POPULAR_TOP].tolist())
+
+    @classmethod
+    def fit(
+        cls,
+        history: pd.DataFrame,
+        items: pd.DataFrame,
+        *,
+        ranker: str = "learned",
+        models_dir: Path | None = None,
+    ) -> Recommender:
+        """history: events frame (core.columns); items: item_id, name, category, lat, lon."""
+        stats = CatalogStats.build(history, items)
+        return cls(stats, load_ranker(ranker, models_dir), items)
+
+    def _filters(self, ctx: RequestContext, uh: UserHistory, ref: tuple[float, float] | None) -> np.ndarray:
+        ok = np.ones(self.stats.n, dtype=bool)
+        cats = self.categories
+        norm = np.array([c.lower() if isinstance(c, str) else "" for c in cats])
+        if ctx.include_categories:
+            wanted = {c.lower() for c in ctx.include_categories}
+            ok &= np.array([any(w in c for w in wanted) for c in norm])
+        if ctx.exclude_categories:
+            banned = {c.lower() for c in ctx.exclude_categories}
+            ok &= ~np.array([any(b in c for b in banned) for c in norm])
+        if ctx.max_distance_km is not None and ref is not None:
+            ok &= haversine_to_all(self.stats, ref[0], ref[1]) <= ctx.max_distance_km
+        if ctx.exclude_visited and uh.n:
+            ok[uh.idx[uh.idx >= 0]] = False
+        if ctx.exclude_items:
+            idx = self.stats.index_of(np.array(ctx.exclude_items, dtype=object))
+            ok[idx[idx >= 0]] = False
+        ok &= ~np.isnan(self.stats.lat) | (ref is None)
+        return ok
+
+    def recommend(
+        self,
+        user_id: str,
+        user_history: pd.DataFrame,
+        ctx: RequestContext,
+        k: int = 10,
+        *,
+        pool_size: int = POOL,
+        extra_sources: dict[str, list[str]] | None = None,
+        extra_features: dict[str, dict[str, float]] | None = None,
+    ) -> RankedList:
+        t0 = time.perf_counter()
+        uh = UserHistory.from_frame(user_history, self.stats)
+        ts = pd.Timestamp(ctx.time).tz_convert("UTC")
+        # Local time of the request: the offset of the user's latest event (their time zone).
+        off = (
+            int(user_history[C.TZ_OFFSET].iloc[-1])
+            if len(user_history) and C.TZ_OFFSET in user_history
+            else 0
+        )
+        hour, weekend = local_hour_weekend(ts, off)
+        where = (ctx.lat, ctx.lon) if ctx.lat is not None and ctx.lon is not None else None
+        f = query_features(
+            self.stats, uh, ts.value / 3.6e12, hour, weekend, where=where, weekday=local_weekday(ts, off)
+        )
+        t1 = time.perf_counter()
+        ref = where
+        if ref is None and uh.n and (uh.idx >= 0).any():
+            last = uh.idx[uh.idx >= 0][-1]
+            ref = (float(self.stats.lat[last]), float(self.stats.lon[last]))
+        allowed = self.stats.known.copy()
+        allowed[uh.idx[uh.idx >= 0]] = True
+        extra_idx: dict[str, np.ndarray] = {}
+        for name, ids in (extra_sources or {}).items():
+            ix = self.stats.index_of(np.array(ids, dtype=object))
+            extra_idx[name] = ix[ix >= 0]
+            allowed[extra_idx[name]] = True  # e.g. new catalog items found by embedding search
+        allowed &= self._filters(ctx, uh, ref)
+        stage1 = np.where(allowed, heuristic_score(f), -np.inf)
+        n_allowed = int(allowed.sum())
+        size = min(pool_size, n_allowed)
+        pool = np.argpartition(-stage1, size - 1)[:size] if size else np.array([], dtype=int)
+        for ix in extra_idx.values():
+            pool = np.union1d(pool, ix[allowed[ix]])
+        scores = self.ranker.score(f[pool]) if len(pool) else np.zeros(0)
+        order = np.argsort(-scores, kind="stable")[:k]
+        t2 = time.perf_counter()
+        top = pool[order]
+        user_set = set(uh.idx[uh.idx >= 0].tolist())
+        dist_ref = haversine_to_all(self.stats, ref[0], ref[1]) if ref else None
+        covis_top = set(np.argsort(-f[:, COL["covis_score"]])[:COVIS_TOP].tolist()) if uh.n else set()
+        out: list[Candidate] = []
+        for i, s in zip(top, scores[order], strict=True):
+            src = []
+            if i in user_set:
+                src.append("repeat")
+            if f[i, COL["global_trans_prob"]] > 0 or f[i, COL["user_trans_any_prob"]] > 0:
+                src.append("markov")
+            if dist_ref is not None and dist_ref[i] <= NEARBY_KM:
+                src.append("nearby")
+            if i in covis_top and f[i, COL["covis_score"]] > 0:
+                src.append("collaborative")
+            if i in self.popular:
+                src.append("popular")
+            src += [name for name, ix in extra_idx.items() if i in set(ix.tolist())]
+            if not src:
+                src.append("ranked")
+            item_id = str(self.stats.item_ids[i])
+            feats = {name: round(float(f[i, j]), 4) for j, name in enumerate(FEATURES)}
+            feats.update((extra_features or {}).get(item_id, {}))
+            if dist_ref is not None:
+                feats["distance_km"] = round(float(dist_ref[i]), 3)
+            out.append(
+                Candidate(
+                    item_id=item_id,
+                    name=self.names[i] if isinstance(self.names[i], str) else None,
+                    category=self.categories[i] if isinstance(self.categories[i], str) else None,
+                    lat=None if np.isnan(self.stats.lat[i]) else float(self.stats.lat[i]),
+                    lon=None if np.isnan(self.stats.lon[i]) else float(self.stats.lon[i]),
+                    sources=src,
+                    features=feats,
+                    score=round(float(s), 6),
+                )
+            )
+        return RankedList(
+            candidates=out,
+            ranker=self.ranker.name,
+            pool_size=int(len(pool)),
+            timings={"features_ms": round((t1 - t0) * 1000, 2), "rank_ms": round((t2 - t1) * 1000, 2)},
+        )
