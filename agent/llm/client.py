@@ -1,0 +1,36 @@
+"""One way to reach the LLM: clients built from settings, for whichever URL is configured.
+
+A configured base URL never falls back to an OpenAI key from the environment: the key is the
+setting's (``EMPTY`` for a local vLLM server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.settings import Settings
+
+
+def make_openai_client(settings: Settings, *, timeout_s: float | None = None) -> Any:
+    import openai
+
+    return openai.OpenAI(
+        base_url=settings.resolved_llm_base_url,
+        api_key=settings.llm.api_key.get_secret_value(),
+        timeout=timeout_s or settings.llm.timeout_s,
+        max_retries=0,  # retries are ours (tenacity + breaker), so a dead server fails fast
+    )
+
+
+def make_chat_model(settings: Settings, **kwargs: Any) -> Any:
+    """LangChain ChatOpenAI bound to the same server and model (used by the chat agent)."""
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=settings.llm.model_name,
+        base_url=settings.resolved_llm_base_url,
+        api_key=settings.llm.api_key,
+        timeout=settings.llm.timeout_s,
+        max_retries=0,
+        temperature=kwargs.pop("temperature", 0.0),
+        **kwargs,
+    )

@@ -1,0 +1,186 @@
+"""LLM reranking by scoring, not generation: one forward pass per candidate order.
+
+The top-N candidates are labelled A, B, C…; the model is asked for one label, constrained to the
+labels (vLLM structured outputs ``choice``), and the log-probability of every label is read from
+``top_logprobs`` (a LlamaRec-style verbalizer). Averaging over a few candidate orders counters
+position bias. The output is, by construction, a permutation of the input: no item the retriever
+did not propose can appear. Any failure (timeout, server down, open breaker) returns the feature
+order, flagged ``features (llm unavailable)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import string
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from agent.llm.breaker import CircuitBreaker, CircuitOpenError
+from agent.llm.client import make_openai_client
+from core.settings import Settings
+from mining import UserProfile
+from prompts.loader import load_prompt
+from retrieval.item_text import place_description
+from retrieval.types import Candidate, RequestContext
+
+log = logging.getLogger(__name__)
+LABELS = string.ascii_uppercase
+FLOOR_LOGPROB = -30.0
+FALLBACK_RANKER = "features (llm unavailable)"
+
+
+@dataclass
+class RerankOutcome:
+    candidates: list[Candidate]
+    ranker: str
+    model: str | None
+    prompt_version: str | None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def candidate_text(c: Candidate) -> str:
+    """What the model sees of a candidate: category, coarse place and behavioural signals only."""
+    parts = [c.name or f"Place {c.item_id}"]
+    if c.category:
+        parts.append(c.category)
+    parts.append(place_description(c.lat, c.lon))
+    visits = c.features.get("user_count_log")
+    if visits:
+        parts.append(f"visited {round(math.expm1(visits))} times before")
+    else:
+        parts.append("new to the user")
+    if "distance_km" in c.features:
+        parts.append(f"{c.features['distance_km']:.1f} km away")
+    return " · ".join(parts)
+
+
+def describe_context(ctx: RequestContext) -> tuple[str, str | None]:
+    when = ctx.time.strftime("%A %H:%M")
+    where = place_description(ctx.lat, ctx.lon) if ctx.lat is not None else None
+    return when, where
+
+
+def orders(n: int, k: int) -> list[list[int]]:
+    """k candidate orders: as given, reversed, then rotations (each position seen by different items)."""
+    base = list(range(n))
+    out = [base]
+    if k >= 2:
+        out.append(base[::-1])
+    for r in range(1, k - 1):
+        shift = (r * n) // (k - 1)
+        out.append(base[shift:] + base[:shift])
+    return out[:k]
+
+
+def label_logprobs(response: Any, labels: list[str]) -> dict[str, float]:
+    """Log-probabilities of each label from the first generated token's top_logprobs."""
+    content = response.choices[0].logprobs.content if response.choices[0].logprobs else None
+    if not content:
+        raise ValueError("the server returned no logprobs")
+    found: dict[str, float] = {}
+    for alt in content[0].top_logprobs or []:
+        tok = alt.token.strip()
+        if tok in labels and tok not in found:
+            found[tok] = float(alt.logprob)
+    chosen = content[0].token.strip()
+    if chosen in labels and chosen not in found:
+        found[chosen] = float(content[0].logprob)
+    if not found:
+        raise ValueError(f"no label among the top logprobs (answer {chosen!r})")
+    return {lab: found.get(lab, FLOOR_LOGPROB) for lab in labels}
+
+
+def _minmax(xs: list[float]) -> list[float]:
+    lo, hi = min(xs), max(xs)
+    return [0.5] * len(xs) if hi - lo < 1e-12 else [(x - lo) / (hi - lo) for x in xs]
+
+
+class LLMReranker:
+    def __init__(self, settings: Settings, client: Any = None, breaker: CircuitBreaker | None = None) -> None:
+        self.settings = settings
+        self.client = client or make_openai_client(settings)
+        self.breaker = breaker or CircuitBreaker()
+        self.prompt = load_prompt("rerank")
+
+    def _score_once(self, messages: list[dict[str, str]], labels: list[str]) -> dict[str, float]:
+        @retry(
+            stop=stop_after_attempt(self.settings.llm.retries + 1),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            retry=retry_if_exception_type(Exception),
+            reraise=True,
+        )
+        def call() -> Any:
+            return self.client.chat.completions.create(
+                model=self.settings.llm.model_name,
+                messages=messages,
+                max_tokens=1,
+                temperature=0.0,
+                logprobs=True,
+                top_logprobs=20,
+                extra_body={"structured_outputs": {"choice": labels}},
+            )
+
+        return label_logprobs(call(), labels)
+
+    def rerank(
+        self, profile: UserProfile | None, ctx: RequestContext, ranked: list[Candidate]
+    ) -> RerankOutcome:
+        n = min(len(ranked), self.settings.llm.rerank_top_n, len(LABELS))
+        base = getattr(self, "base_ranker_name", None)
+        if not self.settings.llm.enabled or n < 2:
+            reason = None if n < 2 else "llm disabled by settings"
+            return RerankOutcome(
+                list(ranked), FALLBACK_RANKER if reason else (base or "features"), None, None, reason
+            )
+        top, rest = ranked[:n], ranked[n:]
+        labels = list(LABELS[:n])
+        when, where = describe_context(ctx)
+        scores = [0.0] * n
+        t0 = time.perf_counter()
+        try:
+            self.breaker.before_call()
+            for order in orders(n, self.settings.llm.rerank_orders):
+                cands = [
+                    {"label": labels[pos], "text": candidate_text(top[i])} for pos, i in enumerate(order)
+                ]
+                messages = self.prompt.render(
+                    profile_text=(profile.text if profile and profile.text else "No history yet."),
+                    when=when,
+                    where=where,
+                    wish=ctx.text,
+                    candidates=cands,
+                    labels=labels,
+                )
+                lp = self._score_once(messages, labels)
+                for pos, i in enumerate(order):
+                    scores[i] += lp[labels[pos]] / self.settings.llm.rerank_orders
+            self.breaker.success()
+        except CircuitOpenError as exc:
+            return RerankOutcome(list(ranked), FALLBACK_RANKER, None, self.prompt.id, str(exc))
+        except Exception as exc:  # timeouts, connection errors, bad responses: degrade, never fail
+            self.breaker.failure()
+            log.warning("LLM rerank failed, serving the feature order: %s", exc)
+            return RerankOutcome(
+                list(ranked), FALLBACK_RANKER, None, self.prompt.id, f"{type(exc).__name__}: {exc}"[:300]
+            )
+        w = self.settings.llm.blend_weight
+        feat = _minmax([c.score for c in top])
+        llm = _minmax(scores)
+        blended = []
+        for i, c in enumerate(top):
+            final = (1 - w) * feat[i] + w * llm[i]
+            blended.append(replace(c, llm_score=round(scores[i], 4), final_score=round(final, 4)))
+        blended.sort(key=lambda c: -(c.final_score or 0.0))
+        return RerankOutcome(
+            blended + list(rest),
+            f"llm({self.settings.llm.model_name})+{base or 'features'}",
+            self.settings.llm.model_name,
+            self.prompt.id,
+            None,
+            {"llm_ms": round((time.perf_counter() - t0) * 1000, 1)},
+        )
