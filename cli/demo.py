@@ -1,9 +1,138 @@
-"""CLI commands (filled in by the area that owns them)."""
+"""``chronotope demo``: the README's main command on a fresh machine.
+
+Ingests the NYC check-ins, mines profiles, trains the ranker, builds the index, starts the local
+LLM (or says why not and goes on with the feature ranker), then serves the API and prints the URL
+and keys. Steps already done are skipped.
+"""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import typer
+
+from cli.common import console, err_console, handle_errors, progress, settings
+
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[2] / "shared" / "datasets" / "foursquare_nyc" / "checkins_train.csv"
+)
+
+
+def _step(title: str) -> None:
+    err_console.print(f"[bold cyan]==>[/] {title}", highlight=False)
+
+
+@handle_errors
+def demo_cmd(
+    data: Path = typer.Option(DEFAULT_DATA, "--data", help="Check-in CSV to ingest."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    no_llm: bool = typer.Option(False, "--no-llm", help="Skip the local LLM (feature ranker only)."),
+    no_serve: bool = typer.Option(
+        False, "--no-serve", help="Prepare everything, then exit (for scripts/CI)."
+    ),
+) -> None:
+    """Ingest, mine, train, index, start the LLM and the API; prints the URL and keys."""
+    from sqlalchemy import func, select
+
+    from api.auth import create_key
+    from core.db import open_store
+    from core.events_frame import events_frame
+    from core.ingest import ingest_file
+    from core.models import Event, Profile
+    from retrieval.profile_store import mine_users
+    from retrieval.rankers import newest_model
+    from retrieval.train_cli_support import train_and_save
+
+    s = settings()
+    t0 = time.perf_counter()
+    _, factory = open_store(s)
+    with factory() as sess:
+        n_events = sess.scalar(select(func.count()).select_from(Event)) or 0
+    if n_events == 0:
+        _step(f"ingest {data}")
+        if not data.exists():
+            raise typer.BadParameter(f"{data} not found; pass --data PATH")
+        rep = ingest_file(data, factory, zone=s.local_timezone)
+        err_console.print(
+            f"stored {rep.inserted:,} events, {rep.users_added:,} users, {rep.items_added:,} items"
+        )
+    else:
+        _step(f"ingest: skipped ({n_events:,} events already stored)")
+    with factory() as sess:
+        n_prof = sess.scalar(select(func.count(func.distinct(Profile.user_id)))) or 0
+    _step(
+        "mine profiles"
+        if n_prof == 0
+        else "mine profiles (only users whose events changed get a new version)"
+    )
+    with factory() as sess:
+        from core.models import User
+
+        n_users = sess.scalar(select(func.count()).select_from(User)) or 0
+    with progress("mine", n_users) as advance:
+        out = mine_users(factory, data_dir=s.data_dir, progress=advance)
+    err_console.print(f"{out['mined']:,} users mined, {out['new_versions']:,} new profile versions")
+    if newest_model(s.models_dir) is None:
+        _step("train the ranker (LightGBM LambdaRank on the last weeks of history)")
+        with factory() as sess:
+            df = events_frame(sess)
+        with progress("training queries", 9000) as advance:
+            model, path = train_and_save(df, s.models_dir, progress=advance)
+        err_console.print(f"saved {path.name}")
+    else:
+        _step(f"ranker: using {newest_model(s.models_dir).name}")  # type: ignore[union-attr]
+    _step("index the catalog")
+    from cli.index import index_cmd
+
+    index_cmd(kind="", rebuild=False, batch_size=128)
+    handle = None
+    if no_llm:
+        _step("LLM: skipped (--no-llm); the feature ranker serves")
+    elif not s.llm_is_embedded:
+        _step(f"LLM: using the external server {s.resolved_llm_base_url}")
+    else:
+        _step("LLM: provision and start the embedded vLLM server")
+        try:
+            from agent.llm.provision import provision
+            from agent.llm.runtime import setup
+            from agent.llm.server import healthy, start_server
+
+            if healthy(s.resolved_llm_base_url):
+                err_console.print(f"an LLM server already answers at {s.resolved_llm_base_url}")
+            else:
+                py = setup(s, lambda m: err_console.print(m, highlight=False))
+                provision(s, py, lambda m: err_console.print(m, highlight=False))
+                handle = start_server(s, say=lambda m: err_console.print(m, highlight=False))
+        except Exception as exc:  # the demo goes on without the LLM, and says why
+            err_console.print(f"[yellow]LLM not started: {exc}[/]; continuing with the feature ranker")
+    with factory() as sess:
+        admin = create_key(sess, "admin")
+        support = create_key(sess, "support")
+        user_key = create_key(sess, "user", "470")
+        sess.commit()
+    url = f"http://{host}:{port}/"
+    console.print(
+        f"\nChronotope is ready after {time.perf_counter() - t0:.0f} s.\n"
+        f"  web page:  {url}\n  API docs:  {url}docs  (OpenAPI at {url}openapi.json)\n"
+        f"  admin key:   {admin}\n  support key: {support}\n  user key (user 470): {user_key}\n",
+        highlight=False,
+    )
+    if no_serve:
+        if handle:
+            handle.stop()
+        return
+    try:
+        import uvicorn
+
+        from api.app import create_app
+
+        uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
+    finally:
+        if handle:
+            handle.stop()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    app.command("demo")(demo_cmd)

@@ -1,9 +1,24 @@
-"""CLI commands (filled in by the area that owns them)."""
+"""``chronotope serve [--host H] [--port P]``: the HTTP API and web page."""
 
 from __future__ import annotations
 
 import typer
 
+from cli.common import handle_errors, settings
+
+
+@handle_errors
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
+    port: int = typer.Option(8000, "--port", help="Port."),
+) -> None:
+    """Serve the API (OpenAPI at /openapi.json) and the web page at /."""
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(settings()), host=host, port=port, log_level="info")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    app.command("serve")(serve_cmd)

@@ -88,16 +88,21 @@ def _template_one(profile: UserProfile | None, c: Candidate) -> ItemExplanation:
             cited.append(fid)
 
     visits = c.features.get("user_count_log")
+    routes = facts.get("trans.places")
+    on_route = routes is not None and any(
+        c.item_id in (r.get("from"), r.get("to")) for r in (routes.value or {}).get("top_routes", [])
+    )
     if "repeat" in c.sources and visits:
         n = round(math.expm1(visits))
-        cite("trans.places", f"You have been here {n} times and it is part of your routine")
-        if not cited:
-            cite("data.summary", f"You have been here {n} times")
+        times = "once" if n == 1 else f"{n} times"
+        if on_route:
+            cite("trans.places", f"You have been here {times} and it is on one of your regular routes")
+        else:
+            cite("data.summary", f"You have been here {times} before")
     if "markov" in c.sources:
         cite("trans.next", "It is a common next stop after where you were last")
     if "nearby" in c.sources:
-        cite("space.home", "It is close to where you are")
-        cite("space.clusters", "It is in one of your usual areas")
+        cite("space.gyration", "It is close by, well within your usual range")
     if c.features.get("user_hour_affinity_share", 0) > 0.3:
         cite("rhythm.peak_hours", "You tend to go at this time of day")
     if not parts:
@@ -147,7 +152,7 @@ class Explainer:
         self.breaker.before_call()
         try:
             resp = self.client.chat.completions.create(
-                model=self.settings.llm.model_name, messages=messages, max_tokens=80, temperature=0.0
+                model=self.settings.llm.model_name, messages=messages, max_tokens=60, temperature=0.0
             )
         except Exception:
             self.breaker.failure()

@@ -44,19 +44,17 @@ class RerankOutcome:
 
 
 def candidate_text(c: Candidate) -> str:
-    """What the model sees of a candidate: category, coarse place and behavioural signals only."""
+    """What the model sees of a candidate: category, coarse place and behavioural signals only.
+    Kept short: prompt length is the rerank latency on a CPU."""
     parts = [c.name or f"Place {c.item_id}"]
     if c.category:
         parts.append(c.category)
-    parts.append(place_description(c.lat, c.lon))
+    parts.append(place_description(c.lat, c.lon).removeprefix("near "))
     visits = c.features.get("user_count_log")
-    if visits:
-        parts.append(f"visited {round(math.expm1(visits))} times before")
-    else:
-        parts.append("new to the user")
+    parts.append(f"{round(math.expm1(visits))} visits" if visits else "new")
     if "distance_km" in c.features:
-        parts.append(f"{c.features['distance_km']:.1f} km away")
-    return " · ".join(parts)
+        parts.append(f"{c.features['distance_km']:.1f} km")
+    return ", ".join(parts)
 
 
 def describe_context(ctx: RequestContext) -> tuple[str, str | None]:

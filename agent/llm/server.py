@@ -97,6 +97,9 @@ def start_server(
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
+        # vLLM keeps one core for the API process by default; on a 2-core machine that halves
+        # the engine. The API process is mostly idle while the engine computes, so use both.
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "0"),
     }
     with log_path.open("ab") as log:
         proc = subprocess.Popen(

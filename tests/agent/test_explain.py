@@ -30,7 +30,7 @@ def test_llm_explanations_with_fallback_per_item(
     profile: UserProfile, ctx: RequestContext, candidates: list[Candidate]
 ) -> None:
     def handler(kw: dict[str, Any]) -> Any:
-        if "Recommended: Place i0 " in kw["messages"][-1]["content"]:
+        if "Recommended: Place i0," in kw["messages"][-1]["content"]:
             return text_response("You usually go out at noon [rhythm.peak_hours].")
         return text_response("Trust me [invented.fact].")
 

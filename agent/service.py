@@ -1,0 +1,217 @@
+"""The recommendation service: retrieval → LLM rerank (top-N) → explanations → stored trace.
+
+Every stage degrades instead of failing: no LLM means the feature order and template
+explanations, and the response names the ranker that produced it. Everything support staff need
+to answer "why" is stored in core.models.Recommendation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent.llm.explain import Explainer, ExplanationSet, template_explanations
+from agent.llm.rerank import LLMReranker, RerankOutcome
+from core.errors import ForbiddenError, NotFoundError
+from core.models import Event, Recommendation, User, new_id, utcnow
+from mining import UserProfile
+from retrieval.profile_store import latest_profile, latest_profile_version
+from retrieval.service import Retriever
+from retrieval.types import Candidate, RequestContext
+
+log = logging.getLogger(__name__)
+FEEDBACK_KINDS = ("clicked", "accepted", "rejected")
+
+
+@dataclass
+class RecommendationResult:
+    recommendation_id: str
+    user_id: str
+    items: list[Candidate]
+    ranker: str
+    explanation: ExplanationSet | None
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    profile_version: int | None = None
+    prompt_version: str | None = None
+    model: str | None = None
+
+
+class RecommendationService:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        retriever: Retriever,
+        reranker: LLMReranker | None,
+        explainer: Explainer | None,
+    ) -> None:
+        self.factory = factory
+        self.retriever = retriever
+        self.reranker = reranker
+        self.explainer = explainer
+
+    def profile(self, session: Session, user_id: str) -> UserProfile | None:
+        return latest_profile(session, user_id)
+
+    def recommend(
+        self,
+        user_id: str,
+        ctx: RequestContext,
+        k: int = 10,
+        explain: bool = True,
+        *,
+        use_llm: bool = True,
+        conversation_id: str | None = None,
+    ) -> RecommendationResult:
+        t0 = time.perf_counter()
+        notes: list[str] = []
+        with self.factory() as s:
+            profile = self.profile(s, user_id)
+            version = latest_profile_version(s, user_id)
+            known_user = s.get(User, user_id) is not None
+        if not known_user:
+            notes.append("unknown user: cold-start recommendations from context and popularity")
+        elif profile is None:
+            notes.append("no mined profile yet: run `chronotope mine`")
+        pool_k = max(k, self.reranker.settings.llm.rerank_top_n if self.reranker else k)
+        ranked = self.retriever.recommend(None, user_id, ctx, pool_k, profile)
+        t1 = time.perf_counter()
+        outcome: RerankOutcome | None = None
+        candidates = ranked.candidates
+        ranker = ranked.ranker
+        if use_llm and self.reranker is not None and len(candidates) > 1:
+            self.reranker.base_ranker_name = ranked.ranker  # type: ignore[attr-defined]
+            outcome = self.reranker.rerank(profile, ctx, candidates)
+            candidates = outcome.candidates
+            ranker = outcome.ranker
+            if outcome.error:
+                notes.append(f"LLM unavailable, served the feature ranker's order ({outcome.error})")
+        elif not use_llm or self.reranker is None:
+            ranker = ranked.ranker
+        items = candidates[:k]
+        t2 = time.perf_counter()
+        explanation = None
+        if explain and items:
+            if use_llm and self.explainer is not None and not (outcome and outcome.error):
+                explanation = self.explainer.explain(profile, ctx, items)
+            else:
+                explanation = template_explanations(profile, ctx, items)
+        t3 = time.perf_counter()
+        timings = {
+            **ranked.timings,
+            "retrieve_ms": round((t1 - t0) * 1000, 1),
+            "rerank_ms": round((t2 - t1) * 1000, 1),
+            "explain_ms": round((t3 - t2) * 1000, 1),
+            "total_ms": round((t3 - t0) * 1000, 1),
+        }
+        rec_id = new_id()
+        used_fact_ids = sorted(
+            {f for e in (explanation.items.values() if explanation else []) for f in e.fact_ids}
+        )
+        facts = [
+            {"id": f.id, "statement": f.statement, "confidence": f.confidence}
+            for f in (profile.facts if profile else [])
+            if f.id in used_fact_ids
+        ]
+        record = Recommendation(
+            id=rec_id,
+            user_id=user_id,
+            request={"context": ctx.to_dict(), "k": k, "explain": explain, "use_llm": use_llm},
+            profile_version=version,
+            facts=facts,
+            candidates=[
+                {
+                    "item_id": c.item_id,
+                    "sources": c.sources,
+                    "feature_score": c.score,
+                    "llm_score": c.llm_score,
+                    "final_score": c.final_score,
+                    "features": c.features,
+                }
+                for c in candidates
+            ],
+            items=[c.item_id for c in items],
+            ranker=ranker,
+            prompt_version=", ".join(
+                p
+                for p in (
+                    outcome.prompt_version if outcome and not outcome.error else None,
+                    explanation.prompt_version if explanation else None,
+                )
+                if p
+            )
+            or None,
+            model=(outcome.model if outcome else None) or (explanation.model if explanation else None),
+            explanation=explanation.to_dict() if explanation else None,
+            timings={**timings, "notes": notes, "pool_size": ranked.pool_size},
+            conversation_id=conversation_id,
+        )
+        if known_user:  # a cold-start request for an unknown id stores no user data
+            with self.factory() as s:
+                s.add(record)
+                s.commit()
+        return RecommendationResult(
+            rec_id,
+            user_id,
+            items,
+            ranker,
+            explanation,
+            notes,
+            timings,
+            version,
+            record.prompt_version,
+            record.model,
+        )
+
+    def trace(self, session: Session, recommendation_id: str) -> Recommendation:
+        rec = session.get(Recommendation, recommendation_id)
+        if rec is None:
+            raise NotFoundError(f"no recommendation {recommendation_id!r}")
+        return rec
+
+    def feedback(
+        self, recommendation_id: str, user_id: str | None, kind: str, item_id: str | None, reason: str | None
+    ) -> str:
+        """Store feedback as an event linked to the recommendation (mining and ranking learn from it)."""
+        if kind not in FEEDBACK_KINDS:
+            raise NotFoundError(f"unknown feedback kind {kind!r}")
+        with self.factory() as s:
+            rec = self.trace(s, recommendation_id)
+            if user_id is not None and rec.user_id != user_id:
+                raise ForbiddenError("this recommendation belongs to another user")
+            if item_id is not None and item_id not in rec.items:
+                raise NotFoundError(f"item {item_id!r} was not part of recommendation {recommendation_id}")
+            eid = new_id()
+            s.add(
+                Event(
+                    id=eid,
+                    user_id=rec.user_id,
+                    item_id=item_id or (rec.items[0] if rec.items else None),
+                    kind="feedback",
+                    ts=utcnow(),
+                    tz_offset_min=0,
+                    text=reason,
+                    recommendation_id=rec.id,
+                    attributes={"feedback": kind},
+                )
+            )
+            s.commit()
+        return eid
+
+    def recent(self, session: Session, user_id: str, limit: int = 20) -> list[Recommendation]:
+        return list(
+            session.scalars(
+                select(Recommendation)
+                .where(Recommendation.user_id == user_id)
+                .order_by(Recommendation.created_at.desc())
+                .limit(limit)
+            )
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {"retriever": self.retriever.status(), "llm_enabled": self.reranker is not None}

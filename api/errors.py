@@ -1,0 +1,54 @@
+"""One error shape for every failure: {"error": {"message", "type", "code"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import ChronotopeError
+
+log = logging.getLogger("chronotope.api")
+
+
+def error_body(message: str, type_: str, code: str) -> dict[str, dict[str, str]]:
+    return {"error": {"message": message, "type": type_, "code": code}}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ChronotopeError)
+    async def _domain(_req: Request, exc: ChronotopeError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, exc.type, exc.code), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors()[:5]:
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{loc or 'body'}: {e.get('msg')}")
+        return JSONResponse(
+            error_body("; ".join(parts), "invalid_request_error", "invalid_input"), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+        }
+        return JSONResponse(
+            error_body(str(exc.detail), "invalid_request_error", codes.get(exc.status_code, "http_error")),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unhandled(req: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", req.method, req.url.path)
+        return JSONResponse(error_body("internal error", "server_error", "internal_error"), status_code=500)

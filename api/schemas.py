@@ -1,0 +1,97 @@
+"""Request and response bodies (pydantic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventsIn(Strict):
+    events: list[dict[str, Any]] = Field(
+        ..., max_length=10_000, description="Generic events format (docs/ingest-format.md)."
+    )
+
+
+class EventsOut(BaseModel):
+    inserted: int
+    already_present: int
+    duplicates: int
+    errors: list[dict[str, Any]]
+
+
+class ContextIn(Strict):
+    time: datetime | None = Field(None, description="When the recommendation is for (default: now).")
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    text: str | None = Field(None, max_length=2000, description="Free text, e.g. 'somewhere quiet'.")
+    include_categories: list[str] = Field(default_factory=list, max_length=50)
+    exclude_categories: list[str] = Field(default_factory=list, max_length=50)
+    max_distance_km: float | None = Field(None, gt=0, le=20_000)
+    exclude_visited: bool = False
+
+
+class RecommendIn(Strict):
+    user_id: str = Field(..., min_length=1, max_length=64)
+    context: ContextIn = Field(default_factory=ContextIn)
+    k: int = Field(10, ge=1, le=50)
+    explain: bool = True
+    use_llm: bool = True
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    name: str | None
+    category: str | None
+    lat: float | None
+    lon: float | None
+    score: float
+    feature_score: float
+    llm_score: float | None
+    sources: list[str]
+    explanation: str | None
+    fact_ids: list[str]
+
+
+class RecommendOut(BaseModel):
+    recommendation_id: str
+    user_id: str
+    ranker: str
+    items: list[ItemOut]
+    explanation_source: str | None
+    notes: list[str]
+    timings: dict[str, float]
+
+
+class FeedbackIn(Strict):
+    kind: Literal["clicked", "accepted", "rejected"]
+    item_id: str | None = Field(None, max_length=64)
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ChatIn(Strict):
+    user_id: str = Field(..., min_length=1, max_length=64)
+    message: str = Field(..., min_length=1, max_length=4000)
+    conversation_id: str | None = Field(None, max_length=32)
+    stream: bool = False
+    time: datetime | None = None
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+
+
+class OpenAIMessage(BaseModel):
+    role: str
+    content: str | list[Any] | None = None
+
+
+class ChatCompletionIn(BaseModel):
+    model_config = ConfigDict(extra="allow")  # OpenAI clients send fields we ignore
+    model: str = "chronotope"
+    messages: list[OpenAIMessage] = Field(..., min_length=1, max_length=200)
+    user: str | None = Field(None, max_length=64, description="The Chronotope user id.")
+    stream: bool = False
