@@ -43,7 +43,9 @@ class LLMSettings(BaseModel):
         600.0, description="How long `llm serve` waits for the server to be healthy."
     )
     timeout_s: float = Field(
-        10.0, gt=0, description="Per-request timeout for LLM calls; past it the feature ranker's answer is served."
+        10.0,
+        gt=0,
+        description="Per-request timeout for LLM calls; past it the feature ranker's answer is served.",
     )
     retries: int = Field(1, ge=0, le=5, description="Retries with backoff before falling back.")
     rerank_top_n: int = Field(20, ge=2, le=26, description="Candidates the LLM reranks (labelled A..Z).")

@@ -1,0 +1,168 @@
+"""HTTP API: contract paths, one error shape, auth boundaries, traces, feedback, deletion."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from core.models import Event
+from tests.api.conftest import Keys, bearer
+
+WHEN = "2012-05-14T16:00:00Z"
+
+
+def _rec(c: TestClient, key: str, user: str = "u1", **ctx: object) -> dict:
+    r = c.post(
+        "/v1/recommendations",
+        headers=bearer(key),
+        json={"user_id": user, "k": 5, "context": {"time": WHEN, **ctx}},
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_health_and_openapi(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    assert c.get("/healthz").json() == {"status": "ok"}
+    ready = c.get("/readyz").json()
+    assert ready["db"]["ok"] and ready["retrieval"]["items"] > 40  # the visited part of the 60-place grid
+    assert ready["llm"]["enabled"] is False
+    paths = c.get("/openapi.json").json()["paths"]
+    for p in (
+        "/v1/events",
+        "/v1/recommendations",
+        "/v1/recommendations/{recommendation_id}",
+        "/v1/users/{user_id}/profile",
+        "/v1/users/{user_id}",
+        "/v1/chat",
+        "/v1/chat/completions",
+    ):
+        assert p in paths
+    assert c.get("/").status_code == 200 and "Chronotope" in c.get("/").text
+
+
+def test_recommendation_and_its_trace(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    out = _rec(c, k.u1)
+    assert out["ranker"] == "heuristic" and len(out["items"]) == 5
+    assert all(i["sources"] and i["explanation"] for i in out["items"])
+    assert out["explanation_source"] == "template"
+    trace = c.get(f"/v1/recommendations/{out['recommendation_id']}", headers=bearer(k.support)).json()
+    assert trace["items"] == [i["item_id"] for i in out["items"]]
+    assert trace["ranker"] == "heuristic" and trace["profile_version"] == 1
+    assert trace["candidates"] and {"sources", "feature_score", "features"} <= trace["candidates"][0].keys()
+    cited = {f for i in out["items"] for f in i["fact_ids"]}
+    assert cited and cited <= {f["id"] for f in trace["facts"]}
+    assert "total_ms" in trace["timings"]
+
+
+def test_filters_through_the_api(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    out = _rec(c, k.u1, exclude_categories=["Coffee Shop"], lat=40.71, lon=-73.99, max_distance_km=1.5)
+    assert out["items"] and all(i["category"] != "Coffee Shop" for i in out["items"])
+
+
+def test_auth_boundaries(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    out = _rec(c, k.u1)
+    rid = out["recommendation_id"]
+    assert c.get("/v1/users/u1/profile").status_code == 401
+    assert c.get("/v1/users/u1/profile", headers=bearer("ck_wrong")).status_code == 401
+    assert c.get("/v1/users/u2/profile", headers=bearer(k.u1)).status_code == 403
+    assert c.get(f"/v1/recommendations/{rid}", headers=bearer(k.u2)).status_code == 403
+    assert c.post("/v1/recommendations", headers=bearer(k.u2), json={"user_id": "u1"}).status_code == 403
+    assert c.get("/v1/users/u2/profile", headers=bearer(k.support)).status_code == 200
+    assert c.get(f"/v1/recommendations/{rid}", headers=bearer(k.support)).status_code == 200
+    assert c.post("/v1/events", headers=bearer(k.support), json={"events": []}).status_code == 403
+    assert c.delete("/v1/users/u2", headers=bearer(k.support)).status_code == 403
+    conv = c.post("/v1/chat", headers=bearer(k.u1), json={"user_id": "u1", "message": "a museum"}).json()
+    cid = conv["conversation_id"]
+    assert c.get(f"/v1/conversations/{cid}", headers=bearer(k.u2)).status_code == 403
+    assert c.get(f"/v1/conversations/{cid}", headers=bearer(k.support)).status_code == 200
+    r = c.post(
+        "/v1/chat", headers=bearer(k.u2), json={"user_id": "u2", "message": "hi", "conversation_id": cid}
+    )
+    assert r.status_code == 403
+    body = r.json()
+    assert set(body["error"]) == {"message", "type", "code"} and body["error"]["code"] == "forbidden"
+
+
+def test_feedback_is_stored_as_a_linked_event(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    out = _rec(c, k.u1)
+    rid, item = out["recommendation_id"], out["items"][1]["item_id"]
+    r = c.post(
+        f"/v1/recommendations/{rid}/feedback",
+        headers=bearer(k.u1),
+        json={"kind": "rejected", "item_id": item, "reason": "too far"},
+    )
+    assert r.status_code == 201
+    with c.app.state.chronotope.factory() as s:  # type: ignore[attr-defined]
+        ev = s.scalars(select(Event).where(Event.recommendation_id == rid)).one()
+        assert ev.kind == "feedback" and ev.item_id == item and ev.text == "too far"
+    bad = c.post(
+        f"/v1/recommendations/{rid}/feedback",
+        headers=bearer(k.u1),
+        json={"kind": "rejected", "item_id": "zzz"},
+    )
+    assert bad.status_code == 404
+
+
+def test_ingest_events_and_delete_user(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    events = [
+        {"user_id": "u9", "item_id": "p0", "timestamp": "2012-05-10T12:00:00Z"},
+        {"user_id": "u9", "item_id": "p0", "timestamp": "2012-05-10T12:00:00Z"},
+        {"user_id": "u9", "timestamp": "not a time", "item_id": "p4"},
+    ]
+    r = c.post("/v1/events", headers=bearer(k.admin), json={"events": events})
+    assert r.status_code == 200
+    assert r.json()["inserted"] == 1 and r.json()["duplicates"] == 1 and r.json()["errors"][0]["index"] == 2
+    again = c.post("/v1/events", headers=bearer(k.admin), json={"events": events[:1]}).json()
+    assert again["inserted"] == 0 and again["already_present"] == 1
+    items = _rec(c, k.admin, user="u9")["items"]  # the retriever saw the new event without a restart:
+    assert any(i["item_id"] == "p0" and "repeat" in i["sources"] for i in items)
+    assert c.delete("/v1/users/u9", headers=bearer(k.admin)).json() == {"deleted": "u9"}
+    assert c.get("/v1/users/u9/profile", headers=bearer(k.admin)).status_code == 404
+    with c.app.state.chronotope.factory() as s:  # type: ignore[attr-defined]
+        assert s.scalars(select(Event).where(Event.user_id == "u9")).all() == []
+
+
+def test_bad_input_gets_clear_4xx(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    h = {**bearer(k.u1), "Content-Type": "application/json"}
+    r = c.post("/v1/recommendations", headers=h, content=b"{not json")
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request_error"
+    r = c.post("/v1/recommendations", headers=h, json={"user_id": "u1", "k": "many"})
+    assert r.status_code == 422 and "k" in r.json()["error"]["message"]
+    r = c.post("/v1/recommendations", headers=h, json={"user_id": "u1", "context": {"lat": 95}})
+    assert r.status_code == 422
+    r = c.post("/v1/recommendations", headers=h, json={"user_id": "u1", "context": {"lat": 40.7}})
+    assert r.status_code == 400 and "both lat and lon" in r.json()["error"]["message"]
+    r = c.post("/v1/events", headers=h, content=b"x" * 3_000_000)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    assert c.get("/v1/recommendations/nope", headers=bearer(k.admin)).status_code == 404
+    assert c.get("/v1/nothing", headers=bearer(k.admin)).json()["error"]["code"] == "not_found"
+    # an unknown user gets a cold start, not an error; nothing is stored for them
+    out = _rec(c, k.admin, user="stranger")
+    assert out["items"] and any("unknown user" in n for n in out["notes"])
+
+
+def test_profile_and_plots(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    p = c.get("/v1/users/u1/profile", headers=bearer(k.u1)).json()
+    assert p["text"] and p["facts"] and p["versions"][0]["version"] == 1
+    png = c.get(p["plots"][0], headers=bearer(k.u1))
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert c.get("/v1/users/u1/profile/plots/nope.png", headers=bearer(k.u1)).status_code == 404
+    recent = c.get("/v1/users/u1/recommendations", headers=bearer(k.support)).json()
+    assert isinstance(recent["recommendations"], list)
+
+
+def test_request_ids(client_keys: tuple[TestClient, Keys]) -> None:
+    c, _ = client_keys
+    assert c.get("/healthz", headers={"x-request-id": "abc"}).headers["x-request-id"] == "abc"
+    assert len(c.get("/healthz").headers["x-request-id"]) == 16
+    json.dumps({})  # keep json imported for readability of payload tests
