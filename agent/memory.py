@@ -8,10 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ForbiddenError, NotFoundError
-from core.models import Conversation, Message, new_id
+from core.models import Conversation, Message, User, new_id
 
 
 def open_conversation(session: Session, user_id: str, conversation_id: str | None) -> Conversation:
+    if session.get(User, user_id) is None:
+        raise NotFoundError(f"no user {user_id!r}: ingest their events first")
     if conversation_id is None:
         conv = Conversation(id=new_id(), user_id=user_id, state={})
         session.add(conv)

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+EARLIEST, LATEST = datetime(1970, 1, 2), datetime(2200, 1, 1)
+
+
+def _sane_time(v: datetime | None) -> datetime | None:
+    """Times far outside any behaviour data overflow the nanosecond clocks the ranker uses."""
+    if v is not None and not (EARLIEST <= v.replace(tzinfo=None) <= LATEST):
+        raise ValueError(f"time must be between {EARLIEST.date()} and {LATEST.date()}")
+    return v
+
+
+SaneTime = Annotated[datetime | None, AfterValidator(_sane_time)]
 
 
 class Strict(BaseModel):
@@ -26,7 +38,7 @@ class EventsOut(BaseModel):
 
 
 class ContextIn(Strict):
-    time: datetime | None = Field(None, description="When the recommendation is for (default: now).")
+    time: SaneTime = Field(None, description="When the recommendation is for (default: now).")
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     text: str | None = Field(None, max_length=2000, description="Free text, e.g. 'somewhere quiet'.")
@@ -79,7 +91,7 @@ class ChatIn(Strict):
     message: str = Field(..., min_length=1, max_length=4000)
     conversation_id: str | None = Field(None, max_length=32)
     stream: bool = False
-    time: datetime | None = None
+    time: SaneTime = None
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
 

@@ -17,11 +17,21 @@ def train_cmd(
     history: Path | None = typer.Option(
         None, "--history", help="Check-in CSV to train on (default: the events in the store)."
     ),
+    before: str | None = typer.Option(
+        None, "--before", help="Ignore history rows at or after this time (ISO, UTC if no zone)."
+    ),
+    test: Path | None = typer.Option(
+        None,
+        "--test",
+        help="A GETNext test CSV: history rows at or after its earliest time are ignored (as in eval).",
+    ),
     weeks: int = typer.Option(8, help="Pseudo-targets are the check-ins of the last WEEKS of the history."),
     queries: int = typer.Option(9000, help="At most this many training queries."),
     out: Path | None = typer.Option(None, help="Folder for the model (default: <data dir>/models)."),
 ) -> None:
-    """Train on pseudo-targets cut from the end of the history; saves ranker-<version>.txt/.json."""
+    """Train on pseudo-targets cut from the end of the history; saves ranker-<version>.txt/.json.
+
+    On the dev split pass ``--test NYC_val.csv`` (or ``--before``) so the val period is not trained on."""
     from core.ingest import parse_file
     from retrieval.train_cli_support import train_and_save
 
@@ -35,6 +45,21 @@ def train_cmd(
         _, factory = open_store(s)
         with factory() as sess:
             df = events_frame(sess)
+    import pandas as pd
+
+    from core import columns as C
+
+    cut: pd.Timestamp | None = None
+    if before is not None:
+        cut = pd.Timestamp(before)
+        cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
+    if test is not None:
+        # The dev/test period must never become pseudo-targets (that would train on the answers).
+        tdf, _, _, _, _ = parse_file(test, None, s.local_timezone)
+        t0 = tdf[C.TIME].min()
+        cut = t0 if cut is None else min(cut, t0)
+    if cut is not None:
+        df = df[df[C.TIME] < cut].reset_index(drop=True)
     if df.empty:
         raise typer.BadParameter("no events to train on: ingest data first or pass --history")
     with progress("build training queries", queries) as advance:

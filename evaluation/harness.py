@@ -34,6 +34,34 @@ def _baseline_scores(f: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def catalog_of(split: DevSplit) -> CatalogStats:
+    """Statistics from the history only; test-only POIs join the catalog (coordinates from the test
+    file) but are rankable for a user only once they are in that user's own input."""
+    return CatalogStats.build(
+        split.history, split.test.rename(columns={C.ITEM: "item_id", C.LAT: "lat", C.LON: "lon"})
+    )
+
+
+def _features(stats: CatalogStats, q: Query, inp: pd.DataFrame) -> tuple[np.ndarray, UserHistory, np.ndarray]:
+    uh = UserHistory.from_frame(inp, stats)
+    hour, weekend = local_hour_weekend(q.ts, q.tz_offset_min)
+    f = query_features(
+        stats, uh, q.ts.value / 3.6e12, hour, weekend, weekday=local_weekday(q.ts, q.tz_offset_min)
+    )
+    allowed = stats.known.copy()
+    allowed[uh.idx[uh.idx >= 0]] = True
+    return f, uh, allowed
+
+
+def query_matrix(split: DevSplit, q: Query) -> np.ndarray:
+    """The feature rows of every rankable POI for one query (what the ranker sees; for tests)."""
+    stats = catalog_of(split)
+    by_hist = {str(u): g for u, g in split.history.groupby(C.USER, sort=False)}
+    by_test = {str(u): g for u, g in split.test.groupby(C.USER, sort=False)}
+    f, _, allowed = _features(stats, q, user_input(split, q, by_hist, by_test))
+    return f[allowed]
+
+
 def evaluate(
     split: DevSplit,
     ranker: Ranker,
@@ -46,11 +74,7 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     t_start = time.perf_counter()
-    stats = CatalogStats.build(
-        split.history, split.test.rename(columns={C.ITEM: "item_id", C.LAT: "lat", C.LON: "lon"})
-    )
-    # Test-only POIs join the catalog (coordinates from the test file) but are rankable for a user
-    # only once they are in that user's own input: stats.known covers the history POIs.
+    stats = catalog_of(split)
     queries = split.queries
     if sample is not None and sample < len(queries):
         rng = np.random.default_rng(seed)
@@ -66,13 +90,7 @@ def evaluate(
     for q in queries:
         t0 = time.perf_counter()
         inp = user_input(split, q, by_hist, by_test)
-        uh = UserHistory.from_frame(inp, stats)
-        hour, weekend = local_hour_weekend(q.ts, q.tz_offset_min)
-        f = query_features(
-            stats, uh, q.ts.value / 3.6e12, hour, weekend, weekday=local_weekday(q.ts, q.tz_offset_min)
-        )
-        allowed = stats.known.copy()
-        allowed[uh.idx[uh.idx >= 0]] = True
+        f, uh, allowed = _features(stats, q, inp)
         target = int(stats.index_of(np.array([q.target_item]))[0])
         t1 = time.perf_counter()
         stage1 = heuristic_score(f)

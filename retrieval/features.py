@@ -50,6 +50,11 @@ FEATURES = (
     "user_dow_affinity_share",
     "user_trans_any_prob",
     "user_trans_prev2_prob",
+    # The place's own rhythm (all users, training history): helps places new to the user.
+    "poi_hour_share",
+    "poi_hour_count_log",
+    "poi_weekend_match",
+    "covis_x_dist",
 )
 
 
@@ -65,6 +70,8 @@ class CatalogStats:
     covis: sp.csr_matrix  # item-item cosine co-visitation (users), diagonal zero
     known: np.ndarray  # bool: seen in the training history
     cutoff: pd.Timestamp  # the latest training time
+    hour_hist: np.ndarray  # (n, 24) check-ins per local hour of day
+    weekend_count: np.ndarray  # check-ins on a local weekend day
 
     @property
     def n(self) -> int:
@@ -121,6 +128,7 @@ class CatalogStats:
         co = sp.diags(inv) @ co @ sp.diags(inv)
         known = np.zeros(n, dtype=bool)
         known[np.unique(idx)] = True
+        hour_hist, weekend_count = _time_profile(h, idx, n)
         return cls(
             item_ids=np.asarray(ids, dtype=object),
             lat=lat,
@@ -132,7 +140,62 @@ class CatalogStats:
             covis=sp.csr_matrix(co),
             known=known,
             cutoff=cutoff,
+            hour_hist=hour_hist,
+            weekend_count=weekend_count,
         )
+
+    def add_events(self, events: pd.DataFrame) -> None:
+        """Fold new events into popularity, time profiles and transitions (no rebuild).
+
+        Unknown items join the catalog; co-visitation is left as built (a refit refreshes it)."""
+        if len(events) == 0:
+            return
+        e = events.dropna(subset=[C.ITEM]).sort_values([C.USER, C.TIME], kind="stable")
+        new_ids = pd.Index(pd.unique(e[C.ITEM].astype(str))).difference(pd.Index(self.item_ids))
+        if len(new_ids):
+            k = len(new_ids)
+            coords = e.groupby(e[C.ITEM].astype(str))[[C.LAT, C.LON]].median().reindex(new_ids)
+            self.item_ids = np.concatenate([self.item_ids, np.asarray(new_ids, dtype=object)])
+            self.lat = np.concatenate([self.lat, coords[C.LAT].to_numpy(dtype=float)])
+            self.lon = np.concatenate([self.lon, coords[C.LON].to_numpy(dtype=float)])
+            self.popularity = np.concatenate([self.popularity, np.zeros(k)])
+            self.recent_popularity = np.concatenate([self.recent_popularity, np.zeros(k)])
+            self.known = np.concatenate([self.known, np.zeros(k, dtype=bool)])
+            self.hour_hist = np.vstack([self.hour_hist, np.zeros((k, 24), dtype=np.float32)])
+            self.weekend_count = np.concatenate([self.weekend_count, np.zeros(k)])
+            n = len(self.item_ids)
+            self.trans.resize((n, n))
+            self.trans_row_sum = np.concatenate([self.trans_row_sum, np.zeros(k)])
+            self.covis.resize((n, n))
+        n = self.n
+        idx = self.index_of(e[C.ITEM].astype(str).to_numpy())
+        self.popularity += np.bincount(idx, minlength=n)
+        self.recent_popularity += np.bincount(idx, minlength=n)
+        self.known[idx] = True
+        hh, wk = _time_profile(e, idx, n)
+        self.hour_hist += hh
+        self.weekend_count += wk
+        users = e[C.USER].astype(str).to_numpy()
+        th = pd.to_datetime(e[C.TIME], utc=True).dt.as_unit("ns").astype("int64").to_numpy() / 3.6e12
+        ok = (users[1:] == users[:-1]) & ((th[1:] - th[:-1]) <= MAX_GAP_H)
+        a, b = idx[:-1][ok], idx[1:][ok]
+        if len(a):
+            self.trans = (self.trans + sp.csr_matrix((np.ones(len(a)), (a, b)), shape=(n, n))).tocsr()
+            self.trans_row_sum = np.asarray(self.trans.sum(axis=1)).ravel()
+        self.cutoff = max(self.cutoff, pd.to_datetime(e[C.TIME], utc=True).max())
+
+
+def _time_profile(h: pd.DataFrame, idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Check-ins per (POI, local hour) and per POI on weekends, from the rows' own offsets."""
+    ts = pd.to_datetime(h[C.TIME], utc=True).dt.tz_localize(None)
+    off = h[C.TZ_OFFSET].fillna(0).to_numpy(dtype=float) if C.TZ_OFFSET in h else np.zeros(len(h))
+    local = ts + pd.to_timedelta(off, unit="m")
+    hours = local.dt.hour.to_numpy(dtype=int)
+    ok = idx >= 0
+    hist = np.zeros((n, 24), dtype=np.float32)
+    np.add.at(hist, (idx[ok], hours[ok]), 1.0)
+    wk = np.bincount(idx[ok], weights=(local.dt.weekday >= 5).to_numpy()[ok].astype(float), minlength=n)
+    return hist, wk
 
 
 @dataclass
@@ -269,6 +332,14 @@ def query_features(
     f[:, col["dist_last_km_log"]] = np.log1p(d)
     f[:, col["dist_last_exp"]] = np.exp(-d / 2)
     f[:, col["popularity_log"]] = np.log1p(stats.popularity)
+    dh = np.abs(np.arange(24) + 0.5 - hour)
+    dh = np.minimum(dh, 24 - dh)
+    at_hour = stats.hour_hist @ np.exp(-(dh**2) / (2 * HOUR_SIGMA**2)).astype(np.float32)
+    f[:, col["poi_hour_share"]] = (at_hour + 0.1) / (stats.popularity + 1.0)
+    f[:, col["poi_hour_count_log"]] = np.log1p(at_hour)
+    wshare = (stats.weekend_count + 0.3) / (stats.popularity + 1.0)
+    f[:, col["poi_weekend_match"]] = wshare if weekend else 1 - wshare
+    f[:, col["covis_x_dist"]] = f[:, col["covis_rank_score"]] * f[:, col["dist_last_exp"]]
     f[:, col["recent_popularity_log"]] = np.log1p(stats.recent_popularity)
     f[:, col["user_n_events_log"]] = np.log1p(m)
     return f

@@ -18,6 +18,8 @@ import numpy as np
 from core.errors import InvalidInputError
 from retrieval.features import FEATURES, heuristic_score
 
+FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
+
 
 class Ranker(Protocol):
     @property
@@ -43,9 +45,24 @@ class LearnedRanker:
     def name(self) -> str:
         return f"learned-lgbm@{self.version}"
 
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.meta.get("features") or self.booster.feature_name())
+
     def score(self, features: np.ndarray) -> np.ndarray:
+        """``features`` has the columns of FEATURES (the current code's list). A model trained on
+        another list gets its own columns by name; a name the code no longer computes is NaN
+        (LightGBM's missing value), so an older model keeps working instead of failing."""
         if len(features) == 0:
             return np.zeros(0)
+        names = self.feature_names
+        if names != list(FEATURES):
+            cols = [FEATURE_INDEX.get(nm, -1) for nm in names]
+            x = np.full((len(features), len(names)), np.nan, dtype=np.float32)
+            for j, c in enumerate(cols):
+                if c >= 0:
+                    x[:, j] = features[:, c]
+            features = x
         return np.asarray(self.booster.predict(features, num_threads=1))
 
     @classmethod
@@ -115,15 +132,24 @@ class LearnedRanker:
         booster = lgb.Booster(model_file=str(path))
         meta_path = path.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        if meta.get("features") and meta["features"] != list(FEATURES):
-            raise ValueError(
-                f"{path.name} was trained on other features; retrain with `chronotope rank train`"
-            )
+        if not meta.get("features"):
+            meta["features"] = booster.feature_name()
         return cls(booster, meta.get("version", path.stem.removeprefix("ranker-")), meta)
 
 
 def newest_model(folder: Path) -> Path | None:
-    models = sorted(folder.glob("ranker-*.txt"), key=lambda p: p.stat().st_mtime)
+    """The most recently trained model file (by its metadata's trained_at, else file time)."""
+    if not folder.is_dir():
+        return None
+
+    def trained_at(p: Path) -> str:
+        meta = p.with_suffix(".json")
+        try:
+            return str(json.loads(meta.read_text()).get("trained_at", ""))
+        except (OSError, ValueError):
+            return ""
+
+    models = sorted(folder.glob("ranker-*.txt"), key=lambda p: (trained_at(p), p.stat().st_mtime))
     return models[-1] if models else None
 
 

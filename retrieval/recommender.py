@@ -9,6 +9,7 @@ sources found each candidate.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from retrieval.features import (
     heuristic_score,
     query_features,
 )
-from retrieval.rankers import Ranker, load_ranker
+from retrieval.rankers import LearnedRanker, Ranker, load_ranker
 from retrieval.training import POOL, local_hour_weekend, local_weekday
 from retrieval.types import Candidate, RankedList, RequestContext
 
@@ -37,10 +38,17 @@ class Recommender:
     def __init__(self, stats: CatalogStats, ranker: Ranker, items: pd.DataFrame) -> None:
         self.stats = stats
         self.ranker = ranker
-        it = (
+        self._items = (
             items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id").set_index("item_id")
+            if len(items) and "item_id" in items
+            else pd.DataFrame(columns=["name", "category", "lat", "lon"], index=pd.Index([], name="item_id"))
         )
-        ids = pd.Index(stats.item_ids.astype(str))
+        self._sync_items()
+
+    def _sync_items(self) -> None:
+        """Item attributes aligned with the catalog indices (after fit or add_events)."""
+        ids = pd.Index(self.stats.item_ids.astype(str), name="item_id")
+        it = self._items
         self.names = (
             it["name"].reindex(ids).to_numpy(dtype=object) if "name" in it else np.full(len(ids), None)
         )
@@ -49,7 +57,17 @@ class Recommender:
             if "category" in it
             else np.full(len(ids), None)
         )
-        self.popular = set(np.argsort(-stats.popularity)[:POPULAR_TOP].tolist())
+        self._norm_cats = np.array([c.lower() if isinstance(c, str) else "" for c in self.categories])
+        self.item_frame = pd.DataFrame(
+            {
+                "item_id": ids,
+                "name": self.names,
+                "category": self.categories,
+                "lat": self.stats.lat,
+                "lon": self.stats.lon,
+            }
+        )
+        self.popular = set(np.argsort(-self.stats.popularity)[:POPULAR_TOP].tolist())
 
     @classmethod
     def fit(
@@ -58,16 +76,41 @@ class Recommender:
         items: pd.DataFrame,
         *,
         ranker: str = "learned",
+        model_path: Path | None = None,
         models_dir: Path | None = None,
     ) -> Recommender:
-        """history: events frame (core.columns); items: item_id, name, category, lat, lon."""
+        """history: events frame (core.columns); items: item_id, name, category, lat, lon.
+
+        ``ranker``: "learned" (the model at ``model_path``, else the newest in ``models_dir``, else
+        the heuristic: degrade, never fail), "heuristic", or a model file path."""
         stats = CatalogStats.build(history, items)
+        if model_path is not None and ranker == "learned":
+            return cls(stats, LearnedRanker.load(Path(model_path)), items)
         return cls(stats, load_ranker(ranker, models_dir), items)
+
+    def add_events(self, events: pd.DataFrame) -> None:
+        """Cheap incremental update of the shared statistics (popularity, time profiles,
+        transitions; new items join the catalog). Per-user state is the history the caller passes."""
+        n0 = self.stats.n
+        self.stats.add_events(events)
+        if self.stats.n != n0 and len(events):
+            e = events.dropna(subset=[C.ITEM])
+            extra = pd.DataFrame(
+                {
+                    "name": e[C.ITEM_NAME].to_numpy() if C.ITEM_NAME in e else None,
+                    "category": e[C.CATEGORY].to_numpy() if C.CATEGORY in e else None,
+                    "lat": e[C.LAT].to_numpy() if C.LAT in e else np.nan,
+                    "lon": e[C.LON].to_numpy() if C.LON in e else np.nan,
+                },
+                index=pd.Index(e[C.ITEM].astype(str).to_numpy(), name="item_id"),
+            )
+            extra = extra[~extra.index.duplicated(keep="last") & ~extra.index.isin(self._items.index)]
+            self._items = pd.concat([self._items, extra]) if len(self._items) else extra
+        self._sync_items()
 
     def _filters(self, ctx: RequestContext, uh: UserHistory, ref: tuple[float, float] | None) -> np.ndarray:
         ok = np.ones(self.stats.n, dtype=bool)
-        cats = self.categories
-        norm = np.array([c.lower() if isinstance(c, str) else "" for c in cats])
+        norm = self._norm_cats
         if ctx.include_categories:
             wanted = {c.lower() for c in ctx.include_categories}
             ok &= np.array([any(w in c for w in wanted) for c in norm])
@@ -94,7 +137,15 @@ class Recommender:
         pool_size: int = POOL,
         extra_sources: dict[str, list[str]] | None = None,
         extra_features: dict[str, dict[str, float]] | None = None,
+        candidate_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
     ) -> RankedList:
+        """Top ``k`` for one user at ``ctx.time``. ``user_history`` must hold only events before
+        that time (the caller's job; nothing later may reach the features). An unknown user or an
+        empty history is a cold start: request location + popularity + time-of-day profiles.
+        ``extra_sources`` join the pool with their names as provenance; ``extra_features`` are shown
+        on the candidates but never fed to the model (it is trained on a fixed list).
+        ``candidate_filter`` gets the catalog frame (item_id, name, category, lat, lon) and returns
+        a boolean mask of items allowed."""
         t0 = time.perf_counter()
         uh = UserHistory.from_frame(user_history, self.stats)
         ts = pd.Timestamp(ctx.time).tz_convert("UTC")
@@ -122,6 +173,8 @@ class Recommender:
             extra_idx[name] = ix[ix >= 0]
             allowed[extra_idx[name]] = True  # e.g. new catalog items found by embedding search
         allowed &= self._filters(ctx, uh, ref)
+        if candidate_filter is not None:
+            allowed &= np.asarray(candidate_filter(self.item_frame), dtype=bool)
         stage1 = np.where(allowed, heuristic_score(f), -np.inf)
         n_allowed = int(allowed.sum())
         size = min(pool_size, n_allowed)

@@ -144,6 +144,8 @@ def _numeric(s: pd.Series) -> pd.Series:
 
 def _event_ids(df: pd.DataFrame) -> pd.Series:
     """Deterministic id from the natural key, so re-ingesting a file changes nothing."""
+    if df.empty:  # every row rejected: string ops on an empty datetime column would misbehave
+        return pd.Series([], index=df.index, dtype=object)
     keys = (
         df[C.USER].astype(str)
         + "|"

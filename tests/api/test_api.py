@@ -166,3 +166,13 @@ def test_request_ids(client_keys: tuple[TestClient, Keys]) -> None:
     assert c.get("/healthz", headers={"x-request-id": "abc"}).headers["x-request-id"] == "abc"
     assert len(c.get("/healthz").headers["x-request-id"]) == 16
     json.dumps({})  # keep json imported for readability of payload tests
+
+
+def test_out_of_range_times_are_refused(client_keys: tuple[TestClient, Keys]) -> None:
+    """Found by schemathesis: year 9999 overflowed the ranker's nanosecond clock (a 500)."""
+    c, k = client_keys
+    for t in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"):
+        r = c.post(
+            "/v1/recommendations", headers=bearer(k.u1), json={"user_id": "u1", "context": {"time": t}}
+        )
+        assert r.status_code == 422 and "time must be between" in r.json()["error"]["message"]

@@ -116,3 +116,10 @@ def test_openai_compatible_endpoint_in_process(client_keys: tuple[TestClient, Ke
         ).status_code
         == 400
     )
+
+
+def test_chat_for_an_unknown_user_is_a_404(client_keys: tuple[TestClient, Keys]) -> None:
+    """Found by schemathesis: it used to be a foreign-key error (500)."""
+    c, k = client_keys
+    r = c.post("/v1/chat", headers=bearer(k.admin), json={"user_id": "ghost", "message": "hi"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

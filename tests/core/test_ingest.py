@@ -227,3 +227,11 @@ def test_later_file_fills_missing_category(
     ingest_file(b, sqlite_session_factory)
     with sqlite_session_factory() as s:
         assert s.get(Item, "7").category == "Museum"  # type: ignore[union-attr]
+
+
+def test_all_rows_rejected_gives_an_empty_frame() -> None:
+    """Found by schemathesis: a batch whose every event is rejected must not crash."""
+    df, rejections, dups = parse_records(
+        [{"user_id": "0", "timestamp": "0"}, {"user_id": "a", "timestamp": True}]
+    )
+    assert df.empty and len(rejections) == 2 and dups == []

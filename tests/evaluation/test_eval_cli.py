@@ -134,3 +134,21 @@ def test_dev_split_sample_beats_baselines(tmp_path: Path) -> None:
     assert res["mrr"] > res["baselines"]["user frequency"]["mrr"]
     assert res["mrr"] > res["baselines"]["markov"]["mrr"] > res["baselines"]["popularity"]["mrr"]
     assert res["candidate_recall"] >= 0.8
+
+
+def test_features_ignore_the_target_and_the_future(tmp_path: Path) -> None:
+    """Leakage guard on the features themselves: the query's feature matrix is identical when the
+    target's POI, its coordinates and every later row (of anyone) are changed."""
+    from evaluation.harness import query_matrix
+
+    h, t = _files(tmp_path)
+    split = load_split(h, t)
+    q = split.queries[len(split.queries) // 2]
+    f1 = query_matrix(split, q)
+    mutated = split.test.copy()
+    later = mutated["ts"] >= q.ts
+    mutated.loc[later, "item_id"] = "512"
+    mutated.loc[later, "lat"] = 41.5
+    mutated.loc[later, "lon"] = -73.0
+    f2 = query_matrix(type(split)(split.history, mutated, split.queries), q)
+    np.testing.assert_array_equal(f1, f2)

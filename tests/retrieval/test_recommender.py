@@ -95,3 +95,32 @@ def test_future_events_do_not_change_features(small_world: tuple[pd.DataFrame, p
     b = rec.recommend("u2", hist.copy(), RequestContext(time=T), k=10)
     assert [c.item_id for c in a.candidates] == [c.item_id for c in b.candidates]
     assert [c.features for c in a.candidates] == [c.features for c in b.candidates]
+
+
+def test_candidate_filter_and_model_path_fallback(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    ev, items = small_world
+    rec = Recommender.fit(ev, items, ranker="heuristic")
+    hist = ev[ev[C.USER] == "u1"]
+    out = rec.recommend(
+        "u1", hist, RequestContext(time=T), k=50, candidate_filter=lambda df: df["category"] == "Park"
+    )
+    assert out.candidates and {c.category for c in out.candidates} == {"Park"}
+
+
+def test_add_events_updates_popularity_and_catalog(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    ev, items = small_world
+    rec = Recommender.fit(ev, items, ranker="heuristic")
+    n0 = rec.stats.n
+    new = ev.iloc[:3].copy()
+    new[C.ITEM] = "brand-new"
+    new[C.ITEM_NAME] = "Brand new place"
+    new[C.TIME] = new[C.TIME] + pd.Timedelta(days=400)
+    rec.add_events(new)
+    assert rec.stats.n == n0 + 1
+    i = int(rec.stats.index_of(["brand-new"])[0])
+    assert rec.stats.popularity[i] == 3 and rec.stats.known[i] and rec.stats.hour_hist[i].sum() == 3
+    assert rec.names[i] == "Brand new place"
+    # the new place is now rankable for a user who went there
+    hist = pd.concat([ev[ev[C.USER] == new[C.USER].iloc[0]], new], ignore_index=True)
+    out = rec.recommend(str(new[C.USER].iloc[0]), hist, RequestContext(time=new[C.TIME].max()), k=100)
+    assert "brand-new" in {c.item_id for c in out.candidates}

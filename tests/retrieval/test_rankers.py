@@ -1,0 +1,82 @@
+"""The learned ranker: trained, saved versioned, loaded newest; robust to feature-list changes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import columns as C
+from core.errors import InvalidInputError
+from retrieval.features import FEATURES
+from retrieval.rankers import HeuristicRanker, LearnedRanker, load_ranker, newest_model
+from retrieval.recommender import Recommender
+from retrieval.train_cli_support import train_and_save
+from retrieval.types import RequestContext
+
+T = datetime(2012, 6, 4, 16, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRanker, Path]:
+    from tests.retrieval.conftest import world
+
+    ev, _ = world()
+    return train_and_save(ev, tmp_path_factory.mktemp("models"), weeks=2, max_queries=400)
+
+
+def test_model_is_versioned_and_loaded_newest(trained: tuple[LearnedRanker, Path]) -> None:
+    model, path = trained
+    assert path.name == f"ranker-{model.version}.txt" and len(model.version) == 10
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["features"] == list(FEATURES) and meta["train_queries"] > 20 and meta["trained_at"]
+    assert newest_model(path.parent) == path
+    loaded = load_ranker("learned", path.parent)
+    assert isinstance(loaded, LearnedRanker) and loaded.name == f"learned-lgbm@{model.version}"
+    x = np.random.default_rng(0).normal(size=(50, len(FEATURES))).astype(np.float32)
+    np.testing.assert_allclose(loaded.score(x), model.score(x), rtol=1e-5)
+
+
+def test_no_model_degrades_to_heuristic(tmp_path: Path) -> None:
+    assert isinstance(load_ranker("learned", tmp_path / "none"), HeuristicRanker)
+    with pytest.raises(InvalidInputError):
+        load_ranker("magic", tmp_path)
+
+
+def test_a_model_with_another_feature_list_still_scores(trained: tuple[LearnedRanker, Path]) -> None:
+    """Columns are matched by name; a feature the code no longer computes is NaN, not an error."""
+    model, _ = trained
+    renamed = LearnedRanker(model.booster, model.version, {**model.meta, "features": ["gone", *FEATURES[1:]]})
+    x = np.random.default_rng(1).normal(size=(20, len(FEATURES))).astype(np.float32)
+    s = renamed.score(x)
+    assert s.shape == (20,) and np.isfinite(s).all()
+    x2 = x.copy()
+    x2[:, 0] = 99.0  # the column that no longer feeds the model
+    np.testing.assert_array_equal(renamed.score(x2), s)
+
+
+def test_recommender_with_learned_model_and_extra_features(
+    small_world: tuple[pd.DataFrame, pd.DataFrame], trained: tuple[LearnedRanker, Path]
+) -> None:
+    ev, items = small_world
+    model, path = trained
+    rec = Recommender.fit(ev[ev[C.TIME] < T], items, ranker="learned", model_path=path)
+    assert rec.ranker.name == model.name
+    hist = ev[(ev[C.USER] == "u1") & (ev[C.TIME] < T)]
+    out = rec.recommend(
+        "u1",
+        hist,
+        RequestContext(time=T),
+        k=5,
+        extra_sources={"embedding": ["p30"]},
+        extra_features={"p30": {"emb_sim": 0.7, "something_new": 1.0}},
+    )
+    assert out.ranker == model.name and len(out.candidates) == 5
+    assert "repeat" in out.candidates[0].sources  # routines dominate this world
+    assert all(np.isfinite(c.score) for c in out.candidates)
+    cold = rec.recommend("nobody", ev.iloc[0:0], RequestContext(time=T, lat=40.7, lon=-74.0), k=3)
+    assert len(cold.candidates) == 3
