@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import faiss
 import numpy as np
@@ -68,7 +69,7 @@ def main() -> None:
             truth, te = per_query(flat, q, 100)
             nlist = 4096 if n >= 500_000 else 1024
             t = time.perf_counter()
-            ivf = faiss.index_factory(DIM, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+            ivf: Any = faiss.index_factory(DIM, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
             ivf.train(x[rng.choice(n, min(n, 50 * nlist), replace=False)])
             ivf.add(x)
             t_build = time.perf_counter() - t

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import console, echo_table, handle_errors, progress, settings
+from cli.common import console, handle_errors, progress, settings
 
 
 @handle_errors
@@ -57,11 +57,24 @@ def eval_cmd(
         result["model"] = model.meta
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(result, indent=2, default=str))
-    echo_table("evaluation", table_rows(result))
+    _print_table(table_rows(result))
     console.print(
         f"candidate recall@{pool}: {result['candidate_recall']:.3f}; {result['timing_s']['total']:.1f} s; "
         f"written to {json_out}"
     )
+
+
+def _print_table(rows: list[dict[str, object]]) -> None:
+    """Like cli.common.echo_table, but wide enough for the method names when not on a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="evaluation (rank = full rank over all known POIs; a miss is 0)")
+    for col in rows[0]:
+        table.add_column(str(col))
+    for row in rows:
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()])
+    Console(width=max(console.width, 120)).print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -55,7 +55,10 @@ FEATURES = (
     "poi_hour_count_log",
     "poi_weekend_match",
     "covis_x_dist",
+    "user_knn_score",
+    "user_knn_rank_score",
 )
+KNN_USERS = 30  # neighbours for the user-based collaborative signal
 
 
 @dataclass
@@ -68,6 +71,7 @@ class CatalogStats:
     trans: sp.csr_matrix  # global transition counts (from -> to)
     trans_row_sum: np.ndarray
     covis: sp.csr_matrix  # item-item cosine co-visitation (users), diagonal zero
+    user_items: sp.csr_matrix  # users x items, log(1 + visits), rows L2-normalised
     known: np.ndarray  # bool: seen in the training history
     cutoff: pd.Timestamp  # the latest training time
     hour_hist: np.ndarray  # (n, 24) check-ins per local hour of day
@@ -126,6 +130,11 @@ class CatalogStats:
         co.eliminate_zeros()
         inv = np.where(deg > 0, 1 / np.maximum(deg, 1e-9), 0).astype(np.float32)
         co = sp.diags(inv) @ co @ sp.diags(inv)
+        cnt = sp.csr_matrix((np.ones(len(idx)), (uidx, idx)), shape=x.shape)
+        cnt.sum_duplicates()
+        cnt.data = np.log1p(cnt.data)
+        norms = np.sqrt(np.asarray(cnt.multiply(cnt).sum(axis=1)).ravel())
+        user_items = sp.csr_matrix(sp.diags(1 / np.maximum(norms, 1e-9)) @ cnt, dtype=np.float32)
         known = np.zeros(n, dtype=bool)
         known[np.unique(idx)] = True
         hour_hist, weekend_count = _time_profile(h, idx, n)
@@ -138,6 +147,7 @@ class CatalogStats:
             trans=trans,
             trans_row_sum=np.asarray(trans.sum(axis=1)).ravel(),
             covis=sp.csr_matrix(co),
+            user_items=user_items,
             known=known,
             cutoff=cutoff,
             hour_hist=hour_hist,
@@ -167,6 +177,7 @@ class CatalogStats:
             self.trans.resize((n, n))
             self.trans_row_sum = np.concatenate([self.trans_row_sum, np.zeros(k)])
             self.covis.resize((n, n))
+            self.user_items.resize((self.user_items.shape[0], n))
         n = self.n
         idx = self.index_of(e[C.ITEM].astype(str).to_numpy())
         self.popularity += np.bincount(idx, minlength=n)
@@ -313,10 +324,17 @@ def query_features(
         places, counts = np.unique(ui, return_counts=True)
         cv = np.asarray(stats.covis[places].T @ np.log1p(counts)).ravel()
         f[:, col["covis_score"]] = cv
-        order = np.argsort(-cv, kind="stable")
-        rank = np.empty(n)
-        rank[order] = np.arange(n)
-        f[:, col["covis_rank_score"]] = 1 / (1 + rank / 10)
+        f[:, col["covis_rank_score"]] = _rank_score(cv)
+        # user-based: what the most similar users (cosine over log visits) go to
+        if stats.user_items.shape[0]:
+            v = np.zeros(n, dtype=np.float32)
+            v[places] = np.log1p(counts)
+            sims = stats.user_items @ (v / max(float(np.linalg.norm(v)), 1e-9))
+            k = min(KNN_USERS, len(sims))
+            top = np.argpartition(-sims, k - 1)[:k]
+            knn = np.asarray(stats.user_items[top].T @ sims[top]).ravel()
+            f[:, col["user_knn_score"]] = knn
+            f[:, col["user_knn_rank_score"]] = _rank_score(knn)
         clat, clon = np.nanmedian(stats.lat[ui]), np.nanmedian(stats.lon[ui])
         f[:, col["dist_centroid_km_log"]] = np.log1p(haversine_to_all(stats, clat, clon))
     else:
@@ -345,6 +363,15 @@ def query_features(
     return f
 
 
+def _rank_score(v: np.ndarray) -> np.ndarray:
+    """1 / (1 + rank / 10) by descending value: scale-free, so users with long and short
+    histories get comparable numbers."""
+    order = np.argsort(-v, kind="stable")
+    rank = np.empty(len(v))
+    rank[order] = np.arange(len(v))
+    return 1 / (1 + rank / 10)
+
+
 def heuristic_score(f: np.ndarray) -> np.ndarray:
     """Hand-weighted blend (the README's blend, plus co-visitation): the stage-1 pool selector
     and the 'heuristic' ranker."""
@@ -356,5 +383,6 @@ def heuristic_score(f: np.ndarray) -> np.ndarray:
         + 0.42 * f[:, col["dist_last_exp"]]
         + 0.5 * f[:, col["user_hour_affinity_share"]] * (f[:, col["user_count_log"]] > 0)
         + 0.3 * f[:, col["covis_rank_score"]]
+        + 0.3 * f[:, col["user_knn_rank_score"]]
         + 0.05 * f[:, col["popularity_log"]]
     )

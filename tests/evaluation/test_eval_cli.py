@@ -152,3 +152,25 @@ def test_features_ignore_the_target_and_the_future(tmp_path: Path) -> None:
     mutated.loc[later, "lon"] = -73.0
     f2 = query_matrix(type(split)(split.history, mutated, split.queries), q)
     np.testing.assert_array_equal(f1, f2)
+
+
+def test_rank_train_then_eval_with_the_model(tmp_path: Path, data_dir: Path) -> None:
+    """`rank train --test` never trains on the test period; eval then loads the saved model."""
+    h, t = _files(tmp_path, n_users=20)
+    models = tmp_path / "models"
+    res = runner.invoke(
+        app,
+        ["rank", "train", "--history", str(h), "--test", str(t), "--weeks", "2", "--out", str(models)],
+    )
+    assert res.exit_code == 0, res.output
+    (path,) = models.glob("ranker-*.txt")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["history_rows"] < sum(1 for _ in h.open()) + 1  # rows at/after the test start dropped
+    out = tmp_path / "out.json"
+    res = runner.invoke(
+        app, ["eval", "--history", str(h), "--test", str(t), "--json", str(out), "--ranker", str(path)]
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["ranker"].startswith("learned-lgbm@") and data["model"]["version"] in path.name
+    assert data["acc@1"] >= data["baselines"]["popularity"]["acc@1"]
