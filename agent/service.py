@@ -86,8 +86,18 @@ class RecommendationService:
         ranker = ranked.ranker
         if use_llm and self.reranker is not None and len(candidates) > 1:
             self.reranker.base_ranker_name = ranked.ranker  # type: ignore[attr-defined]
-            outcome = self.reranker.rerank(profile, ctx, candidates)
-            candidates = outcome.candidates
+            try:
+                outcome = self.reranker.rerank(profile, ctx, candidates)
+            except Exception as exc:  # the reranker should degrade itself; this catches what it missed
+                log.warning("reranker failed: %s", exc)
+                outcome = RerankOutcome(
+                    candidates, f"{ranked.ranker} (llm unavailable)", None, None, repr(exc)[:200], {}
+                )
+            # Never show an item that was not among the retrieved candidates, whatever the LLM says.
+            known = {c.item_id for c in candidates}
+            reranked = [c for c in outcome.candidates if c.item_id in known]
+            seen = {c.item_id for c in reranked}
+            candidates = reranked + [c for c in candidates if c.item_id not in seen]
             ranker = outcome.ranker
             if outcome.error:
                 notes.append(f"LLM unavailable, served the feature ranker's order ({outcome.error})")
@@ -98,7 +108,12 @@ class RecommendationService:
         explanation = None
         if explain and items:
             if use_llm and self.explainer is not None and not (outcome and outcome.error):
-                explanation = self.explainer.explain(profile, ctx, items)
+                try:
+                    explanation = self.explainer.explain(profile, ctx, items)
+                except Exception as exc:  # degrade to the template built from the same facts
+                    log.warning("explainer failed: %s", exc)
+                    notes.append("LLM explanation failed; template explanation served")
+                    explanation = template_explanations(profile, ctx, items)
             else:
                 explanation = template_explanations(profile, ctx, items)
         t3 = time.perf_counter()

@@ -35,10 +35,32 @@ class AppState:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request fields, exception."""
+
     def format(self, record: logging.LogRecord) -> str:
-        payload = {"level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        payload: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         payload.update(getattr(record, "extra_fields", {}))
-        return json.dumps(payload)
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Structured JSON logs on stderr for the `chronotope` loggers and the agent (idempotent);
+    called by `chronotope serve`/`demo`, not at import, so tests keep pytest's capture."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    for name in ("chronotope", "agent", "retrieval"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(h.formatter, JsonFormatter) for h in lg.handlers):
+            lg.addHandler(handler)
+        lg.setLevel(level)
+        lg.propagate = False
 
 
 def build_state(
@@ -64,6 +86,50 @@ def build_state(
     return AppState(settings, factory, service, ChatAgent(service))
 
 
+class ChunkedBodyLimit:
+    """Refuse a request body over `limit` bytes that arrives without Content-Length (chunked), which
+    the header check in the request middleware cannot see. Such a body is buffered up to the limit
+    and replayed; declared lengths pass straight through."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or any(k == b"content-length" for k, _ in scope.get("headers", [])):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                await self.app(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                response = JSONResponse(
+                    error_body(f"request body over {self.limit} bytes", "invalid_request_error", "too_large"),
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(
     settings: Settings | None = None, *, state: AppState | None = None, **build_kwargs: Any
 ) -> FastAPI:
@@ -81,6 +147,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(ChunkedBodyLimit, limit=settings.api.max_body_bytes)
 
     @app.middleware("http")
     async def request_context(
@@ -99,7 +166,15 @@ def create_app(
                 headers={"x-request-id": rid},
             )
         t0 = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            # Handled here rather than only in the app-level handler so the 500 still carries the
+            # request id that the log line below is keyed by.
+            log.exception("unhandled error", extra={"extra_fields": {"request_id": rid}})
+            response = JSONResponse(
+                error_body("internal error", "server_error", "internal_error"), status_code=500
+            )
         response.headers["x-request-id"] = rid
         log.info(
             "request",

@@ -20,14 +20,14 @@ def get_session(request: Request) -> Iterator[Session]:
         yield s
 
 
-def get_principal(
-    request: Request,
-    session: Annotated[Session, Depends(get_session)],
-    authorization: Annotated[str | None, Header()] = None,
-) -> Principal:
+def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    # Its own short session, returned to the pool at once: sharing the request-long session kept one
+    # connection per request checked out while the service opened another, which deadlocked the
+    # pool under concurrent load (found by benchmarks/load_api.py).
     st = request.app.state.chronotope
     boot = st.settings.api.bootstrap_admin_key
-    return authenticate(session, authorization, boot.get_secret_value() if boot else None)
+    with st.factory() as session:
+        return authenticate(session, authorization, boot.get_secret_value() if boot else None)
 
 
 State = Annotated[Any, Depends(get_state)]

@@ -197,6 +197,7 @@ def feedback(
 ) -> dict[str, str]:
     rec = state.service.trace(session, recommendation_id)
     key.require_act_as(rec.user_id)
+    session.close()  # give the connection back before the service opens its own
     eid = state.service.feedback(recommendation_id, rec.user_id, body.kind, body.item_id, body.reason)
     with state.factory() as s:
         state.service.retriever.refresh_user(s, rec.user_id)

@@ -7,6 +7,7 @@ and keys. Steps already done are skipped.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -126,8 +127,9 @@ def demo_cmd(
     try:
         import uvicorn
 
-        from api.app import create_app
+        from api.app import configure_logging, create_app
 
+        configure_logging(logging.WARNING)
         uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
     finally:
         if handle:

@@ -15,9 +15,11 @@ def serve_cmd(
     """Serve the API (OpenAPI at /openapi.json) and the web page at /."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import configure_logging, create_app
 
-    uvicorn.run(create_app(settings()), host=host, port=port, log_level="info")
+    configure_logging()
+    # uvicorn's own access log would duplicate the app's JSON request log line
+    uvicorn.run(create_app(settings()), host=host, port=port, log_level="info", access_log=False)
 
 
 def register(app: typer.Typer) -> None:

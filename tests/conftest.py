@@ -18,7 +18,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATASETS = REPO_ROOT.parent / "shared" / "datasets" / "foursquare_nyc"
+# CI clones the repository with shared/ beside it; CHRONOTOPE_DATASETS points elsewhere if needed.
+DATASETS = (
+    Path(os.environ.get("CHRONOTOPE_DATASETS", REPO_ROOT.parent / "shared" / "datasets")) / "foursquare_nyc"
+)
 PG_URL = os.environ.get("CHRONOTOPE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

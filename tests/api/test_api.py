@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -143,6 +144,15 @@ def test_bad_input_gets_clear_4xx(client_keys: tuple[TestClient, Keys]) -> None:
     assert r.status_code == 400 and "both lat and lon" in r.json()["error"]["message"]
     r = c.post("/v1/events", headers=h, content=b"x" * 3_000_000)
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    # the same without a Content-Length header (a chunked upload)
+    r = c.post("/v1/events", headers=h, content=(b"x" * 100_000 for _ in range(30)))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    r = c.post(
+        "/v1/events",
+        headers={**bearer(k.admin), "Content-Type": "application/json"},
+        content=(b for b in [b'{"events": ', b"[]}"]),
+    )
+    assert r.status_code == 200, r.text  # a small chunked body is replayed intact
     assert c.get("/v1/recommendations/nope", headers=bearer(k.admin)).status_code == 404
     assert c.get("/v1/nothing", headers=bearer(k.admin)).json()["error"]["code"] == "not_found"
     # an unknown user gets a cold start, not an error; nothing is stored for them
@@ -176,3 +186,52 @@ def test_out_of_range_times_are_refused(client_keys: tuple[TestClient, Keys]) ->
             "/v1/recommendations", headers=bearer(k.u1), json={"user_id": "u1", "context": {"time": t}}
         )
         assert r.status_code == 422 and "time must be between" in r.json()["error"]["message"]
+
+
+def test_wrong_method_and_unhandled_errors_keep_the_error_shape(
+    client_keys: tuple[TestClient, Keys],
+) -> None:
+    c, k = client_keys
+    r = c.put("/v1/recommendations", headers=bearer(k.admin), json={})
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    # an unexpected exception is logged and answered as a 500 in the same shape, never a traceback
+    from types import SimpleNamespace
+
+    from api.app import create_app
+
+    app = create_app(c.app.state.chronotope.settings, state=SimpleNamespace())  # type: ignore[attr-defined,arg-type]
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as c2:
+        r = c2.get("/boom")
+    assert r.status_code == 500
+    assert r.json() == {
+        "error": {"message": "internal error", "type": "server_error", "code": "internal_error"}
+    }
+    assert "x-request-id" in {h.lower() for h in r.headers}
+
+
+def test_structured_json_request_logs(
+    client_keys: tuple[TestClient, Keys], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import logging
+
+    from api.app import JsonFormatter, configure_logging
+
+    c, k = client_keys
+    configure_logging()
+    try:
+        c.get("/healthz", headers={"X-Request-ID": "log-check-1"})
+        lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    finally:
+        for name in ("chronotope", "agent", "retrieval"):
+            lg = logging.getLogger(name)
+            lg.handlers = [h for h in lg.handlers if not isinstance(h.formatter, JsonFormatter)]
+            lg.propagate = True
+            lg.setLevel(logging.NOTSET)
+    req = [x for x in lines if x.get("request_id") == "log-check-1"]
+    assert req and req[0]["path"] == "/healthz" and req[0]["status"] == 200 and req[0]["level"] == "INFO"

@@ -21,12 +21,12 @@ def test_no_server_errors(client_keys: tuple[TestClient, Keys]) -> None:
     failures: list[str] = []
     checked = 0
     for result in schema.get_all_operations():
-        op = result.ok()
+        op = result.ok()  # type: ignore[union-attr]
 
         @given(case=op.as_strategy())
         @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case: schemathesis.Case) -> None:
-            case.headers = {**(case.headers or {}), **auth}
+            case.headers = {**(case.headers or {}), **auth}  # type: ignore[assignment,dict-item]
             response = case.call()
             if response.status_code >= 500:
                 failures.append(

@@ -157,6 +157,9 @@ def test_features_ignore_the_target_and_the_future(tmp_path: Path) -> None:
 def test_rank_train_then_eval_with_the_model(tmp_path: Path, data_dir: Path) -> None:
     """`rank train --test` never trains on the test period; eval then loads the saved model."""
     h, t = _files(tmp_path, n_users=20)
+    n_before = len(h.read_text().splitlines()) - 1
+    with h.open("a") as fh:  # rows inside the test period: must not be trained on
+        fh.write("3,7,,,,40.7,-74.0,2012-06-02 12:00,val\n3,8,,,,40.7,-74.0,2012-06-02 13:00,val\n")
     models = tmp_path / "models"
     res = runner.invoke(
         app,
@@ -165,7 +168,7 @@ def test_rank_train_then_eval_with_the_model(tmp_path: Path, data_dir: Path) -> 
     assert res.exit_code == 0, res.output
     (path,) = models.glob("ranker-*.txt")
     meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["history_rows"] < sum(1 for _ in h.open()) + 1  # rows at/after the test start dropped
+    assert meta["history_rows"] == n_before  # rows at/after the test start dropped
     out = tmp_path / "out.json"
     res = runner.invoke(
         app, ["eval", "--history", str(h), "--test", str(t), "--json", str(out), "--ranker", str(path)]

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -75,7 +76,7 @@ def nyc_subset(tmp: Path, n_users: int = 25) -> Path:
 
 
 class ServerThread(threading.Thread):
-    def __init__(self, app: object, port: int) -> None:
+    def __init__(self, app: Any, port: int) -> None:
         import uvicorn
 
         super().__init__(daemon=True)

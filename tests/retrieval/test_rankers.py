@@ -13,7 +13,7 @@ import pytest
 from core import columns as C
 from core.errors import InvalidInputError
 from retrieval.features import FEATURES
-from retrieval.rankers import HeuristicRanker, LearnedRanker, load_ranker, newest_model
+from retrieval.rankers import MODEL_FEATURES, HeuristicRanker, LearnedRanker, load_ranker, newest_model
 from retrieval.recommender import Recommender
 from retrieval.train_cli_support import train_and_save
 from retrieval.types import RequestContext
@@ -33,7 +33,7 @@ def test_model_is_versioned_and_loaded_newest(trained: tuple[LearnedRanker, Path
     model, path = trained
     assert path.name == f"ranker-{model.version}.txt" and len(model.version) == 10
     meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["features"] == list(FEATURES) and meta["train_queries"] > 20 and meta["trained_at"]
+    assert meta["features"] == list(MODEL_FEATURES) and meta["train_queries"] > 20 and meta["trained_at"]
     assert newest_model(path.parent) == path
     loaded = load_ranker("learned", path.parent)
     assert isinstance(loaded, LearnedRanker) and loaded.name == f"learned-lgbm@{model.version}"
@@ -50,7 +50,9 @@ def test_no_model_degrades_to_heuristic(tmp_path: Path) -> None:
 def test_a_model_with_another_feature_list_still_scores(trained: tuple[LearnedRanker, Path]) -> None:
     """Columns are matched by name; a feature the code no longer computes is NaN, not an error."""
     model, _ = trained
-    renamed = LearnedRanker(model.booster, model.version, {**model.meta, "features": ["gone", *FEATURES[1:]]})
+    renamed = LearnedRanker(
+        model.booster, model.version, {**model.meta, "features": ["gone", *MODEL_FEATURES[1:]]}
+    )
     x = np.random.default_rng(1).normal(size=(20, len(FEATURES))).astype(np.float32)
     s = renamed.score(x)
     assert s.shape == (20,) and np.isfinite(s).all()

@@ -1,0 +1,191 @@
+"""RecommendationService: stage composition, degradation at each stage and the stored trace.
+
+The retriever, reranker and explainer are small fakes here (their real versions have their own
+tests, and tests/api + tests/integration run the service over the real retriever); this file tests
+the logic around them: order, fallbacks, the never-a-new-item guard and what is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent.llm.explain import ExplanationSet, ItemExplanation
+from agent.llm.rerank import RerankOutcome
+from agent.service import RecommendationService
+from core.errors import ForbiddenError, NotFoundError
+from core.models import Event, Item, Recommendation, User
+from core.settings import Settings
+from mining import UserProfile
+from retrieval.profile_store import save_profile
+from retrieval.types import Candidate, RankedList, RequestContext
+
+
+class FakeRetriever:
+    def __init__(self, candidates: list[Candidate]) -> None:
+        self.candidates = candidates
+        self.calls: list[tuple[str, int]] = []
+        self.contexts: list[RequestContext] = []
+
+    def recommend(
+        self, session: Any, user_id: str, ctx: RequestContext, k: int = 10, profile: Any = None
+    ) -> RankedList:
+        self.calls.append((user_id, k))
+        self.contexts.append(ctx)
+        return RankedList([replace(c) for c in self.candidates[:k]], "heuristic", len(self.candidates))
+
+    def status(self) -> dict[str, Any]:
+        return {"items": len(self.candidates)}
+
+
+class ReverseReranker:
+    """Reverses the order; optionally slips in an item it was never given, or fails."""
+
+    def __init__(self, settings: Settings, *, intruder: bool = False, fail: str | None = None) -> None:
+        self.settings = settings
+        self.intruder = intruder
+        self.fail = fail
+
+    def rerank(self, profile: Any, ctx: RequestContext, ranked: list[Candidate]) -> RerankOutcome:
+        if self.fail == "raise":
+            raise RuntimeError("connection refused")
+        if self.fail == "outcome":
+            return RerankOutcome(ranked, "heuristic (llm unavailable)", None, None, "timeout")
+        out = list(reversed(ranked))
+        for n, c in enumerate(out):
+            c.llm_score = float(-n)
+        if self.intruder:
+            out.insert(0, Candidate(item_id="made-up", name="Invented Bar"))
+        return RerankOutcome(out, "llm(test-model)+heuristic", "test-model", "rerank@v1")
+
+
+class FakeExplainer:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def explain(self, profile: Any, ctx: RequestContext, items: list[Candidate]) -> ExplanationSet:
+        if self.fail:
+            raise RuntimeError("LLM went away mid-request")
+        return ExplanationSet(
+            {
+                c.item_id: ItemExplanation(f"LLM says {c.item_id}", ["rhythm.peak_hours"], "llm")
+                for c in items
+            },
+            "llm",
+            "test-model",
+            "explain@v1",
+        )
+
+
+@pytest.fixture
+def store(
+    sqlite_session_factory: sessionmaker[Session], profile: UserProfile, candidates: list[Candidate]
+) -> sessionmaker[Session]:
+    with sqlite_session_factory() as s:
+        s.add(User(id="u1"))
+        s.add(User(id="u2"))
+        s.add_all(Item(id=c.item_id, name=f"Place {c.item_id}", category=c.category) for c in candidates)
+        s.flush()
+        save_profile(s, profile)
+        s.commit()
+    return sqlite_session_factory
+
+
+def _service(
+    store: sessionmaker[Session], candidates: list[Candidate], reranker: Any = None, explainer: Any = None
+) -> RecommendationService:
+    return RecommendationService(store, FakeRetriever(candidates), reranker, explainer)  # type: ignore[arg-type]
+
+
+def test_llm_order_is_served_and_the_trace_is_stored(
+    store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
+) -> None:
+    svc = _service(store, candidates, ReverseReranker(settings), FakeExplainer())
+    res = svc.recommend("u1", ctx, k=3)
+    pool = candidates[: max(3, settings.llm.rerank_top_n)]
+    assert [c.item_id for c in res.items] == [c.item_id for c in reversed(pool)][:3]
+    assert res.ranker == "llm(test-model)+heuristic" and res.notes == []
+    assert res.explanation is not None and res.explanation.source == "llm"
+    with store() as s:
+        rec = s.get(Recommendation, res.recommendation_id)
+        assert rec is not None
+        assert rec.items == [c.item_id for c in res.items]
+        assert rec.profile_version == 1 and rec.model == "test-model"
+        assert rec.prompt_version == "rerank@v1, explain@v1"
+        assert [f["id"] for f in rec.facts] == ["rhythm.peak_hours"]  # only the facts cited
+        assert {c["item_id"] for c in rec.candidates} == {c.item_id for c in pool}
+        assert all(c["llm_score"] is not None and c["sources"] for c in rec.candidates)
+        assert {"retrieve_ms", "rerank_ms", "explain_ms", "total_ms"} <= set(rec.timings or {})
+
+
+def test_an_item_the_llm_invents_is_never_shown(
+    store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
+) -> None:
+    svc = _service(store, candidates, ReverseReranker(settings, intruder=True), FakeExplainer())
+    res = svc.recommend("u1", ctx, k=5)
+    shown = [c.item_id for c in res.items]
+    assert "made-up" not in shown and len(shown) == 5
+    assert set(shown) <= {c.item_id for c in candidates}
+
+
+@pytest.mark.parametrize("fail", ["raise", "outcome"])
+def test_reranker_failure_degrades_to_the_feature_order(
+    store: sessionmaker[Session],
+    settings: Settings,
+    candidates: list[Candidate],
+    ctx: RequestContext,
+    fail: str,
+) -> None:
+    svc = _service(store, candidates, ReverseReranker(settings, fail=fail), FakeExplainer())
+    res = svc.recommend("u1", ctx, k=4)
+    assert [c.item_id for c in res.items] == [c.item_id for c in candidates[:4]]
+    assert "llm unavailable" in res.ranker
+    assert any("LLM unavailable" in n for n in res.notes)
+    # the explainer is not even tried once the LLM is known down: template explanations instead
+    assert res.explanation is not None and res.explanation.source == "template"
+
+
+def test_explainer_failure_degrades_to_templates(
+    store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
+) -> None:
+    svc = _service(store, candidates, ReverseReranker(settings), FakeExplainer(fail=True))
+    res = svc.recommend("u1", ctx, k=3)
+    assert res.explanation is not None and res.explanation.source == "template"
+    assert set(res.explanation.items) == {c.item_id for c in res.items}
+    assert any("template" in n for n in res.notes)
+
+
+def test_no_llm_no_explain_and_unknown_users(
+    store: sessionmaker[Session], candidates: list[Candidate], ctx: RequestContext
+) -> None:
+    svc = _service(store, candidates)
+    res = svc.recommend("u1", ctx, k=3, explain=False)
+    assert res.ranker == "heuristic" and res.explanation is None
+    cold = svc.recommend("nobody", ctx, k=3)
+    assert cold.items and any("unknown user" in n for n in cold.notes)
+    with store() as s:
+        stored = set(s.scalars(select(Recommendation.user_id)))
+    assert stored == {"u1"}  # a cold-start request for an unknown id stores nothing
+
+
+def test_feedback_is_a_linked_event_and_checked(
+    store: sessionmaker[Session], candidates: list[Candidate], ctx: RequestContext
+) -> None:
+    svc = _service(store, candidates)
+    res = svc.recommend("u1", ctx, k=3)
+    item = res.items[1].item_id
+    eid = svc.feedback(res.recommendation_id, "u1", "rejected", item, "too far")
+    with store() as s:
+        ev = s.get(Event, eid)
+        assert ev is not None and ev.kind == "feedback" and ev.recommendation_id == res.recommendation_id
+        assert ev.item_id == item and ev.text == "too far" and ev.attributes == {"feedback": "rejected"}
+    with pytest.raises(ForbiddenError):
+        svc.feedback(res.recommendation_id, "u2", "clicked", item, None)
+    with pytest.raises(NotFoundError):
+        svc.feedback(res.recommendation_id, "u1", "clicked", "not-shown", None)
+    with pytest.raises(NotFoundError):
+        svc.feedback("no-such-id", "u1", "clicked", None, None)
