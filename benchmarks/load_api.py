@@ -4,18 +4,19 @@
         [--seconds 60] [--no-embedding]
 
 Needs a prepared data dir (ingest + mine, e.g. after `chronotope demo --no-serve`). Starts the app
-under uvicorn on a free 127.0.0.1 port, runs N concurrent clients until the request budget or the
-time limit is spent, then prints p50/p95/p99 latency and throughput. Traffic never leaves loopback.
+under uvicorn on a free 127.0.0.1 port in its own process (so the clients do not share its GIL),
+runs N concurrent clients until the request budget or the time limit is spent, then prints
+p50/p95/p99 latency and throughput. Traffic never leaves loopback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import random
 import socket
-import threading
 import time
 
 import httpx
@@ -63,6 +64,22 @@ async def run_load(
     return latencies
 
 
+def _serve(port: int, no_embedding: bool) -> None:
+    """The app under uvicorn, in its own process: the load generator must not share its GIL."""
+    import uvicorn
+
+    from api.app import build_state, create_app
+    from core.db import open_store
+    from core.settings import Settings
+    from retrieval.service import Retriever
+
+    s = Settings()
+    _, factory = open_store(s)
+    retriever = Retriever.load(s, factory, load_index=not no_embedding)
+    state = build_state(s, retriever=retriever, use_llm=False)
+    uvicorn.run(create_app(s, state=state), host="127.0.0.1", port=port, log_level="warning")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=16)
@@ -71,42 +88,39 @@ def main() -> None:
     ap.add_argument("--no-embedding", action="store_true")
     a = ap.parse_args()
     os.environ.setdefault("CHRONOTOPE_LLM__ENABLED", "false")
-    import uvicorn
     from sqlalchemy import select
 
-    from api.app import build_state, create_app
     from api.auth import create_key
+    from core.db import open_store
     from core.models import User
     from core.settings import Settings
-    from retrieval.service import Retriever
 
-    s = Settings()
-    from core.db import open_store
-
-    _, factory = open_store(s)
-    retriever = Retriever.load(s, factory, load_index=not a.no_embedding)
-    state = build_state(s, retriever=retriever, use_llm=False)
+    _, factory = open_store(Settings())
     with factory() as sess:
         key = create_key(sess, "admin")
         sess.commit()
         users = list(sess.scalars(select(User.id)))
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(s, state=state), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
+    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(port, a.no_embedding))
+    server.start()
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
+    try:
+        for _ in range(1200):  # loading the catalog, histories and (optionally) the embedder
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if not server.is_alive():
+                raise SystemExit("the server process died while starting")
             time.sleep(0.1)
-    asyncio.run(run_load(base, key, users, 4, 40, 30))  # warm-up
-    t0 = time.perf_counter()
-    lat = np.array(asyncio.run(run_load(base, key, users, a.clients, a.requests, a.seconds)))
-    wall = time.perf_counter() - t0
-    server.should_exit = True
+        asyncio.run(run_load(base, key, users, 4, 40, 30))  # warm-up
+        t0 = time.perf_counter()
+        lat = np.array(asyncio.run(run_load(base, key, users, a.clients, a.requests, a.seconds)))
+        wall = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.join(10)
     print(
         f"/v1/recommendations, feature ranker, embedding {'off' if a.no_embedding else 'on'}, "
         f"{a.clients} clients: {len(lat)} requests in {wall:.1f} s = {len(lat) / wall:.0f} req/s; "

@@ -53,6 +53,9 @@ def eval_cmd(
         result = evaluate(
             split, model, pool_size=pool, sample=sample, seed=seed, reranker=reranker, progress=advance
         )
+    if reranker is not None:
+        result["llm_failures"] = reranker.failures["n"]  # type: ignore[attr-defined]
+        result["llm_blend_weight"] = s.llm.blend_weight
     if isinstance(model, LearnedRanker):
         result["model"] = model.meta
     json_out.parent.mkdir(parents=True, exist_ok=True)

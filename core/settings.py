@@ -52,6 +52,9 @@ class LLMSettings(BaseModel):
     rerank_orders: int = Field(1, ge=1, le=4, description="Candidate orders averaged against position bias.")
     blend_weight: float = Field(0.3, ge=0, le=1, description="Weight of the LLM score in the final blend.")
     enabled: bool = Field(True, description="Set false to always serve the feature ranker.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="Embedded server's dtype; auto: bf16 if the CPU has native bf16, else fp32."
+    )
 
 
 class APISettings(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from retrieval.types import Candidate
 COL = {name: i for i, name in enumerate(FEATURES)}
 # Reranks the top of a ranked list: (query, the user's input frame, top candidates best first) -> new order
 Reranker = Callable[[Query, pd.DataFrame, list[Candidate]], list[Candidate]]
+WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))  # LLM blend weights swept by an LLM eval
 
 
 def _baseline_scores(f: np.ndarray) -> dict[str, np.ndarray]:
@@ -93,6 +95,8 @@ def evaluate(
     base_ranks: dict[str, list[float]] = {}
     in_pool: list[bool] = []
     is_new: list[bool] = []
+    feature_ranks: list[float] = []  # with a reranker: the same targets ranked without it
+    sweep_inputs: list[SweepInput] = []
     t_feat = t_rank = 0.0
     for q in queries:
         t0 = time.perf_counter()
@@ -116,14 +120,16 @@ def evaluate(
                 )
                 for i, s in zip(order[:rerank_top], top_scores, strict=True)
             ]
-            new_ids = [c.item_id for c in reranker(q, inp, cands)]
+            reranked = reranker(q, inp, cands)
+            new_ids = [c.item_id for c in reranked]
             if sorted(new_ids) != sorted(c.item_id for c in cands):
                 raise RuntimeError("reranker returned items that were not among its candidates")
+            feature_ranks.append(_final_rank(stage1, order, target, allowed))
+            sweep_inputs.append(
+                _sweep_input(cands, reranked, str(stats.item_ids[target]) if target >= 0 else None)
+            )
             order = np.concatenate([stats.index_of(np.array(new_ids, dtype=object)), order[rerank_top:]])
-        # Final score: the pool in ranked order above everything else, the rest by stage 1.
-        final = stage1.astype(float) - 1e9
-        final[order] = 1e9 - np.arange(len(order))
-        ranks.append(rank_of(final, target, allowed))
+        ranks.append(_final_rank(stage1, order, target, allowed))
         in_pool.append(bool(target >= 0 and target in pool))
         visited = target >= 0 and target in set(uh.idx.tolist())
         is_new.append(not visited)
@@ -153,6 +159,13 @@ def evaluate(
         name: {"revisit": summarize(np.array(v)[~new]), "new place": summarize(np.array(v)[new])}
         for name, v in base_ranks.items()
     }
+    if reranker is not None and feature_ranks:
+        # LLM vs features on the very same targets, and the blend weight swept on them (one pass of
+        # LLM calls; the blend is recomputed offline for each weight).
+        result["without_reranker"] = summarize(np.array(feature_ranks)) | {
+            "ranker": getattr(ranker, "name", "unknown")
+        }
+        result["blend_sweep"] = blend_sweep(sweep_inputs, np.array(feature_ranks))
     result["timing_s"] = {
         "total": round(time.perf_counter() - t_start, 2),
         "features": round(t_feat, 2),
@@ -164,9 +177,65 @@ def evaluate(
     return result
 
 
+def _final_rank(stage1: np.ndarray, order: np.ndarray, target: int, allowed: np.ndarray) -> float:
+    """Rank of the target when the pool comes first in ``order`` and the rest follow by stage 1."""
+    final = stage1.astype(float) - 1e9
+    final[order] = 1e9 - np.arange(len(order))
+    return rank_of(final, target, allowed)
+
+
+@dataclass
+class SweepInput:
+    """One reranked query: the feature and raw LLM scores of its top-N (feature order) and where the
+    target sits among them (None: not in the top-N, so the blend cannot move it)."""
+
+    feature: list[float]
+    llm: list[float] | None  # None: the LLM call failed and the feature order was served
+    target_pos: int | None
+
+
+def _sweep_input(cands: list[Candidate], reranked: list[Candidate], target_id: str | None) -> SweepInput:
+    llm_by_id = {c.item_id: c.llm_score for c in reranked}
+    llm = [llm_by_id.get(c.item_id) for c in cands]
+    ids = [c.item_id for c in cands]
+    return SweepInput(
+        feature=[c.score for c in cands],
+        llm=None if any(v is None for v in llm) else [float(v) for v in llm if v is not None],
+        target_pos=ids.index(target_id) if target_id in ids else None,
+    )
+
+
+def _minmax(xs: np.ndarray) -> np.ndarray:
+    span = xs.max() - xs.min()
+    return np.full_like(xs, 0.5) if span < 1e-12 else (xs - xs.min()) / span
+
+
+def blend_sweep(
+    inputs: list[SweepInput], feature_ranks: np.ndarray, weights: tuple[float, ...] = WEIGHTS
+) -> dict[str, dict[str, float]]:
+    """Metrics for each LLM blend weight w: final = (1-w)·minmax(feature) + w·minmax(llm), as
+    ``agent.llm.rerank`` blends. A target outside the top-N keeps its feature rank."""
+    out: dict[str, dict[str, float]] = {}
+    for w in weights:
+        ranks = feature_ranks.copy()
+        for i, si in enumerate(inputs):
+            if si.llm is None or si.target_pos is None:
+                continue
+            final = (1 - w) * _minmax(np.array(si.feature)) + w * _minmax(np.array(si.llm))
+            order = np.argsort(-np.round(final, 4), kind="stable")
+            ranks[i] = float(np.flatnonzero(order == si.target_pos)[0] + 1)
+        out[f"{w:.1f}"] = summarize(ranks)
+    return out
+
+
 def table_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     keys = ("n", "acc@1", "acc@5", "acc@10", "ndcg@10", "mrr")
     rows = [{"method": result["ranker"], "targets": "all", **{k: result[k] for k in keys}}]
+    if "without_reranker" in result:
+        m = result["without_reranker"]
+        rows.append({"method": f"{m['ranker']} alone", "targets": "all", **{k: m[k] for k in keys}})
+        for w, m in result.get("blend_sweep", {}).items():
+            rows.append({"method": f"llm blend weight {w}", "targets": "all", **{k: m[k] for k in keys}})
     for name, m in result["baselines"].items():
         rows.append({"method": f"baseline: {name}", "targets": "all", **{k: m[k] for k in keys}})
     for split_name, m in result["splits"].items():

@@ -1,7 +1,8 @@
 """LLM reranking by scoring, not generation: one forward pass per candidate order.
 
 The top-N candidates are labelled A, B, C…; the model is asked for one label, constrained to the
-labels (vLLM structured outputs ``choice``), and the log-probability of every label is read from
+labels (by the labels' token ids, ``allowed_token_ids``; a ``structured_outputs`` choice where the
+server cannot tokenize for us), and the log-probability of every label is read from
 ``top_logprobs`` (a LlamaRec-style verbalizer). Averaging over a few candidate orders counters
 position bias. The output is, by construction, a permutation of the input: no item the retriever
 did not propose can appear. Any failure (timeout, server down, open breaker) returns the feature
@@ -21,6 +22,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from agent.llm.breaker import CircuitBreaker, CircuitOpenError
 from agent.llm.client import make_openai_client
+from agent.llm.label_tokens import LabelTokens
 from core.settings import Settings
 from mining import UserProfile
 from prompts.loader import load_prompt
@@ -99,11 +101,27 @@ def _minmax(xs: list[float]) -> list[float]:
 
 
 class LLMReranker:
-    def __init__(self, settings: Settings, client: Any = None, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Any = None,
+        breaker: CircuitBreaker | None = None,
+        label_tokens: LabelTokens | None = None,
+    ) -> None:
         self.settings = settings
         self.client = client or make_openai_client(settings)
         self.breaker = breaker or CircuitBreaker()
         self.prompt = load_prompt("rerank")
+        # With the real client, constrain by token ids (free); an injected client (tests, other
+        # servers) gets the grammar unless a lookup is given too.
+        self.label_tokens = label_tokens if label_tokens is not None or client else LabelTokens(settings)
+
+    def constraint(self, labels: list[str]) -> dict[str, Any]:
+        """The request field that limits the one-token answer to the labels."""
+        ids = self.label_tokens.ids_for(labels) if self.label_tokens else None
+        if ids:
+            return {"allowed_token_ids": ids}
+        return {"structured_outputs": {"choice": labels}}
 
     def _score_once(self, messages: list[dict[str, str]], labels: list[str]) -> dict[str, float]:
         @retry(
@@ -120,7 +138,7 @@ class LLMReranker:
                 temperature=0.0,
                 logprobs=True,
                 top_logprobs=20,
-                extra_body={"structured_outputs": {"choice": labels}},
+                extra_body=self.constraint(labels),
             )
 
         return label_logprobs(call(), labels)

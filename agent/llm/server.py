@@ -45,6 +45,25 @@ class ServerHandle:
             self.process.wait(timeout=10)
 
 
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def serving_dtype(settings: Settings, flags: set[str] | None = None) -> str:
+    """bf16 where the CPU computes it natively (AVX-512 BF16 or AMX); else float32. Without those
+    instructions bf16 is emulated: on an AVX2-only EPYC a 600-token rerank took ~40 s in bf16."""
+    if settings.llm.dtype != "auto":
+        return settings.llm.dtype
+    flags = cpu_flags() if flags is None else flags
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & flags else "float32"
+
+
 def server_command(settings: Settings, port: int) -> list[str]:
     return [
         str(venv_python(settings)),
@@ -61,6 +80,8 @@ def server_command(settings: Settings, port: int) -> list[str]:
         "--max-model-len",
         "4096",
         "--enforce-eager",  # ~47 s to ready on 2 cores instead of ~2 min of graph compilation
+        "--dtype",
+        serving_dtype(settings),
     ]
 
 

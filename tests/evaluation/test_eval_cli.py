@@ -177,3 +177,37 @@ def test_rank_train_then_eval_with_the_model(tmp_path: Path, data_dir: Path) -> 
     data = json.loads(out.read_text())
     assert data["ranker"].startswith("learned-lgbm@") and data["model"]["version"] in path.name
     assert data["acc@1"] >= data["baselines"]["popularity"]["acc@1"]
+
+
+def _reversing_reranker(q: object, inp: object, top: list) -> list:
+    """A stand-in LLM that prefers the feature order reversed; returns the order it would serve at
+    blend weight 1 (pure LLM), with its raw scores, as agent.llm.rerank does."""
+    from dataclasses import replace
+
+    scored = [replace(c, llm_score=float(i)) for i, c in enumerate(top)]  # last = best
+    return sorted(scored, key=lambda c: -(c.llm_score or 0.0))
+
+
+def test_llm_eval_reports_features_alone_and_a_blend_sweep_on_the_same_targets(tmp_path: Path) -> None:
+    h, t = _files(tmp_path)
+    split = load_split(h, t)
+    plain = evaluate(split, HeuristicRanker())
+    res = evaluate(split, HeuristicRanker(), reranker=_reversing_reranker, rerank_top=5)
+    alone, sweep = res["without_reranker"], res["blend_sweep"]
+    assert alone["mrr"] == pytest.approx(plain["mrr"]) and alone["n"] == plain["n"]
+    assert sweep["0.0"]["mrr"] == pytest.approx(plain["mrr"])  # weight 0: the feature order
+    assert sweep["1.0"]["mrr"] == pytest.approx(res["mrr"])  # weight 1: the LLM's order, as served
+    assert res["mrr"] < plain["mrr"]  # reversing a near-perfect order must cost something
+    assert set(sweep) == {f"{0.1 * i:.1f}" for i in range(11)}
+
+
+def test_a_reranker_that_invents_an_item_is_refused(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    h, t = _files(tmp_path, n_users=3)
+
+    def inventing(q: object, inp: object, top: list) -> list:
+        return [replace(top[0], item_id="not-a-candidate"), *top[1:]]
+
+    with pytest.raises(RuntimeError, match="not among its candidates"):
+        evaluate(load_split(h, t), HeuristicRanker(), reranker=inventing)

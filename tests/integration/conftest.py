@@ -52,14 +52,24 @@ def vllm_server() -> Iterator[tuple[Settings, ServerHandle]]:
     if not is_provisioned(s):
         _unavailable(f"model not provisioned in {s.data_dir}: run `chronotope llm pull`")
     handle = start_server(s, s.llm.port)
-    # The first constrained request compiles a grammar (~20 s): do it once here, not in a test's timing.
+    # One-time costs belong here, not in a test's timing: the grammar back-end's first compile
+    # (~20 s) and the first long prefill on a cold engine (seen taking over a minute on 2 cores).
     from agent.llm.client import make_openai_client
 
-    make_openai_client(s, timeout_s=180).chat.completions.create(
+    client = make_openai_client(s, timeout_s=300)
+    client.chat.completions.create(
         model=s.llm.model_name,
         messages=[{"role": "user", "content": "Say A"}],
         max_tokens=1,
         extra_body={"structured_outputs": {"choice": ["A", "B"]}},
+    )
+    long_prompt = "\n".join(f"{chr(65 + i)}. Place {i}, Coffee Shop, Midtown, 1.{i} km" for i in range(20))
+    client.chat.completions.create(
+        model=s.llm.model_name,
+        messages=[{"role": "user", "content": f"Pick one place.\n{long_prompt}\nAnswer with its letter."}],
+        max_tokens=1,
+        logprobs=True,
+        top_logprobs=20,
     )
     yield s, handle
     handle.stop()

@@ -86,6 +86,14 @@ def test_constraint_is_really_applied(vllm_server: tuple[Settings, ServerHandle]
         extra_body={"structured_outputs": {"choice": labels}},
     )
     assert (forced.choices[0].message.content or "").strip() in labels
+    # What the reranker really sends: the labels' token ids from the server's own tokenizer
+    # (no grammar to compile), and that constrains the answer too.
+    body = LLMReranker(s).constraint(labels)
+    assert set(body) == {"allowed_token_ids"} and len(body["allowed_token_ids"]) >= len(labels)
+    by_ids = client.chat.completions.create(
+        model=s.llm.model_name, messages=msgs, max_tokens=1, temperature=0, extra_body=body
+    )
+    assert (by_ids.choices[0].message.content or "").strip() in labels
 
 
 def test_explanations_cite_real_facts(vllm_server: tuple[Settings, ServerHandle]) -> None:

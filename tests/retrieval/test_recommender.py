@@ -124,3 +124,21 @@ def test_add_events_updates_popularity_and_catalog(small_world: tuple[pd.DataFra
     hist = pd.concat([ev[ev[C.USER] == new[C.USER].iloc[0]], new], ignore_index=True)
     out = rec.recommend(str(new[C.USER].iloc[0]), hist, RequestContext(time=new[C.TIME].max()), k=100)
     assert "brand-new" in {c.item_id for c in out.candidates}
+
+
+def test_cached_user_history_follows_the_frame_it_came_from(
+    small_world: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    ev, items = small_world
+    rec = Recommender.fit(ev, items, ranker="heuristic")
+    hist = ev[ev[C.USER] == "u1"]
+    first = rec.recommend("u1", hist, RequestContext(time=T), k=5)
+    again = rec.recommend("u1", hist, RequestContext(time=T), k=5)  # served from the cache
+    assert [c.item_id for c in again.candidates] == [c.item_id for c in first.candidates]
+    # A new frame for the same user (what the service does on new events) is not served stale:
+    # a user whose history is now only u2's routine gets u2's places.
+    other = ev[ev[C.USER] == "u2"].assign(**{C.USER: "u1"})
+    moved = rec.recommend("u1", other, RequestContext(time=T), k=5)
+    fresh = Recommender.fit(ev, items, ranker="heuristic").recommend("u1", other, RequestContext(time=T), k=5)
+    assert [c.item_id for c in moved.candidates] == [c.item_id for c in fresh.candidates]
+    assert [c.item_id for c in moved.candidates] != [c.item_id for c in first.candidates]

@@ -1,0 +1,69 @@
+"""Token ids of the rerank labels, read from the serving vLLM's own tokenizer (``POST /tokenize``).
+
+Why: constraining the one-token answer with ``allowed_token_ids`` costs nothing, while a
+``structured_outputs`` choice compiles a grammar per label set on the server (tens of seconds on
+2 CPU cores, for every distinct number of candidates). A server without ``/tokenize`` (not vLLM)
+or a label that is not a single token makes the lookup return None; the caller then falls back
+to the grammar."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import httpx
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def tokenize_url(base_url: str) -> str:
+    """vLLM serves /tokenize beside /v1, not under it."""
+    root = base_url.rstrip("/")
+    return (root.removesuffix("/v1") or root) + "/tokenize"
+
+
+class LabelTokens:
+    """Caches label → token ids for one server; thread-safe; one lookup per label ever."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ids: dict[str, list[int]] = {}
+        self._unavailable = False
+        self._lock = threading.Lock()
+
+    def _tokenize(self, text: str) -> list[int]:
+        r = httpx.post(
+            tokenize_url(self.settings.resolved_llm_base_url),
+            json={"model": self.settings.llm.model_name, "prompt": text, "add_special_tokens": False},
+            headers={"Authorization": f"Bearer {self.settings.llm.api_key.get_secret_value()}"},
+            timeout=self.settings.llm.timeout_s,
+        )
+        r.raise_for_status()
+        return [int(t) for t in r.json()["tokens"]]
+
+    def ids_for(self, labels: list[str]) -> list[int] | None:
+        """Allowed token ids for answering with one of ``labels`` (bare or with a leading space),
+        or None when the server cannot tell us (use the grammar instead)."""
+        with self._lock:
+            if self._unavailable:
+                return None
+            try:
+                for lab in labels:
+                    if lab not in self._ids:
+                        self._ids[lab] = self._label_ids(lab)
+            except (httpx.HTTPStatusError, KeyError, ValueError) as exc:  # the server cannot tell us
+                log.info("label token ids unavailable (%s); constraining with a grammar instead", exc)
+                self._unavailable = True
+                return None
+            except httpx.HTTPError:  # unreachable now: the call itself will fail and degrade
+                return None
+            return sorted({t for lab in labels for t in self._ids[lab]})
+
+    def _label_ids(self, label: str) -> list[int]:
+        bare = self._tokenize(label)
+        if len(bare) != 1:
+            raise ValueError(f"label {label!r} is not a single token")
+        spaced = self._tokenize(" " + label)
+        return sorted({bare[0], *(spaced if len(spaced) == 1 else [])})
