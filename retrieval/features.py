@@ -205,7 +205,7 @@ def _time_profile(h: pd.DataFrame, idx: np.ndarray, n: int) -> tuple[np.ndarray,
     ok = idx >= 0
     hist = np.zeros((n, 24), dtype=np.float32)
     np.add.at(hist, (idx[ok], hours[ok]), 1.0)
-    wk = np.bincount(idx[ok], weights=(local.dt.weekday >= 5).to_numpy()[ok].astype(float), minlength=n)
+    wk = np.bincount(idx[ok], weights=(local.dt.day_of_week >= 5).to_numpy()[ok].astype(float), minlength=n)
     return hist, wk
 
 
@@ -235,9 +235,9 @@ class UserHistory:
         return cls(
             idx=stats.index_of(df[C.ITEM].astype(str).to_numpy()),
             hour=(local.dt.hour + local.dt.minute / 60).to_numpy(dtype=float),
-            weekend=(local.dt.weekday >= 5).to_numpy(),
+            weekend=(local.dt.day_of_week >= 5).to_numpy(),
             t_h=ts.dt.as_unit("ns").astype("int64").to_numpy() / 3.6e12,
-            weekday=local.dt.weekday.to_numpy(),
+            weekday=local.dt.day_of_week.to_numpy(),
         )
 
 
