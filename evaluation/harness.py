@@ -20,6 +20,7 @@ import pandas as pd
 from core import columns as C
 from evaluation.dev_split import DevSplit, Query, user_input
 from evaluation.metrics import rank_of, summarize
+from retrieval.blend import blend_scores
 from retrieval.features import FEATURES, CatalogStats, UserHistory, heuristic_score, query_features
 from retrieval.rankers import Ranker
 from retrieval.training import POOL, local_hour_weekend, local_weekday, pool_of
@@ -205,24 +206,18 @@ def _sweep_input(cands: list[Candidate], reranked: list[Candidate], target_id: s
     )
 
 
-def _minmax(xs: np.ndarray) -> np.ndarray:
-    span = xs.max() - xs.min()
-    return np.full_like(xs, 0.5) if span < 1e-12 else (xs - xs.min()) / span
-
-
 def blend_sweep(
     inputs: list[SweepInput], feature_ranks: np.ndarray, weights: tuple[float, ...] = WEIGHTS
 ) -> dict[str, dict[str, float]]:
-    """Metrics for each LLM blend weight w: final = (1-w)·minmax(feature) + w·minmax(llm), as
-    ``agent.llm.rerank`` blends. A target outside the top-N keeps its feature rank."""
+    """Metrics for each LLM blend weight, blended as served (retrieval.blend). A target outside
+    the top-N keeps its feature rank."""
     out: dict[str, dict[str, float]] = {}
     for w in weights:
         ranks = feature_ranks.copy()
         for i, si in enumerate(inputs):
             if si.llm is None or si.target_pos is None:
                 continue
-            final = (1 - w) * _minmax(np.array(si.feature)) + w * _minmax(np.array(si.llm))
-            order = np.argsort(-np.round(final, 4), kind="stable")
+            order = np.argsort(-blend_scores(si.feature, si.llm, w), kind="stable")
             ranks[i] = float(np.flatnonzero(order == si.target_pos)[0] + 1)
         out[f"{w:.1f}"] = summarize(ranks)
     return out

@@ -10,6 +10,11 @@ from typing import Any
 from core.settings import Settings
 
 
+def server_root(base_url: str) -> str:
+    """An OpenAI-compatible base URL without its ``/v1``: where vLLM serves /health and /tokenize."""
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
 def make_openai_client(settings: Settings, *, timeout_s: float | None = None) -> Any:
     import openai
 

@@ -13,6 +13,7 @@ import threading
 
 import httpx
 
+from agent.llm.client import server_root
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,7 @@ log = logging.getLogger(__name__)
 
 def tokenize_url(base_url: str) -> str:
     """vLLM serves /tokenize beside /v1, not under it."""
-    root = base_url.rstrip("/")
-    return (root.removesuffix("/v1") or root) + "/tokenize"
+    return server_root(base_url) + "/tokenize"
 
 
 class LabelTokens:

@@ -26,6 +26,7 @@ from agent.llm.label_tokens import LabelTokens
 from core.settings import Settings
 from mining import UserProfile
 from prompts.loader import load_prompt
+from retrieval.blend import blend_scores
 from retrieval.item_text import place_description
 from retrieval.types import Candidate, RequestContext
 
@@ -93,11 +94,6 @@ def label_logprobs(response: Any, labels: list[str]) -> dict[str, float]:
     if not found:
         raise ValueError(f"no label among the top logprobs (answer {chosen!r})")
     return {lab: found.get(lab, FLOOR_LOGPROB) for lab in labels}
-
-
-def _minmax(xs: list[float]) -> list[float]:
-    lo, hi = min(xs), max(xs)
-    return [0.5] * len(xs) if hi - lo < 1e-12 else [(x - lo) / (hi - lo) for x in xs]
 
 
 class LLMReranker:
@@ -184,13 +180,10 @@ class LLMReranker:
             return RerankOutcome(
                 list(ranked), FALLBACK_RANKER, None, self.prompt.id, f"{type(exc).__name__}: {exc}"[:300]
             )
-        w = self.settings.llm.blend_weight
-        feat = _minmax([c.score for c in top])
-        llm = _minmax(scores)
-        blended = []
-        for i, c in enumerate(top):
-            final = (1 - w) * feat[i] + w * llm[i]
-            blended.append(replace(c, llm_score=round(scores[i], 4), final_score=round(final, 4)))
+        final = blend_scores([c.score for c in top], scores, self.settings.llm.blend_weight)
+        blended = [
+            replace(c, llm_score=round(scores[i], 4), final_score=float(final[i])) for i, c in enumerate(top)
+        ]
         blended.sort(key=lambda c: -(c.final_score or 0.0))
         return RerankOutcome(
             blended + list(rest),

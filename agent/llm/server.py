@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from agent.llm.client import server_root
 from agent.llm.provision import is_provisioned, model_dir
 from agent.llm.runtime import venv_python
 from core.errors import ProvisioningError
@@ -86,9 +87,8 @@ def server_command(settings: Settings, port: int) -> list[str]:
 
 
 def healthy(base_url: str, timeout_s: float = 2.0) -> bool:
-    root = base_url.rstrip("/").removesuffix("/v1")
     try:
-        return httpx.get(f"{root}/health", timeout=timeout_s).status_code == 200
+        return httpx.get(f"{server_root(base_url)}/health", timeout=timeout_s).status_code == 200
     except httpx.HTTPError:
         return False
 
