@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -39,3 +40,53 @@ def history(session: Session, conversation_id: str) -> list[Message]:
             select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
         )
     )
+
+
+HISTORY_MESSAGE_CHARS = 300  # one earlier message, as read back into a prompt
+
+
+def recent_history(
+    messages: Sequence[Message | dict[str, str]], budget_tokens: int, count: Callable[[str], int]
+) -> list[dict[str, str]]:
+    """The newest earlier messages that fit ``budget_tokens``, oldest first, each shortened."""
+    out: list[dict[str, str]] = []
+    used = 0
+    for m in reversed(messages):
+        role = m["role"] if isinstance(m, dict) else m.role
+        content = m["content"] if isinstance(m, dict) else m.content
+        if role not in ("user", "assistant"):
+            continue
+        text = " ".join(content.split())
+        if len(text) > HISTORY_MESSAGE_CHARS:
+            text = text[: HISTORY_MESSAGE_CHARS - 1] + "…"
+        cost = count(text) + 4  # the role marker and separators
+        if used + cost > budget_tokens:
+            break
+        out.append({"role": role, "content": text})
+        used += cost
+    return out[::-1]
+
+
+def find_conversation(session: Session, user_id: str, prior: Sequence[dict[str, str]]) -> Conversation | None:
+    """The user's stored conversation whose messages are exactly ``prior`` (role and content), so
+    an OpenAI-style client that resends the whole exchange continues it: one lookup, no replay."""
+    assistant = [m for m in prior if m["role"] == "assistant"]
+    if not assistant:
+        return None
+    candidates = session.scalars(
+        select(Message.conversation_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Conversation.user_id == user_id,
+            Message.role == "assistant",
+            Message.content == assistant[-1]["content"],
+        )
+        .order_by(Message.id.desc())
+        .limit(5)
+    ).all()
+    want = [(m["role"], m["content"]) for m in prior if m["role"] in ("user", "assistant")]
+    for conv_id in dict.fromkeys(candidates):
+        stored = [(m.role, m.content) for m in history(session, conv_id)]
+        if stored == want:
+            return session.get(Conversation, conv_id)
+    return None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +27,9 @@ from retrieval.types import Candidate, RequestContext
 
 log = logging.getLogger(__name__)
 FEEDBACK_KINDS = ("clicked", "accepted", "rejected")
+# A place the user turned down ("not that one", or rejected feedback) is not shown to them again
+# for this long; learning more from feedback is the feedback issue's work.
+REJECTED_HIDDEN_FOR = timedelta(days=30)
 
 
 @dataclass
@@ -66,18 +70,29 @@ class RecommendationService:
         explain: bool = True,
         *,
         use_llm: bool = True,
+        explain_with_llm: bool | None = None,
         conversation_id: str | None = None,
+        trace_extra: dict[str, Any] | None = None,
     ) -> RecommendationResult:
+        """``use_llm``: rerank with the LLM; ``explain_with_llm`` (default: ``use_llm``): have it
+        write the explanations too, else the template does. ``trace_extra`` joins the stored
+        request (the chat puts its understanding and grounding there)."""
         t0 = time.perf_counter()
         notes: list[str] = []
         with self.factory() as s:
             profile = self.profile(s, user_id)
             version = latest_profile_version(s, user_id)
             known_user = s.get(User, user_id) is not None
+            hidden = self.rejected_items(s, user_id, ctx.time) if known_user else set()
         if not known_user:
             notes.append("unknown user: cold-start recommendations from context and popularity")
         elif profile is None:
             notes.append("no mined profile yet: run `chronotope mine`")
+        if hidden - set(ctx.exclude_items):
+            notes.append(
+                "hidden after an earlier rejection: " + ", ".join(sorted(hidden - set(ctx.exclude_items)))
+            )
+            ctx = replace(ctx, exclude_items=tuple(sorted(set(ctx.exclude_items) | hidden)))
         pool_k = max(k, self.reranker.settings.llm.rerank_top_n if self.reranker else k)
         ranked = self.retriever.recommend(None, user_id, ctx, pool_k, profile)
         t1 = time.perf_counter()
@@ -106,8 +121,9 @@ class RecommendationService:
         items = candidates[:k]
         t2 = time.perf_counter()
         explanation = None
+        llm_explains = use_llm if explain_with_llm is None else explain_with_llm
         if explain and items:
-            if use_llm and self.explainer is not None and not (outcome and outcome.error):
+            if llm_explains and self.explainer is not None and not (outcome and outcome.error):
                 try:
                     explanation = self.explainer.explain(profile, ctx, items)
                 except Exception as exc:  # degrade to the template built from the same facts
@@ -136,7 +152,13 @@ class RecommendationService:
         record = Recommendation(
             id=rec_id,
             user_id=user_id,
-            request={"context": ctx.to_dict(), "k": k, "explain": explain, "use_llm": use_llm},
+            request={
+                "context": ctx.to_dict(),
+                "k": k,
+                "explain": explain,
+                "use_llm": use_llm,
+                **(trace_extra or {}),
+            },
             profile_version=version,
             facts=facts,
             candidates=[
@@ -182,6 +204,20 @@ class RecommendationService:
             record.prompt_version,
             record.model,
         )
+
+    def rejected_items(self, session: Session, user_id: str, now: Any) -> set[str]:
+        """Items this user rejected within REJECTED_HIDDEN_FOR before ``now``."""
+        since = now - REJECTED_HIDDEN_FOR
+        rows = session.execute(
+            select(Event.item_id, Event.attributes).where(
+                Event.user_id == user_id, Event.kind == "feedback", Event.ts >= since
+            )
+        ).all()
+        return {str(item) for item, attrs in rows if item and (attrs or {}).get("feedback") == "rejected"}
+
+    def utc_offset_min(self, user_id: str) -> int:
+        """The user's local offset from UTC, from their latest event (0 when unknown)."""
+        return self.retriever.utc_offset_min(user_id)
 
     def trace(self, session: Session, recommendation_id: str) -> Recommendation:
         rec = session.get(Recommendation, recommendation_id)

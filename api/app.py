@@ -9,29 +9,20 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
 from api.errors import error_body
+from api.state import AppState
 from core.db import open_store
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("chronotope.api")
-
-
-@dataclass
-class AppState:
-    settings: Settings
-    factory: sessionmaker[Session]
-    service: Any  # agent.service.RecommendationService
-    chat: Any  # agent.chat.ChatAgent
 
 
 class JsonFormatter(logging.Formatter):
@@ -70,20 +61,40 @@ def build_state(
     reranker: Any = None,
     explainer: Any = None,
     use_llm: bool = True,
+    chat_client: Any = None,
 ) -> AppState:
     from agent.chat import ChatAgent
+    from agent.llm.breaker import CircuitBreaker
     from agent.llm.explain import Explainer
+    from agent.llm.provision import model_dir
     from agent.llm.rerank import LLMReranker
+    from agent.llm.tokens import TokenCounter
     from agent.service import RecommendationService
+    from retrieval.embedder import limit_threads
     from retrieval.service import Retriever
 
+    limit_threads(settings.retrieval.serving_threads)
     _, factory = open_store(settings)
     retriever = retriever or Retriever.load(settings, factory)
-    if use_llm and settings.llm.enabled:
-        reranker = reranker or LLMReranker(settings)
-        explainer = explainer or Explainer(settings)
+    if not use_llm:
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"enabled": False})})
+    # One breaker for every LLM caller: when the server is down, the reranker, the explainer and
+    # the chat all stop waiting for it at once.
+    breaker = CircuitBreaker()
+    if settings.llm.enabled:
+        reranker = reranker or LLMReranker(settings, breaker=breaker)
+        explainer = explainer or Explainer(settings, breaker=breaker)
     service = RecommendationService(factory, retriever, reranker, explainer)
-    return AppState(settings, factory, service, ChatAgent(service))
+    tokens = TokenCounter(model_dir(settings) / "tokenizer.json" if settings.llm_is_embedded else None)
+    chat = ChatAgent(
+        service,
+        settings,
+        grounder=getattr(retriever, "grounder", None),
+        client=chat_client,
+        breaker=breaker,
+        tokens=tokens,
+    )
+    return AppState(settings, factory, service, chat)
 
 
 class ChunkedBodyLimit:
@@ -190,9 +201,10 @@ def create_app(
         )
         return response
 
-    from api.routes import router
+    from api.routers import all_routers
 
-    app.include_router(router)
+    for router in all_routers():
+        app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:

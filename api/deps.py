@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
 from api.auth import Principal, authenticate
+from api.state import AppState
 
 
-def get_state(request: Request) -> Any:
-    return request.app.state.chronotope
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.chronotope
+    return state
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -30,6 +32,6 @@ def get_principal(request: Request, authorization: Annotated[str | None, Header(
         return authenticate(session, authorization, boot.get_secret_value() if boot else None)
 
 
-State = Annotated[Any, Depends(get_state)]
+State = Annotated[AppState, Depends(get_state)]
 SessionDep = Annotated[Session, Depends(get_session)]
 CurrentKey = Annotated[Principal, Depends(get_principal)]

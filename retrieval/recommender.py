@@ -141,6 +141,10 @@ class Recommender:
         if ctx.exclude_categories:
             banned = {c.lower() for c in ctx.exclude_categories}
             ok &= ~np.array([any(b in c for b in banned) for c in norm])
+        if ctx.include_kinds:
+            ok &= np.isin(norm, [c.lower() for c in ctx.include_kinds])
+        if ctx.exclude_kinds:
+            ok &= ~np.isin(norm, [c.lower() for c in ctx.exclude_kinds])
         if ctx.max_distance_km is not None and ref is not None:
             ok &= haversine_to_all(self.stats, ref[0], ref[1]) <= ctx.max_distance_km
         if ctx.exclude_visited and uh.n:

@@ -21,7 +21,8 @@ from core.events_frame import events_frame
 from core.settings import Settings
 from mining import UserProfile
 from retrieval.catalog import load_catalog
-from retrieval.embedder import Embedder, SentenceTransformerEmbedder
+from retrieval.embedder import Embedder, shared_embedder
+from retrieval.grounding import CategoryGrounder
 from retrieval.index import VectorIndex
 from retrieval.item_text import item_text
 from retrieval.recommender import Recommender
@@ -29,6 +30,13 @@ from retrieval.types import RankedList, RequestContext
 
 log = logging.getLogger(__name__)
 EMBED_TOP = 50
+
+
+def behaviour(events: pd.DataFrame) -> pd.DataFrame:
+    """What the user did, without feedback on recommendations: a rejected place is not a visit."""
+    if C.KIND not in events or not len(events):
+        return events
+    return events[events[C.KIND] != "feedback"].reset_index(drop=True)
 
 
 class Retriever:
@@ -41,6 +49,7 @@ class Retriever:
         embedder: Embedder | None = None,
         pool_size: int = 300,
         index_error: str | None = None,
+        grounder: CategoryGrounder | None = None,
     ) -> None:
         self.recommender = recommender
         self.histories = histories
@@ -49,6 +58,7 @@ class Retriever:
         self.embedder = embedder
         self.pool_size = pool_size
         self.index_error = index_error
+        self.grounder = grounder  # the catalog's categories, embedded: grounds chat wishes
         self._lock = threading.Lock()
         self._empty = pd.DataFrame(columns=C.EVENT_COLUMNS)
 
@@ -60,10 +70,13 @@ class Retriever:
         *,
         embedder: Embedder | None = None,
         load_index: bool = True,
+        grounding: bool = True,
     ) -> Retriever:
+        """``grounding``: embed the catalog's category names for the chat (loads the embedding
+        model even where no item index was built)."""
         t0 = time.perf_counter()
         with session_factory() as s:
-            events = events_frame(s)
+            events = behaviour(events_frame(s))
             catalog = load_catalog(s)
         rec = Recommender.fit(
             events, catalog, ranker=settings.retrieval.ranker, models_dir=settings.models_dir
@@ -74,23 +87,27 @@ class Retriever:
             try:
                 index = VectorIndex.load(settings.index_dir)
                 if embedder is None:
-                    embedder = SentenceTransformerEmbedder(settings.retrieval.embedding_model)
+                    embedder = shared_embedder(settings.retrieval.embedding_model)
                 if embedder.dim != index.dim:
                     raise NotReadyError(f"embedder dimension {embedder.dim} != index dimension {index.dim}")
             except NotReadyError as exc:
                 index, error = None, exc.message
                 log.warning("embedding source off: %s", error)
+        grounder = None
+        if grounding:
+            cats = catalog["category"].dropna().astype(str).unique().tolist() if len(catalog) else []
+            grounder = CategoryGrounder(cats, embedder or shared_embedder(settings.retrieval.embedding_model))
         log.info(
             "retriever ready in %.1f s (%d items, %d users)",
             time.perf_counter() - t0,
             len(catalog),
             len(histories),
         )
-        return cls(rec, histories, catalog, index, embedder, settings.retrieval.pool_size, error)
+        return cls(rec, histories, catalog, index, embedder, settings.retrieval.pool_size, error, grounder)
 
     def refresh_user(self, session: Session, user_id: str) -> None:
         """Reload one user's history after new events (cheap: one indexed query)."""
-        df = events_frame(session, [user_id])
+        df = behaviour(events_frame(session, [user_id]))
         with self._lock:
             if len(df):
                 self.histories[user_id] = df
@@ -103,6 +120,10 @@ class Retriever:
 
     def history(self, user_id: str) -> pd.DataFrame:
         return self.histories.get(user_id, self._empty)
+
+    def utc_offset_min(self, user_id: str) -> int:
+        hist = self.history(user_id)
+        return int(hist[C.TZ_OFFSET].iloc[-1]) if len(hist) and C.TZ_OFFSET in hist else 0
 
     def _embedding_query(self, hist: pd.DataFrame, ctx: RequestContext, profile: UserProfile | None) -> str:
         parts = []

@@ -20,6 +20,10 @@ class RequestContext:
     max_distance_km: float | None = None
     exclude_visited: bool = False
     exclude_items: tuple[str, ...] = ()
+    # Exact catalog category names (the chat's grounded wish and exclusions); the two lists above
+    # match by substring, as the API has always done for words a caller types.
+    include_kinds: tuple[str, ...] = ()
+    exclude_kinds: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

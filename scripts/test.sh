@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # The integration tier needs the local LLM runtime and model; both steps are cached after the first run.
 if [ "${CHRONOTOPE_SKIP_LLM_SETUP:-}" != "1" ]; then
   .venv/bin/chronotope llm setup
-  .venv/bin/chronotope llm pull
+  .venv/bin/chronotope llm pull --model "${CHRONOTOPE_TEST_LLM_MODEL:-qwen2.5-coder-0.5b}"
 fi
 # Browser tests drive Debian's chromium; install it when we can (root, apt), else those tests skip locally.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -41,6 +41,9 @@ class FakeRetriever:
     def status(self) -> dict[str, Any]:
         return {"items": len(self.candidates)}
 
+    def utc_offset_min(self, user_id: str) -> int:
+        return -240
+
 
 class ReverseReranker:
     """Reverses the order; optionally slips in an item it was never given, or fails."""

@@ -18,15 +18,30 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.fixture
-def live(client_keys: tuple[TestClient, Keys]):  # type: ignore[no-untyped-def]
+def _need_chromium() -> None:
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail("chromium missing in CI (scripts/test.sh installs Debian's chromium)")
         pytest.skip("Debian's chromium is not installed")
+
+
+def _launch(p):  # type: ignore[no-untyped-def]
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+
+
+def _serve(client: TestClient):  # type: ignore[no-untyped-def]
     import uvicorn
 
-    client, keys = client_keys
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, log_level="warning"))
     server.config.lifespan = "off"  # the TestClient already ran the lifespan; reuse its state
@@ -38,7 +53,15 @@ def live(client_keys: tuple[TestClient, Keys]):  # type: ignore[no-untyped-def]
             break
         except httpx.HTTPError:
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/", keys
+    return f"http://127.0.0.1:{port}/", server, t
+
+
+@pytest.fixture
+def live(client_keys: tuple[TestClient, Keys]):  # type: ignore[no-untyped-def]
+    _need_chromium()
+    client, keys = client_keys
+    url, server, t = _serve(client)
+    yield url, keys
     server.should_exit = True
     t.join(timeout=10)
 
@@ -48,26 +71,17 @@ def test_chat_and_support_views(live, tmp_path) -> None:  # type: ignore[no-unty
 
     url, keys = live
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = _launch(p)
         page = browser.new_page()
         page.goto(url)
         page.fill("#key", keys.u1)
         page.fill("#chat-user", "u1")
         page.fill("#chat-input", "I want a museum, no coffee")
         page.click("#chat-send")
-        page.wait_for_selector(".msg-bot", timeout=20_000)
+        page.wait_for_selector(".msg-bot[data-done]", timeout=30_000)
         reply = page.inner_text(".msg-bot")
         assert "Here are my suggestions" in reply and "avoiding coffee" in reply and "Museum" in reply
+        assert "template reply" in reply  # the page says the template answered (the LLM is off here)
         page.screenshot(path=str(tmp_path / "chat.png"))
         # support view with a support key
         page.fill("#key", keys.support)
@@ -87,3 +101,63 @@ def test_chat_and_support_views(live, tmp_path) -> None:  # type: ignore[no-unty
         page.wait_for_function("document.getElementById('sup-status').textContent.startsWith('Error')")
         shutil.copy(tmp_path / "support.png", "/tmp/chronotope-support.png")
         browser.close()
+
+
+def test_the_chat_page_shows_the_reply_as_it_streams(api_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The page renders the reply token by token. The model is a scripted stand-in that writes
+    slowly (the real model's streaming is proven in tests/integration/test_chat_llm.py); the page
+    must show the text growing before the turn is done, and say the model wrote it."""
+    from playwright.sync_api import sync_playwright
+
+    from api.app import create_app
+    from api.auth import create_key
+    from core.db import open_store
+    from tests.agent.fakes import FakeChatLLM
+    from tests.api.conftest import seed
+
+    _need_chromium()
+    s = api_settings.model_copy(update={"llm": api_settings.llm.model_copy(update={"enabled": True})})
+    _, factory = open_store(s)
+    seed(factory, s.data_dir)
+    with factory() as sess:
+        key = create_key(sess, "user", "u1")
+        sess.commit()
+    words = (
+        "You could spend a quiet afternoon at the first Museum on the list, which is new to you and close by."
+    )
+    fake = FakeChatLLM(
+        intents=[{"action": "recommend", "wish": "museum", "kinds": ["museum"]}],
+        replies=[words],
+        delay_s=0.25,
+    )
+    with TestClient(create_app(s, chat_client=fake)) as client:
+        url, server, t = _serve(client)
+        try:
+            with sync_playwright() as p:
+                browser = _launch(p)
+                page = browser.new_page()
+                page.goto(url)
+                page.fill("#key", key)
+                page.fill("#chat-user", "u1")
+                page.fill("#chat-input", "I'd like to see a museum")
+                page.click("#chat-send")
+                seen: list[str] = []
+                for _ in range(300):
+                    text = (
+                        page.inner_text(".msg-bot .reply") if page.query_selector(".msg-bot .reply") else ""
+                    )
+                    if text and (not seen or seen[-1] != text):
+                        seen.append(text)
+                    if page.query_selector(".msg-bot[data-done]"):
+                        break
+                    page.wait_for_timeout(100)
+                final = page.inner_text(".msg-bot")
+                browser.close()
+        finally:
+            server.should_exit = True
+            t.join(timeout=10)
+    assert page is not None
+    partial = [x for x in seen if x != seen[-1]]
+    assert seen[-1] == words  # the guard let it through: no reset, no template
+    assert len(partial) >= 2 and all(words.startswith(x.strip()) for x in partial)
+    assert "written by the language model" in final

@@ -38,9 +38,18 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+# The integration tier proves the wiring against a real server; the smaller packaged model keeps it
+# quick on any CPU (CHRONOTOPE_TEST_LLM_MODEL=qwen2.5-coder-1.5b runs it on the other one).
+TEST_LLM_MODEL = os.environ.get("CHRONOTOPE_TEST_LLM_MODEL", "qwen2.5-coder-0.5b")
+
+
 def llm_settings(port: int) -> Settings:
     data_dir = Path(os.environ.get("CHRONOTOPE_TEST_LLM_DATA_DIR", REPO_ROOT / ".chronotope"))
-    return Settings(env="test", data_dir=data_dir, llm={"port": port, "timeout_s": 60, "retries": 0})
+    return Settings(
+        env="test",
+        data_dir=data_dir,
+        llm={"port": port, "timeout_s": 60, "retries": 0, "packaged_model": TEST_LLM_MODEL},
+    )
 
 
 @pytest.fixture(scope="session")

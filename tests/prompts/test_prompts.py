@@ -16,6 +16,15 @@ VARS = {
         "candidates": [{"label": "A", "text": "x"}, {"label": "B", "text": "y"}],
         "labels": ["A", "B"],
     },
+    "chat_understand": {
+        "kinds": "Bar, Park",
+        "profile": "Most active around 19:00.",
+        "history": [{"role": "user", "content": "a bar"}, {"role": "assistant", "content": "1. Bar"}],
+        "search": 'wants "a bar"',
+        "shown": ["Bar", "Pub"],
+        "message": "closer",
+    },
+    "chat_reply": {"message": "a bar", "results": "Results, best first:\n1. Bar", "task": "Reply."},
     "explain": {
         "facts": [{"id": "a.b", "statement": "s"}],
         "item": "x",
@@ -38,3 +47,26 @@ def test_every_prompt_renders() -> None:
 def test_missing_variable_is_an_error() -> None:
     with pytest.raises(jinja2.UndefinedError):
         load_prompt("rerank").render(profile_text="p")
+
+
+def test_chat_examples_are_not_the_evaluation_bank() -> None:
+    """The understanding prompt's few-shot examples must not contain the evaluation's requests
+    (nor the other way round): the chat evaluation measures understanding, not recall."""
+    import re
+
+    from evaluation.chat_bank import load_bank
+
+    prompt = " ".join(text for _, text in load_prompt("chat_understand").templates).lower()
+    words = re.findall(r"[a-z']+", prompt)
+    n = 5  # five words in a row: a shared phrase, not a shared "I want to go"
+    shingles = {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+    bank = load_bank()
+    texts = [w for c in bank.categories.values() for w in c.wishes] + [r.text for r in bank.requests]
+    texts += [e.text for e in bank.exclusions]
+    for t in texts:
+        tw = re.findall(r"[a-z']+", t.lower())
+        grams = [" ".join(tw[i : i + n]) for i in range(len(tw) - n + 1)]
+        overlap = [g for g in grams if g in shingles]
+        assert not overlap, (t, overlap)
+        if len(tw) <= 3:
+            assert f'"{t.lower()}"' not in prompt, t

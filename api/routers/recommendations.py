@@ -1,0 +1,127 @@
+"""Recommendations, their stored traces ("why?") and feedback on them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import CurrentKey, SessionDep, State
+from api.schemas import FeedbackIn, RecommendIn, RecommendOut
+from core.errors import InvalidInputError
+from retrieval.types import RequestContext
+
+router = APIRouter(tags=["recommendations"])
+
+
+def _context(c: Any) -> RequestContext:
+    when = c.time or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if (c.lat is None) != (c.lon is None):
+        raise InvalidInputError("give both lat and lon, or neither")
+    return RequestContext(
+        time=when,
+        lat=c.lat,
+        lon=c.lon,
+        text=c.text,
+        include_categories=tuple(c.include_categories),
+        exclude_categories=tuple(c.exclude_categories),
+        max_distance_km=c.max_distance_km,
+        exclude_visited=c.exclude_visited,
+    )
+
+
+def _items_out(result: Any) -> list[dict[str, Any]]:
+    out = []
+    for c in result.items:
+        exp = result.explanation.items.get(c.item_id) if result.explanation else None
+        out.append(
+            {
+                "item_id": c.item_id,
+                "name": c.name,
+                "category": c.category,
+                "lat": c.lat,
+                "lon": c.lon,
+                "score": c.final_score if c.final_score is not None else c.score,
+                "feature_score": c.score,
+                "llm_score": c.llm_score,
+                "sources": c.sources,
+                "explanation": exp.text if exp else None,
+                "fact_ids": exp.fact_ids if exp else [],
+            }
+        )
+    return out
+
+
+@router.post("/v1/recommendations", response_model=RecommendOut)
+def recommend(body: RecommendIn, key: CurrentKey, state: State) -> dict[str, Any]:
+    key.require_act_as(body.user_id)
+    r = state.service.recommend(
+        body.user_id, _context(body.context), body.k, body.explain, use_llm=body.use_llm
+    )
+    return {
+        "recommendation_id": r.recommendation_id,
+        "user_id": r.user_id,
+        "ranker": r.ranker,
+        "items": _items_out(r),
+        "explanation_source": r.explanation.source if r.explanation else None,
+        "notes": r.notes,
+        "timings": {k: v for k, v in r.timings.items() if isinstance(v, int | float)},
+    }
+
+
+@router.get("/v1/recommendations/{recommendation_id}", tags=["support"])
+def trace(recommendation_id: str, key: CurrentKey, state: State, session: SessionDep) -> dict[str, Any]:
+    """Everything behind a recommendation: facts, candidates and sources, scores, prompt, model."""
+    rec = state.service.trace(session, recommendation_id)
+    key.require_read(rec.user_id)
+    return {
+        "recommendation_id": rec.id,
+        "user_id": rec.user_id,
+        "created_at": rec.created_at.isoformat(),
+        "request": rec.request,
+        "profile_version": rec.profile_version,
+        "facts": rec.facts,
+        "candidates": rec.candidates,
+        "items": rec.items,
+        "ranker": rec.ranker,
+        "prompt_version": rec.prompt_version,
+        "model": rec.model,
+        "explanation": rec.explanation,
+        "timings": rec.timings,
+        "conversation_id": rec.conversation_id,
+    }
+
+
+@router.post("/v1/recommendations/{recommendation_id}/feedback", status_code=201)
+def feedback(
+    recommendation_id: str, body: FeedbackIn, key: CurrentKey, state: State, session: SessionDep
+) -> dict[str, str]:
+    rec = state.service.trace(session, recommendation_id)
+    key.require_act_as(rec.user_id)
+    session.close()  # give the connection back before the service opens its own
+    eid = state.service.feedback(recommendation_id, rec.user_id, body.kind, body.item_id, body.reason)
+    with state.factory() as s:
+        state.service.retriever.refresh_user(s, rec.user_id)
+    return {"event_id": eid}
+
+
+@router.get("/v1/users/{user_id}/recommendations", tags=["support"])
+def recent(
+    user_id: str, key: CurrentKey, state: State, session: SessionDep, limit: int = Query(20, ge=1, le=100)
+) -> dict[str, Any]:
+    key.require_read(user_id)
+    recs = state.service.recent(session, user_id, limit)
+    return {
+        "recommendations": [
+            {
+                "recommendation_id": r.id,
+                "created_at": r.created_at.isoformat(),
+                "items": r.items,
+                "ranker": r.ranker,
+            }
+            for r in recs
+        ]
+    }

@@ -1,0 +1,91 @@
+"""``chronotope eval-chat``: a scripted user talks to the chat agent over the dev split
+(agent/chat/evaluate.py says what is measured)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import typer
+
+from cli.common import console, err_console, handle_errors, progress, settings
+
+
+@handle_errors
+def eval_chat_cmd(
+    history: Path = typer.Option(..., "--history", help="History CSV (checkins_train.csv format)."),
+    test: Path = typer.Option(..., "--test", help="Test CSV (GETNext format, NYC_val.csv)."),
+    json_out: Path = typer.Option(..., "--json", help="Write the figures (and every turn) here."),
+    sample: int = typer.Option(60, "--sample", help="Dev targets to converse about."),
+    requests: str = typer.Option(
+        "all", "--requests", help="Open requests of the bank to run: dev, holdout, all or none."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for the targets, wishes and scripts."),
+    ranker: str = typer.Option("learned", "--ranker", help="learned | heuristic | a model file."),
+    bank_path: Path | None = typer.Option(None, "--bank", help="Wish bank YAML (default: the packaged one)."),
+    work_dir: Path | None = typer.Option(
+        None, "--work-dir", help="Scratch store (default: <data dir>/eval-chat; rebuilt each run)."
+    ),
+) -> None:
+    """Converse about sampled dev targets and the bank's open requests; print and save figures."""
+    from agent.chat.evaluate import build_world, run_requests, run_targets, summarize
+    from core.errors import InvalidInputError
+    from evaluation.chat_bank import load_bank
+    from evaluation.dev_split import load_split
+    from retrieval.rankers import newest_model
+
+    s = settings()
+    for p in (history, test):
+        if not p.exists():
+            raise InvalidInputError(f"{p}: no such file")
+    if requests not in ("dev", "holdout", "all", "none"):
+        raise InvalidInputError("--requests must be dev, holdout, all or none")
+    if sample < 0:
+        raise InvalidInputError("--sample must be zero or more")
+    bank = load_bank(bank_path)
+    split = load_split(history, test, s.local_timezone)
+    wd = work_dir or (s.data_dir / "eval-chat")
+    if ranker == "learned" and newest_model(wd / "models") is None:
+        from retrieval.train_cli_support import train_and_save
+
+        console.print("no ranker trained on this history yet: training one (pseudo-targets, ~1-2 min)")
+        with progress("build training queries", 9000) as advance:
+            train_and_save(split.history, wd / "models", progress=advance)
+    world = build_world(split, s, wd, ranker, s.index_dir, say=lambda m: err_console.print(m))
+    problems = bank.problems({c for c in world.categories.values() if isinstance(c, str)})
+    if problems:
+        raise InvalidInputError(
+            "the wish bank names categories this catalog lacks: " + "; ".join(problems[:5])
+        )
+    rng = random.Random(seed)
+    queries = [q for q in split.queries if world.categories.get(q.target_item) in bank.categories]
+    picked = rng.sample(queries, min(sample, len(queries)))
+    t0 = time.perf_counter()
+    with progress("conversations about dev targets", len(picked)) as advance:
+        rows, turns = run_targets(world, split, bank, picked, rng, s.chat.k, advance)
+    reqs = []
+    if requests != "none":
+        n_req = sum(1 for r in bank.requests if requests == "all" or r.split == requests)
+        with progress("open requests", n_req) as advance:
+            reqs = run_requests(world, split, bank, picked or queries, requests, rng, advance)
+    summary = summarize(rows, turns, reqs, s.chat.k)
+    summary.update(
+        model=s.llm.model_name if s.llm.enabled and s.chat.llm else None,
+        ranker=world.retriever.recommender.ranker.name,
+        seed=seed,
+        seconds=round(time.perf_counter() - t0, 1),
+    )
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(
+        json.dumps(
+            {**summary, "targets": rows, "turns": [t.__dict__ for t in turns + reqs]}, indent=2, default=str
+        )
+    )
+    console.print_json(json.dumps(summary, default=str))
+    console.print(f"written to {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval-chat")(eval_chat_cmd)
