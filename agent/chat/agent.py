@@ -426,7 +426,8 @@ class ChatAgent:
                 "timings": result.timings,
                 "usage": result.usage,
             }
-            add_message(s, conv, "assistant", result.reply, meta)
+            # What a text-only client sees (and sends back): a later request finds this turn by it.
+            add_message(s, conv, "assistant", result.text_with_places, meta)
             s.commit()
 
     def _store_aborted(

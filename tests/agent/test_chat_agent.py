@@ -270,3 +270,25 @@ def test_profile_and_smalltalk_turns(
     hi = agent.respond("u1", "thanks!", prof.conversation_id, when=WHEN)
     assert hi.action == "chat" and hi.items == []
     assert (hi.understood_by, hi.reply_source) == (("llm", "llm") if llm_on else ("rules", "template"))
+
+
+def test_an_openai_style_client_continues_the_conversation_it_was_shown(
+    store: sessionmaker[Session],  # noqa: F811
+    settings: Settings,
+    candidates: list[Candidate],
+) -> None:
+    """A text-only client resends what it saw: the LLM's reply with the places listed under it."""
+    llm = FakeChatLLM(
+        intents=[{"action": "recommend", "wish": "park"}, {"action": "recommend", "distance": "closer"}],
+        replies=["1. Park is new to you.", "Closer now."],
+    )
+    agent, _ = _agent(store, settings, candidates, llm)
+    first = agent.respond("u1", "a park please", when=WHEN)
+    assert first.reply_source == "llm" and first.text_with_places.startswith(first.reply + "\n\n1. Park")
+    prior = [
+        {"role": "user", "content": "a park please"},
+        {"role": "assistant", "content": first.text_with_places},
+    ]
+    second = agent.respond("u1", "closer please", when=WHEN, prior=prior)
+    assert second.conversation_id == first.conversation_id
+    assert second.constraints["wish"] == "park" and second.constraints["max_km"] == 2.0
