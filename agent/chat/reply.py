@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.chat.guard import GuardedStream, ReplyRules, Violation
 from agent.llm.breaker import CircuitBreaker, CircuitOpenError
+from core.metrics import FALLBACKS, LLM_CALLS
 from core.settings import Settings
 from prompts.loader import load_prompt
 
@@ -109,6 +110,7 @@ class ReplyWriter:
             )
         except Exception:
             self.breaker.failure()
+            LLM_CALLS.labels("reply", "error").inc()
             raise
         try:
             for chunk in stream:
@@ -117,12 +119,18 @@ class ReplyWriter:
                     yield chunk.choices[0].delta.content
                 if chunk.choices and chunk.choices[0].finish_reason == "length":
                     yield "…"  # cut at max_tokens: say so rather than stop mid-word silently
+        except GeneratorExit:  # the guard stopped reading: the server answered, so it is up
+            self.breaker.success()
+            LLM_CALLS.labels("reply", "ok").inc()
+            raise
         except Exception:
             self.breaker.failure()
+            LLM_CALLS.labels("reply", "error").inc()
             raise
         finally:
             stream.close()  # the server aborts a generation whose client went away
         self.breaker.success()
+        LLM_CALLS.labels("reply", "ok").inc()
 
     def stream(self, req: ReplyRequest, deadline: float) -> Generator[ReplyEvent, None, ReplyOutcome]:
         """Yields reply events; returns the outcome (``outcome = yield from writer.stream(...)``)."""
@@ -193,6 +201,8 @@ class ReplyWriter:
                 out.note = "LLM unavailable this turn"
             else:
                 out.note = "the LLM's replies failed the checks twice"
+        if self.enabled:
+            FALLBACKS.labels("reply").inc()
         out.first_token_ms = (time.perf_counter() - t0) * 1000
         yield ReplyEvent("delta", req.template)
         out.text, out.source = req.template, "template"

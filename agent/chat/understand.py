@@ -21,6 +21,7 @@ from agent.chat.intent import TurnIntent, intent_json_schema, verify
 from agent.chat.rules import rules_intent
 from agent.chat.state import ChatState
 from agent.llm.breaker import CircuitBreaker, CircuitOpenError
+from core.metrics import FALLBACKS, LLM_CALLS
 from core.settings import Settings
 from prompts.loader import load_prompt
 from retrieval.grounding import KIND_MIN_SIM, CategoryGrounder
@@ -40,6 +41,7 @@ class Understanding:
     prompt_version: str | None = None
     model: str | None = None
     llm_down: bool = False  # the LLM failed in a way the reply should not wait for again
+    offered: list[str] = field(default_factory=list)  # the form's fields this turn's schema offered
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class Understanding:
             "usage": self.usage,
             "prompt_version": self.prompt_version,
             "model": self.model,
+            "offered": self.offered,
         }
 
 
@@ -78,7 +81,6 @@ class Understander:
         self.enabled = enabled and settings.llm.enabled
         self.prompt = load_prompt("chat_understand")
         self.categories = list(grounder.categories) if grounder else []
-        self.schema = intent_json_schema()
         # The few-shot examples name kinds in plain words; with a catalog, each is shown as the
         # catalog category nearest to it, so the examples show answers in the catalog's words.
         self._example_kinds: dict[str, str | None] = {}
@@ -107,7 +109,7 @@ class Understander:
         return msgs
 
     def _ask(
-        self, messages: list[dict[str, str]], timeout_s: float
+        self, messages: list[dict[str, str]], schema: dict[str, Any], timeout_s: float
     ) -> tuple[TurnIntent, str, dict[str, int]]:
         self.breaker.before_call()
         try:
@@ -116,15 +118,17 @@ class Understander:
                 messages=messages,
                 response_format={
                     "type": "json_schema",
-                    "json_schema": {"name": "turn", "schema": self.schema, "strict": True},
+                    "json_schema": {"name": "turn", "schema": schema, "strict": True},
                 },
                 max_tokens=self.settings.chat.understand_max_tokens,
                 temperature=0.0,
             )
         except Exception:
             self.breaker.failure()
+            LLM_CALLS.labels("understand", "error").inc()
             raise
         self.breaker.success()
+        LLM_CALLS.labels("understand", "ok").inc()
         raw = resp.choices[0].message.content or ""
         return TurnIntent.model_validate(json.loads(raw)), raw, _usage(resp)
 
@@ -149,7 +153,8 @@ class Understander:
                 message=message,
             )
             try:
-                intent, raw, usage = self._ask(messages, timeout_s)
+                schema = intent_json_schema(message, len(state.shown), state)
+                intent, raw, usage = self._ask(messages, schema, timeout_s)
                 checked = verify(intent, message, earlier, len(state.shown), state)
                 return Understanding(
                     checked.intent,
@@ -161,6 +166,7 @@ class Understander:
                     usage,
                     self.prompt.id,
                     self.settings.llm.model_name,
+                    offered=list(schema["properties"]),
                 )
             except CircuitOpenError as exc:
                 error, llm_down = str(exc), True
@@ -173,6 +179,8 @@ class Understander:
             error = "llm disabled"
         else:
             error, llm_down = "no time left for the LLM", True
+        if self.enabled:
+            FALLBACKS.labels("understand").inc()
         checked = verify(rules_intent(message), message, earlier, len(state.shown), state)
         return Understanding(
             checked.intent,

@@ -41,6 +41,36 @@ def test_wishes_land_on_the_catalogs_categories(
     assert len(got) <= 5
 
 
+@pytest.mark.parametrize(
+    ("wish", "kind", "expected", "not_this"),
+    [
+        ("catch a flight", "Airline Shop", "Airport", "Bagel Shop"),
+        ("groceries for dinner", "Grocery Store", "Food & Drink Shop", "Department Store"),
+    ],
+)
+def test_a_kind_the_catalog_lacks_lands_where_the_wish_points(
+    real_embedder: SentenceTransformerEmbedder, wish: str, kind: str, expected: str, not_this: str
+) -> None:
+    """By its name alone the made-up kind is nearest ``not_this``; with the wish beside it, the
+    neighbour the person means wins."""
+    g = CategoryGrounder(
+        [*CATALOG, "Airport", "Bagel Shop", "Department Store", "Food & Drink Shop"], real_embedder
+    )
+    by_name = g.similarities([kind])[0]
+    assert g.categories[int(by_name.argmax())] == not_this  # the trap is real
+    got = g.ground_wish(wish, [kind])
+    assert got and got[0].category == expected, got
+
+
+def test_a_wish_that_names_no_kind_cannot_outvote_the_models_kind(
+    real_embedder: SentenceTransformerEmbedder,
+) -> None:
+    g = CategoryGrounder([*CATALOG, "Vegetarian / Vegan Restaurant"], real_embedder)
+    assert g.similarities(["eat"])[0].max() >= 0.7  # "eat" is close to "Food" by embedding...
+    got = g.ground_wish("eat", ["Vegetarian / Vegan Restaurant"])
+    assert [m.category for m in got] == ["Vegetarian / Vegan Restaurant"]  # ...but names no kind
+
+
 def test_a_vague_wish_restricts_nothing(grounder: CategoryGrounder) -> None:
     assert grounder.ground_wish("hmm") == []
 
