@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.llm.explain import Explainer, ExplanationSet, template_explanations
+from agent.labels import anchors, place_label, place_relation, readable_profile_text
+from agent.llm.explain import Explainer, ExplanationSet, Situation, local_moment, template_explanations
 from agent.llm.rerank import LLMReranker, RerankOutcome
 from core.errors import ForbiddenError, NotFoundError
 from core.models import Event, Recommendation, User, new_id, utcnow
@@ -44,6 +45,8 @@ class RecommendationResult:
     profile_version: int | None = None
     prompt_version: str | None = None
     model: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # item id -> readable label for this person
+    where: dict[str, str] = field(default_factory=dict)  # item id -> "0.6 km from your likely work area"
 
 
 class RecommendationService:
@@ -61,6 +64,12 @@ class RecommendationService:
 
     def profile(self, session: Session, user_id: str) -> UserProfile | None:
         return latest_profile(session, user_id)
+
+    def readable_text(self, profile: UserProfile | None) -> str:
+        """The profile's text as the person reads it: areas and places named for them, no ids."""
+        if profile is None or not profile.text:
+            return ""
+        return readable_profile_text(profile.text, profile, self.retriever.kind_of)
 
     def recommend(
         self,
@@ -96,13 +105,17 @@ class RecommendationService:
         pool_k = max(k, self.reranker.settings.llm.rerank_top_n if self.reranker else k)
         ranked = self.retriever.recommend(None, user_id, ctx, pool_k, profile)
         t1 = time.perf_counter()
+        # One deadline for all of this request's LLM work: the rerank and every explanation share it.
+        llm_part = self.reranker or self.explainer
+        deadline = time.monotonic() + (llm_part.settings.llm.timeout_s if llm_part is not None else 0.0)
         outcome: RerankOutcome | None = None
         candidates = ranked.candidates
         ranker = ranked.ranker
         if use_llm and self.reranker is not None and len(candidates) > 1:
-            self.reranker.base_ranker_name = ranked.ranker  # type: ignore[attr-defined]
             try:
-                outcome = self.reranker.rerank(profile, ctx, candidates)
+                outcome = self.reranker.rerank(
+                    profile, ctx, candidates, base_ranker=ranked.ranker, deadline=deadline
+                )
             except Exception as exc:  # the reranker should degrade itself; this catches what it missed
                 log.warning("reranker failed: %s", exc)
                 outcome = RerankOutcome(
@@ -119,19 +132,35 @@ class RecommendationService:
         elif not use_llm or self.reranker is None:
             ranker = ranked.ranker
         items = candidates[:k]
+        anchor_list = anchors(profile)
+        labels = {c.item_id: place_label(c, anchor_list) for c in items}
+        where = {c.item_id: w for c in items if (w := place_relation(c, anchor_list))}
         t2 = time.perf_counter()
         explanation = None
         llm_explains = use_llm if explain_with_llm is None else explain_with_llm
         if explain and items:
+            situation = self.situation(user_id, ctx)
             if llm_explains and self.explainer is not None and not (outcome and outcome.error):
                 try:
-                    explanation = self.explainer.explain(profile, ctx, items)
+                    explanation = self.explainer.explain(
+                        profile, ctx, items, labels=labels, situation=situation, deadline=deadline
+                    )
                 except Exception as exc:  # degrade to the template built from the same facts
                     log.warning("explainer failed: %s", exc)
                     notes.append("LLM explanation failed; template explanation served")
-                    explanation = template_explanations(profile, ctx, items)
+                    explanation = template_explanations(profile, ctx, items, situation=situation)
             else:
-                explanation = template_explanations(profile, ctx, items)
+                explanation = template_explanations(profile, ctx, items, situation=situation)
+            if explanation.errors:
+                notes.append(
+                    f"{len(explanation.errors)} explanation(s) fell back to the template "
+                    f"(LLM unavailable: {explanation.errors[0]})"
+                )
+            replaced = [i for i, e in explanation.items.items() if e.rejected]
+            if replaced:
+                notes.append(
+                    f"{len(replaced)} LLM explanation(s) failed the faithfulness check twice; template served"
+                )
         t3 = time.perf_counter()
         timings = {
             **ranked.timings,
@@ -149,6 +178,11 @@ class RecommendationService:
             for f in (profile.facts if profile else [])
             if f.id in used_fact_ids
         ]
+        # The places' own attributes an explanation cited (item.*), as the person was told them.
+        for item_id, e in explanation.items.items() if explanation else []:
+            for ev in (e.evidence or {}).get("evidence", []):
+                if ev["id"].startswith("item.") and ev["id"] in e.fact_ids:
+                    facts.append({"id": ev["id"], "statement": ev["text"], "item_id": item_id})
         record = Recommendation(
             id=rec_id,
             user_id=user_id,
@@ -164,6 +198,7 @@ class RecommendationService:
             candidates=[
                 {
                     "item_id": c.item_id,
+                    "label": labels.get(c.item_id),
                     "sources": c.sources,
                     "feature_score": c.score,
                     "llm_score": c.llm_score,
@@ -203,6 +238,8 @@ class RecommendationService:
             version,
             record.prompt_version,
             record.model,
+            labels,
+            where,
         )
 
     def rejected_items(self, session: Session, user_id: str, now: Any) -> set[str]:
@@ -214,6 +251,14 @@ class RecommendationService:
             )
         ).all()
         return {str(item) for item, attrs in rows if item and (attrs or {}).get("feedback") == "rejected"}
+
+    def situation(self, user_id: str, ctx: RequestContext) -> Situation:
+        """The request's local moment, the user's last stop and names for places: what the
+        evidence behind an explanation needs besides the profile."""
+        r = self.retriever
+        last = r.last_stop(user_id, ctx.time)
+        moment = local_moment(ctx, self.utc_offset_min(user_id), last, r.kind_of(last) if last else None)
+        return Situation(moment, r.kind_of, r.catalog_kinds())
 
     def utc_offset_min(self, user_id: str) -> int:
         """The user's local offset from UTC, from their latest event (0 when unknown)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,7 @@ from api import errors
 from api.errors import error_body
 from api.state import AppState
 from core.db import open_store
+from core.metrics import HTTP_LATENCY
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("chronotope.api")
@@ -64,7 +66,7 @@ def build_state(
     chat_client: Any = None,
 ) -> AppState:
     from agent.chat import ChatAgent
-    from agent.llm.breaker import CircuitBreaker
+    from agent.llm.breaker import breaker_for
     from agent.llm.explain import Explainer
     from agent.llm.provision import model_dir
     from agent.llm.rerank import LLMReranker
@@ -80,7 +82,7 @@ def build_state(
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"enabled": False})})
     # One breaker for every LLM caller: when the server is down, the reranker, the explainer and
     # the chat all stop waiting for it at once.
-    breaker = CircuitBreaker()
+    breaker = breaker_for(settings.resolved_llm_base_url)
     if settings.llm.enabled:
         reranker = reranker or LLMReranker(settings, breaker=breaker)
         explainer = explainer or Explainer(settings, breaker=breaker)
@@ -148,8 +150,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.chronotope = state or await run_in_threadpool(build_state, settings, **build_kwargs)
+        stop = threading.Event()
+        if state is not None:  # built by the caller (tests): it warms nothing
+            app.state.chronotope = state
+        else:
+            st = await run_in_threadpool(build_state, settings, **build_kwargs)
+            app.state.chronotope = st
+            if st.settings.llm.enabled and st.settings.llm.warm_up:
+                from agent.llm.warmup import warm_up_in_background
+
+                st.llm_warm_up = {"warmed": False, "reason": "waiting for the LLM server"}
+                warm_up_in_background(st.settings, stop, lambda r: setattr(st, "llm_warm_up", r))
         yield
+        stop.set()
 
     app = FastAPI(
         title="Chronotope",
@@ -187,6 +200,10 @@ def create_app(
                 error_body("internal error", "server_error", "internal_error"), status_code=500
             )
         response.headers["x-request-id"] = rid
+        route = request.scope.get("route")
+        HTTP_LATENCY.labels(
+            getattr(route, "path", "unmatched"), request.method, f"{response.status_code // 100}xx"
+        ).observe(time.perf_counter() - t0)
         log.info(
             "request",
             extra={

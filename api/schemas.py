@@ -58,6 +58,7 @@ class RecommendIn(Strict):
 
 class ItemOut(BaseModel):
     item_id: str
+    label: str = Field(description="How the place is named to this user (kind and where it is for them).")
     name: str | None
     category: str | None
     lat: float | None
@@ -68,6 +69,12 @@ class ItemOut(BaseModel):
     sources: list[str]
     explanation: str | None
     fact_ids: list[str]
+    explained_by: Literal["llm", "template"] | None = Field(
+        None, description="Who wrote this explanation: the LLM, or the template from the same facts."
+    )
+    checked: bool | None = Field(
+        None, description="Whether the explanation passed the faithfulness check (always true when served)."
+    )
 
 
 class RecommendOut(BaseModel):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,3 +18,4 @@ class AppState:
     factory: sessionmaker[Session]
     service: RecommendationService
     chat: ChatAgent
+    llm_warm_up: dict[str, Any] = field(default_factory=lambda: {"warmed": False, "reason": "not started"})

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "cli.rank",
     "cli.eval",
     "cli.eval_chat",
+    "cli.eval_explain",
     "cli.llm",
     "cli.keys",
     "cli.serve",

@@ -66,7 +66,16 @@ class LLMSettings(BaseModel):
     timeout_s: float = Field(
         10.0,
         gt=0,
-        description="Per-request timeout for LLM calls; past it the feature ranker's answer is served.",
+        description="Deadline for the LLM work of one recommendation request (rerank and explanations, "
+        "retries included); past it the feature ranker's order and template explanations are served.",
+    )
+    explain_max_tokens: int = Field(
+        60, ge=16, le=256, description="Cap on one LLM-written explanation (one or two short sentences)."
+    )
+    warm_up: bool = Field(
+        True,
+        description="Send one short request once the server is healthy, so the first user does not "
+        "pay for a cold start.",
     )
     retries: int = Field(1, ge=0, le=5, description="Retries with backoff before falling back.")
     rerank_top_n: int = Field(20, ge=2, le=26, description="Candidates the LLM reranks (labelled A..Z).")

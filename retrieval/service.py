@@ -125,6 +125,34 @@ class Retriever:
         hist = self.history(user_id)
         return int(hist[C.TZ_OFFSET].iloc[-1]) if len(hist) and C.TZ_OFFSET in hist else 0
 
+    def kind_of(self, item_id: str) -> str | None:
+        """A place's category (or name), for naming it to a person; None when the catalog has neither."""
+        if item_id not in self.catalog.index:
+            return None
+        row = self.catalog.loc[item_id]
+        for col in ("category", "name"):
+            v = row.get(col) if hasattr(row, "get") else None
+            if isinstance(v, str) and v.strip():
+                return v
+        return None
+
+    def last_stop(self, user_id: str, before: Any) -> str | None:
+        """The place of the user's latest event before ``before`` (a tz-aware time)."""
+        hist = self.history(user_id)
+        if not len(hist) or C.TIME not in hist:
+            return None
+        earlier = hist[hist[C.TIME] < pd.Timestamp(before)]
+        if C.ITEM not in earlier:
+            return None
+        items = earlier[C.ITEM].dropna()
+        return str(items.iloc[-1]) if len(items) else None
+
+    def catalog_kinds(self) -> tuple[str, ...]:
+        if self.grounder is not None:
+            return tuple(self.grounder.categories)
+        cats = self.catalog["category"].dropna() if "category" in self.catalog else []
+        return tuple(sorted({c for c in cats if isinstance(c, str)}))
+
     def _embedding_query(self, hist: pd.DataFrame, ctx: RequestContext, profile: UserProfile | None) -> str:
         parts = []
         if profile is not None and profile.text:

@@ -25,6 +25,15 @@ DATASETS = (
 PG_URL = os.environ.get("CHRONOTOPE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(autouse=True)
+def _closed_llm_circuits() -> Iterator[None]:
+    """Each test starts with closed LLM circuits: one server's breaker is shared process-wide."""
+    from agent.llm.breaker import reset_breakers
+
+    reset_breakers()
+    yield
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "data"

@@ -34,7 +34,7 @@ from agent.chat.reply import ReplyOutcome, ReplyRequest, ReplyWriter
 from agent.chat.state import ChatState, ShownItem, apply, to_context
 from agent.chat.tools import ChatDeps, RecommendArgs, build_tools
 from agent.chat.understand import Understander, Understanding
-from agent.llm.breaker import CircuitBreaker
+from agent.llm.breaker import CircuitBreaker, breaker_for
 from agent.llm.client import make_openai_client
 from agent.llm.tokens import TokenCounter
 from agent.memory import add_message, find_conversation, history, open_conversation, recent_history
@@ -96,7 +96,7 @@ def _item_out(c: Any, result: RecommendationResult) -> dict[str, Any]:
         "name": c.name,
         "category": c.category,
         "label": item_label(c),
-        "details": item_facts(c),
+        "details": item_facts(c) + ([result.where[c.item_id]] if c.item_id in result.where else []),
         "score": c.final_score if c.final_score is not None else c.score,
         "sources": c.sources,
         "explanation": exp.text if exp else None,
@@ -122,7 +122,7 @@ class ChatAgent:
         self.grounder = grounder
         use_llm = settings.chat.llm and settings.llm.enabled
         self.client = client if client is not None or not use_llm else make_openai_client(settings)
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or breaker_for(settings.resolved_llm_base_url)
         self.understander = Understander(
             settings, self.client, self.breaker, enabled=use_llm, grounder=grounder
         )
@@ -251,7 +251,7 @@ class ChatAgent:
             add_message(s, conv, "user", message)
             profile = svc.profile(s, user_id)
             s.commit()
-            return conv.id, state, earlier, profile.text if profile else ""
+            return conv.id, state, earlier, svc.readable_text(profile)
 
     def _act(
         self,

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from agent.chat.agent import ChatAgent, ChatTurn
-from agent.llm.breaker import CircuitBreaker
+from agent.llm.breaker import breaker_for
 from agent.llm.provision import model_dir
 from agent.llm.tokens import TokenCounter
 from agent.service import RecommendationService
@@ -129,7 +129,7 @@ def build_world(
         rec, {}, catalog, index, embedder if index else None, s.retrieval.pool_size, None, grounder
     )
     service = RecommendationService(factory, retriever, None, None)
-    breaker = CircuitBreaker()
+    breaker = breaker_for(s.resolved_llm_base_url)
     if s.llm.enabled and s.chat.rerank:
         from agent.llm.rerank import LLMReranker
 

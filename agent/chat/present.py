@@ -8,21 +8,21 @@ template explanations, which cite the user's facts (the citations stay in the tr
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from agent.chat.state import ChatState
+from agent.llm.explain import reason_text
 from retrieval.types import Candidate
-
-CITATION = re.compile(r"\s*\[[a-z_]+(?:\.[a-z_0-9]+)+\]")
 
 
 def item_label(c: Candidate | Any) -> str:
+    """The short name of a shown place in a sentence ("2. Taco Place"): its name and kind, never
+    a bare id (the data may have no venue names)."""
     name = getattr(c, "name", None)
     category = getattr(c, "category", None)
     if name and category and category.lower() not in name.lower():
         return f"{name} ({category})"
-    return name or category or f"Place {c.item_id}"
+    return name or category or "A place"
 
 
 def item_facts(c: Candidate) -> list[str]:
@@ -34,13 +34,6 @@ def item_facts(c: Candidate) -> list[str]:
     n = round(math.expm1(visits)) if visits else 0
     out.append(f"you have been here {'once' if n == 1 else f'{n} times'}" if n else "new to you")
     return out
-
-
-def reason_text(explanation: Any) -> str:
-    """An explanation (or its text) without its fact citations and its leading label."""
-    raw = explanation if isinstance(explanation, str) else getattr(explanation, "text", "")
-    text = CITATION.sub("", raw or "").strip()
-    return text.split(": ", 1)[1] if ": " in text[:60] else text
 
 
 def item_line(n: int, c: Candidate, explanation: Any) -> str:

@@ -117,7 +117,7 @@ def build_tools(deps: ChatDeps) -> dict[str, StructuredTool]:
     def show_profile() -> str:
         with svc.factory() as s:
             p = svc.profile(s, deps.user_id)
-        return p.text if p and p.text else ""
+        return svc.readable_text(p)
 
     def reject_item(recommendation_id: str, item_id: str, reason: str | None = None) -> str:
         return svc.feedback(recommendation_id, deps.user_id, "rejected", item_id, reason)

@@ -1,10 +1,17 @@
-"""A small circuit breaker around the LLM: after N consecutive failures, skip calls for a cool-down,
-then let one probe through. Thread-safe; one per client."""
+"""A circuit breaker around an LLM server: after N consecutive failures, skip calls for a cool-down,
+then let exactly one probe through; its outcome closes the circuit or opens it for another
+cool-down, and everyone else falls back without waiting meanwhile. Thread-safe.
+
+One breaker per server (``breaker_for``): the reranker, the explainer and the chat share it, so
+when the server is down they all stop waiting for it at once, and one probe (not one per caller)
+finds out when it is back.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class CircuitOpenError(Exception):
@@ -12,32 +19,73 @@ class CircuitOpenError(Exception):
 
 
 class CircuitBreaker:
-    def __init__(self, failures_to_open: int = 3, cooldown_s: float = 30.0, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        failures_to_open: int = 3,
+        cooldown_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        probe_timeout_s: float = 120.0,
+    ) -> None:
         self.failures_to_open = failures_to_open
         self.cooldown_s = cooldown_s
+        self.probe_timeout_s = probe_timeout_s  # a probe that never reports back frees the slot
         self._clock = clock
         self._failures = 0
         self._opened_at: float | None = None
+        self._probe_since: float | None = None
         self._lock = threading.Lock()
 
     @property
     def state(self) -> str:
         with self._lock:
-            if self._opened_at is None:
-                return "closed"
-            return "half-open" if self._clock() - self._opened_at >= self.cooldown_s else "open"
+            return self._state()
+
+    def _state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        return "half-open" if self._clock() - self._opened_at >= self.cooldown_s else "open"
 
     def before_call(self) -> None:
-        if self.state == "open":
+        """Raise CircuitOpenError unless this caller may call: always when closed; when half-open,
+        only the one probe (until it reports success or failure)."""
+        with self._lock:
+            state = self._state()
+            if state == "closed":
+                return
+            now = self._clock()
+            if state == "half-open" and (
+                self._probe_since is None or now - self._probe_since >= self.probe_timeout_s
+            ):
+                self._probe_since = now
+                return
             raise CircuitOpenError("LLM circuit open after repeated failures")
 
     def success(self) -> None:
         with self._lock:
             self._failures = 0
             self._opened_at = None
+            self._probe_since = None
 
     def failure(self) -> None:
         with self._lock:
             self._failures += 1
-            if self._failures >= self.failures_to_open:
-                self._opened_at = self._clock()
+            if self._probe_since is not None or self._failures >= self.failures_to_open:
+                self._opened_at = self._clock()  # a failed probe opens it for another cool-down
+            self._probe_since = None
+
+
+_BREAKERS: dict[str, CircuitBreaker] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def breaker_for(base_url: str) -> CircuitBreaker:
+    """The one breaker of the LLM server at ``base_url`` in this process."""
+    key = base_url.rstrip("/")
+    with _REGISTRY_LOCK:
+        return _BREAKERS.setdefault(key, CircuitBreaker())
+
+
+def reset_breakers() -> None:
+    """Forget every server's breaker (tests start each case from closed circuits)."""
+    with _REGISTRY_LOCK:
+        _BREAKERS.clear()

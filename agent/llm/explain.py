@@ -1,31 +1,50 @@
-"""Explanations for the items actually shown, citing the profile facts they rely on.
+"""Explanations for the places actually shown, written by the LLM from the evidence that links each
+place to the person, checked for faithfulness, with the template as the fallback.
 
-The LLM writes ≤ 2 sentences per item with fact ids in brackets; every cited id must exist in this
-user's profile and be backed by data, otherwise that item gets the template explanation built from
-the same facts. Items are explained concurrently (vLLM batches them).
+For each shown place: gather its evidence (agent/evidence.py: the profile facts that concern it
+and its own attributes, with values); the LLM chooses among those facts and phrases one or two
+sentences, citing them by id; the faithfulness checker (agent/llm/faithfulness.py) holds the text
+against the cited facts; a failing text is regenerated once, told why, else replaced by the
+template, which phrases the same evidence. The requests for all shown places go out in parallel
+and share the prompt's cached prefix, so vLLM batches them; one deadline bounds the whole stage.
+Every verdict and the evidence behind it are kept for the trace.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from agent.llm.breaker import CircuitBreaker, CircuitOpenError
+from agent.evidence import PlaceEvidence, RequestMoment, place_evidence
+from agent.labels import anchors
+from agent.llm.breaker import CircuitBreaker, CircuitOpenError, breaker_for
 from agent.llm.client import make_openai_client
-from agent.llm.rerank import candidate_text, describe_context
+from agent.llm.faithfulness import CITE, Verdict, check_explanation
+from agent.llm.rerank import describe_context
+from core.metrics import EXPLANATIONS, FALLBACKS, LLM_CALLS
 from core.settings import Settings
-from mining import Fact, UserProfile
+from mining import UserProfile
 from prompts.loader import load_prompt
 from retrieval.types import Candidate, RequestContext
 
 log = logging.getLogger(__name__)
-CITE = re.compile(r"\[([a-z_]+(?:\.[a-z_0-9]+)+)\]")
-MAX_FACTS_IN_PROMPT = 12
-MAX_SENTENCES = 2
+TEMPLATE_FACTS = 2  # the template phrases the strongest two pieces of evidence
+MIN_CALL_S = 0.5  # below this much time left, the template answers without trying the LLM
+NOW_PARTS = (  # local hour ranges a request "now" may be called
+    ((5, 11), "morning"),
+    ((11, 14), "midday"),
+    ((11, 14), "lunch"),
+    ((12, 17), "afternoon"),
+    ((17, 22), "evening"),
+    ((20, 24), "night"),
+    ((0, 4), "night"),
+)
 
 
 @dataclass
@@ -33,7 +52,10 @@ class ItemExplanation:
     text: str
     fact_ids: list[str]
     source: str = "template"  # "llm" or "template"
-    rejected: str | None = None  # why an LLM explanation was replaced
+    rejected: str | None = None  # why the LLM's text was replaced (the checker's reasons)
+    verdict: dict[str, Any] = field(default_factory=dict)  # the checker on the served text
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # LLM texts and their verdicts
+    evidence: dict[str, Any] = field(default_factory=dict)  # PlaceEvidence.to_dict()
 
 
 @dataclass
@@ -43,6 +65,7 @@ class ExplanationSet:
     model: str | None
     prompt_version: str | None
     errors: list[str] = field(default_factory=list)
+    ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,141 +74,232 @@ class ExplanationSet:
             "model": self.model,
             "prompt_version": self.prompt_version,
             "errors": self.errors,
+            "ms": round(self.ms, 1),
         }
 
 
-def _usable(profile: UserProfile | None) -> list[Fact]:
-    return [f for f in (profile.facts if profile else []) if f.sufficient]
+@dataclass(frozen=True)
+class Situation:
+    """What the evidence needs besides the profile: the request's local moment, names for other
+    places (a route's start) and the catalog's kinds (for the checker)."""
+
+    moment: RequestMoment
+    kind_of_item: Callable[[str], str | None] = lambda _i: None
+    catalog_kinds: tuple[str, ...] = ()
+
+    @staticmethod
+    def plain(ctx: RequestContext) -> Situation:
+        return Situation(RequestMoment(ctx.time, at_request_place=ctx.lat is not None))
+
+    def now_parts(self) -> list[str]:
+        local = self.moment.local
+        parts = [p for (lo, hi), p in NOW_PARTS if lo <= local.hour < hi]
+        parts.append("weekend" if local.weekday() >= 5 else "weekday")
+        return parts
 
 
-def signals(c: Candidate) -> str:
-    out = []
-    names = {
-        "repeat": "the user has been there before",
-        "markov": "people (and this user) often go there after their last place",
-        "nearby": "it is close by",
-        "collaborative": "visitors of the user's places also go there",
-        "popular": "it is popular",
-        "embedding": "it matches the profile and request text",
-    }
-    for s in c.sources:
-        if s in names:
-            out.append(names[s])
-    visits = c.features.get("user_count_log")
-    if visits:
-        out.append(f"{round(math.expm1(visits))} earlier visits")
-    return "; ".join(out) or "it ranked highly on the user's habits"
+def _usable_ids(profile: UserProfile | None) -> set[str]:
+    return {f.id for f in (profile.facts if profile else []) if f.sufficient}
 
 
-def _template_one(profile: UserProfile | None, c: Candidate) -> ItemExplanation:
-    facts = {f.id: f for f in _usable(profile)}
-    parts: list[str] = []
-    cited: list[str] = []
-
-    def cite(fid: str, text: str) -> None:
-        if fid in facts and fid not in cited:
-            parts.append(f"{text} [{fid}]")
-            cited.append(fid)
-
-    visits = c.features.get("user_count_log")
-    routes = facts.get("trans.places")
-    on_route = routes is not None and any(
-        c.item_id in (r.get("from"), r.get("to")) for r in (routes.value or {}).get("top_routes", [])
-    )
-    if "repeat" in c.sources and visits:
-        n = round(math.expm1(visits))
-        times = "once" if n == 1 else f"{n} times"
-        if on_route:
-            cite("trans.places", f"You have been here {times} and it is on one of your regular routes")
-        else:
-            cite("data.summary", f"You have been here {times} before")
-    if "markov" in c.sources:
-        cite("trans.next", "It is a common next stop after where you were last")
-    if "nearby" in c.sources:
-        cite("space.gyration", "It is close by, well within your usual range")
-    if c.features.get("user_hour_affinity_share", 0) > 0.3:
-        cite("rhythm.peak_hours", "You tend to go at this time of day")
-    if not parts:
-        cite("rhythm.peak_hours", "It fits when you are usually out")
-        cite("data.summary", "It fits your history")
-    text = ". ".join(parts[:MAX_SENTENCES]) + "." if parts else "Recommended from your recent activity."
-    label = c.category or c.name or f"place {c.item_id}"
-    return ItemExplanation(f"{label}: {text}", cited[:3], "template")
+def template_text(pe: PlaceEvidence) -> tuple[str, list[str]]:
+    """The strongest evidence, phrased as written in the evidence, each sentence citing its id."""
+    picked = pe.evidence[:TEMPLATE_FACTS]
+    if not picked:
+        return "", []
+    return " ".join(f"{e.text[:-1]} [{e.id}]." for e in picked), [e.id for e in picked]
 
 
-def template_explanations(
-    profile: UserProfile | None, ctx: RequestContext, items: list[Candidate]
-) -> ExplanationSet:
-    return ExplanationSet({c.item_id: _template_one(profile, c) for c in items}, "template", None, None)
-
-
-def validate(text: str, profile: UserProfile | None) -> tuple[str, list[str]]:
-    """Keep ≤ 2 sentences; every cited id must be one of this user's data-backed facts."""
-    text = " ".join(text.strip().split())
-    if not text:
-        raise ValueError("empty explanation")
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    text = " ".join(sentences[:MAX_SENTENCES])
-    cited = list(dict.fromkeys(CITE.findall(text)))
-    if not cited:
-        raise ValueError("cites no fact")
-    valid = {f.id for f in _usable(profile)}
-    bad = [c for c in cited if c not in valid]
-    if bad:
-        raise ValueError(f"cites unknown facts {bad}")
-    return text, cited
+def _record(source: str, verdict: Verdict) -> None:
+    EXPLANATIONS.labels(source, "pass" if verdict.ok else "fail").inc()
 
 
 class Explainer:
     def __init__(self, settings: Settings, client: Any = None, breaker: CircuitBreaker | None = None) -> None:
         self.settings = settings
         self.client = client or make_openai_client(settings)
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or breaker_for(settings.resolved_llm_base_url)
         self.prompt = load_prompt("explain")
 
-    def _one(self, profile: UserProfile | None, ctx: RequestContext, c: Candidate) -> ItemExplanation:
-        facts = sorted(_usable(profile), key=lambda f: -f.confidence)[:MAX_FACTS_IN_PROMPT]
+    # -- one place -------------------------------------------------------------------------
+
+    def _messages(self, pe: PlaceEvidence, label: str, ctx: RequestContext) -> list[dict[str, str]]:
         when, _ = describe_context(ctx)
-        messages = self.prompt.render(
-            facts=facts, item=candidate_text(c), signals=signals(c), when=when, wish=ctx.text
-        )
+        return self.prompt.render(label=label, evidence=pe.evidence, when=when, wish=ctx.text)
+
+    def _ask(self, messages: list[dict[str, str]], deadline: float) -> str:
+        left = deadline - time.monotonic()
+        if left < MIN_CALL_S:
+            raise TimeoutError("no time left for the LLM in this request")
         self.breaker.before_call()
         try:
-            resp = self.client.chat.completions.create(
-                model=self.settings.llm.model_name, messages=messages, max_tokens=60, temperature=0.0
+            resp = self.client.with_options(timeout=left).chat.completions.create(
+                model=self.settings.llm.model_name,
+                messages=messages,
+                max_tokens=self.settings.llm.explain_max_tokens,
+                temperature=0.0,
             )
         except Exception:
             self.breaker.failure()
+            LLM_CALLS.labels("explain", "error").inc()
             raise
         self.breaker.success()
-        raw = resp.choices[0].message.content or ""
-        try:
-            text, cited = validate(raw, profile)
-            return ItemExplanation(text, cited, "llm")
-        except ValueError as exc:
-            fallback = _template_one(profile, c)
-            fallback.rejected = f"{exc}: {raw[:200]}"
-            return fallback
+        LLM_CALLS.labels("explain", "ok").inc()
+        return " ".join((resp.choices[0].message.content or "").split())
+
+    def _one(
+        self,
+        profile: UserProfile | None,
+        ctx: RequestContext,
+        pe: PlaceEvidence,
+        label: str,
+        situation: Situation,
+        deadline: float,
+    ) -> ItemExplanation:
+        ids = _usable_ids(profile)
+        parts = situation.now_parts()
+
+        def check(text: str) -> Verdict:
+            return check_explanation(text, pe, ids, situation.catalog_kinds, now_parts=parts)
+
+        messages = self._messages(pe, label, ctx)
+        attempts: list[dict[str, Any]] = []
+        for _ in range(2):
+            text = self._ask(messages, deadline)
+            verdict = check(text)
+            attempts.append({"text": text, "verdict": verdict.to_dict()})
+            if verdict.ok:
+                _record("llm", verdict)
+                return ItemExplanation(
+                    text, verdict.cited, "llm", None, verdict.to_dict(), attempts, pe.to_dict()
+                )
+            messages = [
+                *messages,
+                {"role": "assistant", "content": text},
+                {
+                    "role": "user",
+                    "content": "That explanation was rejected: "
+                    + "; ".join(verdict.reasons[:3])
+                    + ". Write it again, using only the facts listed and citing their ids.",
+                },
+            ]
+        out = self._template(pe, ids, situation)
+        FALLBACKS.labels("explain").inc()
+        out.rejected = "; ".join(attempts[-1]["verdict"]["reasons"])[:300]
+        out.attempts = attempts
+        return out
+
+    def _template(self, pe: PlaceEvidence, ids: set[str], situation: Situation) -> ItemExplanation:
+        text, cited = template_text(pe)
+        verdict = check_explanation(text, pe, ids, situation.catalog_kinds, now_parts=situation.now_parts())
+        _record("template", verdict)
+        if not verdict.ok:  # the template phrases the evidence as written: this is a bug, say so
+            log.error("template explanation failed the checker: %s (%s)", verdict.reasons, text)
+        return ItemExplanation(text, cited, "template", None, verdict.to_dict(), [], pe.to_dict())
+
+    # -- all shown places ------------------------------------------------------------------
+
+    def evidence(
+        self, profile: UserProfile | None, items: Iterable[Candidate], situation: Situation
+    ) -> list[PlaceEvidence]:
+        anchor_list = anchors(profile)
+        return [
+            place_evidence(profile, c, situation.moment, situation.kind_of_item, anchor_list) for c in items
+        ]
 
     def explain(
-        self, profile: UserProfile | None, ctx: RequestContext, items: list[Candidate]
+        self,
+        profile: UserProfile | None,
+        ctx: RequestContext,
+        items: list[Candidate],
+        *,
+        labels: dict[str, str] | None = None,
+        situation: Situation | None = None,
+        deadline: float | None = None,
     ) -> ExplanationSet:
+        """``deadline`` (time.monotonic): the whole stage ends by then, regenerations included."""
+        t0 = time.perf_counter()
+        situation = situation or Situation.plain(ctx)
+        deadline = deadline or time.monotonic() + self.settings.llm.timeout_s
+        labels = labels or {}
+        pes = self.evidence(profile, items, situation)
+        ids = _usable_ids(profile)
         if not items:
             return ExplanationSet({}, "template", None, self.prompt.id)
-        if not self.settings.llm.enabled or not _usable(profile):
-            out = template_explanations(profile, ctx, items)
-            out.prompt_version = self.prompt.id
-            return out
+        if not self.settings.llm.enabled:
+            return template_explanations(profile, ctx, items, situation=situation, evidence=pes)
         results: dict[str, ItemExplanation] = {}
         errors: list[str] = []
         with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
-            futures = {c.item_id: (c, pool.submit(self._one, profile, ctx, c)) for c in items}
-            for item_id, (c, fut) in futures.items():
+            futures = [
+                (
+                    pe,
+                    pool.submit(
+                        self._one, profile, ctx, pe, labels.get(c.item_id) or pe.kind, situation, deadline
+                    ),
+                )
+                for c, pe in zip(items, pes, strict=True)
+                if pe.evidence
+            ]
+            for pe, fut in futures:
                 try:
-                    results[item_id] = fut.result()
+                    results[pe.item_id] = fut.result()
                 except (CircuitOpenError, Exception) as exc:  # degrade per item
-                    errors.append(f"{item_id}: {type(exc).__name__}: {exc}"[:200])
-                    results[item_id] = _template_one(profile, c)
+                    errors.append(f"{pe.item_id}: {type(exc).__name__}: {exc}"[:200])
+                    FALLBACKS.labels("explain").inc()
+                    results[pe.item_id] = self._template(pe, ids, situation)
+        for pe in pes:
+            results.setdefault(pe.item_id, self._template(pe, ids, situation))
         sources = {e.source for e in results.values()}
         source = "llm" if sources == {"llm"} else "template" if sources == {"template"} else "mixed"
-        return ExplanationSet(results, source, self.settings.llm.model_name, self.prompt.id, errors)
+        ordered = {c.item_id: results[c.item_id] for c in items}
+        return ExplanationSet(
+            ordered,
+            source,
+            self.settings.llm.model_name,
+            self.prompt.id,
+            errors,
+            (time.perf_counter() - t0) * 1000,
+        )
+
+
+def template_explanations(
+    profile: UserProfile | None,
+    ctx: RequestContext,
+    items: list[Candidate],
+    *,
+    situation: Situation | None = None,
+    evidence: list[PlaceEvidence] | None = None,
+) -> ExplanationSet:
+    """The rules' explanations: the strongest evidence of each place, as written, checked too."""
+    situation = situation or Situation.plain(ctx)
+    if evidence is None:
+        anchor_list = anchors(profile)
+        evidence = [
+            place_evidence(profile, c, situation.moment, situation.kind_of_item, anchor_list) for c in items
+        ]
+    ids = _usable_ids(profile)
+    out: dict[str, ItemExplanation] = {}
+    for pe in evidence:
+        text, cited = template_text(pe)
+        verdict = check_explanation(text, pe, ids, situation.catalog_kinds, now_parts=situation.now_parts())
+        _record("template", verdict)
+        out[pe.item_id] = ItemExplanation(text, cited, "template", None, verdict.to_dict(), [], pe.to_dict())
+    return ExplanationSet(out, "template", None, load_prompt("explain").id)
+
+
+def reason_text(explanation: Any) -> str:
+    """An explanation (or its text) without its fact citations."""
+    raw = explanation if isinstance(explanation, str) else getattr(explanation, "text", "")
+    return re.sub(r"\s+([.,;])", r"\1", CITE.sub("", raw or "")).strip()
+
+
+def local_moment(
+    ctx: RequestContext, utc_offset_min: int, last_item: str | None, last_kind: str | None
+) -> RequestMoment:
+    return RequestMoment(
+        ctx.time + timedelta(minutes=utc_offset_min),
+        last_item,
+        last_kind,
+        at_request_place=ctx.lat is not None,
+    )

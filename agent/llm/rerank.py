@@ -18,11 +18,13 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_any, wait_exponential
+from tenacity.stop import stop_base
 
-from agent.llm.breaker import CircuitBreaker, CircuitOpenError
+from agent.llm.breaker import CircuitBreaker, CircuitOpenError, breaker_for
 from agent.llm.client import make_openai_client
 from agent.llm.label_tokens import LabelTokens
+from core.metrics import FALLBACKS, LLM_CALLS
 from core.settings import Settings
 from mining import UserProfile
 from prompts.loader import load_prompt
@@ -34,6 +36,17 @@ log = logging.getLogger(__name__)
 LABELS = string.ascii_uppercase
 FLOOR_LOGPROB = -30.0
 FALLBACK_RANKER = "features (llm unavailable)"
+MIN_CALL_S = 0.3  # below this much time left, no further call or retry is started
+
+
+class _StopNear(stop_base):
+    """Stop retrying once less than MIN_CALL_S is left before the request's deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: Any) -> bool:
+        return self.deadline - time.monotonic() < MIN_CALL_S
 
 
 @dataclass
@@ -49,9 +62,8 @@ class RerankOutcome:
 def candidate_text(c: Candidate) -> str:
     """What the model sees of a candidate: category, coarse place and behavioural signals only.
     Kept short: prompt length is the rerank latency on a CPU."""
-    parts = [c.name or f"Place {c.item_id}"]
-    if c.category:
-        parts.append(c.category)
+    # No bare ids: an id tells the model nothing and costs tokens; the kind and the signals do.
+    parts = [p for p in (c.name, c.category or ("a place of unknown kind" if not c.name else None)) if p]
     parts.append(place_description(c.lat, c.lon).removeprefix("near "))
     visits = c.features.get("user_count_log")
     parts.append(f"{round(math.expm1(visits))} visits" if visits else "new")
@@ -106,7 +118,7 @@ class LLMReranker:
     ) -> None:
         self.settings = settings
         self.client = client or make_openai_client(settings)
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or breaker_for(settings.resolved_llm_base_url)
         self.prompt = load_prompt("rerank")
         # With the real client, constrain by token ids (free); an injected client (tests, other
         # servers) gets the grammar unless a lookup is given too.
@@ -119,15 +131,25 @@ class LLMReranker:
             return {"allowed_token_ids": ids}
         return {"structured_outputs": {"choice": labels}}
 
-    def _score_once(self, messages: list[dict[str, str]], labels: list[str]) -> dict[str, float]:
+    def _score_once(
+        self, messages: list[dict[str, str]], labels: list[str], deadline: float
+    ) -> dict[str, float]:
+        """One scoring call, retried with backoff while the request's deadline allows: each try
+        gets the time left, so retries never stretch the deadline (a 10 s setting means 10 s)."""
+
+        def left() -> float:
+            return deadline - time.monotonic()
+
         @retry(
-            stop=stop_after_attempt(self.settings.llm.retries + 1),
+            stop=stop_any(stop_after_attempt(self.settings.llm.retries + 1), _StopNear(deadline)),
             wait=wait_exponential(multiplier=0.2, max=2),
             retry=retry_if_exception_type(Exception),
             reraise=True,
         )
         def call() -> Any:
-            return self.client.chat.completions.create(
+            if left() < MIN_CALL_S:
+                raise TimeoutError("the request's LLM deadline has passed")
+            return self.client.with_options(timeout=left()).chat.completions.create(
                 model=self.settings.llm.model_name,
                 messages=messages,
                 max_tokens=1,
@@ -140,10 +162,19 @@ class LLMReranker:
         return label_logprobs(call(), labels)
 
     def rerank(
-        self, profile: UserProfile | None, ctx: RequestContext, ranked: list[Candidate]
+        self,
+        profile: UserProfile | None,
+        ctx: RequestContext,
+        ranked: list[Candidate],
+        *,
+        base_ranker: str | None = None,
+        deadline: float | None = None,
     ) -> RerankOutcome:
+        """``base_ranker`` names the feature ranker whose order this refines; ``deadline``
+        (time.monotonic) bounds every call and retry."""
+        deadline = deadline or time.monotonic() + self.settings.llm.timeout_s
         n = min(len(ranked), self.settings.llm.rerank_top_n, len(LABELS))
-        base = getattr(self, "base_ranker_name", None)
+        base = base_ranker
         if not self.settings.llm.enabled or n < 2:
             reason = None if n < 2 else "llm disabled by settings"
             return RerankOutcome(
@@ -168,14 +199,18 @@ class LLMReranker:
                     candidates=cands,
                     labels=labels,
                 )
-                lp = self._score_once(messages, labels)
+                lp = self._score_once(messages, labels, deadline)
                 for pos, i in enumerate(order):
                     scores[i] += lp[labels[pos]] / self.settings.llm.rerank_orders
             self.breaker.success()
+            LLM_CALLS.labels("rerank", "ok").inc()
         except CircuitOpenError as exc:
+            FALLBACKS.labels("rerank").inc()
             return RerankOutcome(list(ranked), FALLBACK_RANKER, None, self.prompt.id, str(exc))
         except Exception as exc:  # timeouts, connection errors, bad responses: degrade, never fail
             self.breaker.failure()
+            LLM_CALLS.labels("rerank", "error").inc()
+            FALLBACKS.labels("rerank").inc()
             log.warning("LLM rerank failed, serving the feature order: %s", exc)
             return RerankOutcome(
                 list(ranked), FALLBACK_RANKER, None, self.prompt.id, f"{type(exc).__name__}: {exc}"[:300]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from agent.llm.breaker import breaker_for
 from agent.llm.status import llm_status
 from api.deps import SessionDep, State
+from core.metrics import BREAKER_CODES, BREAKER_STATE, REGISTRY
 
 router = APIRouter(tags=["health"])
 
@@ -28,6 +31,8 @@ def readyz(state: State, session: SessionDep, response: Response) -> dict[str, A
         out["db"] = {"ok": False, "error": str(exc)[:200]}
     out["retrieval"] = state.service.retriever.status()
     out["llm"] = llm_status(state.settings, timeout_s=1.0)
+    out["llm"]["warm_up"] = state.llm_warm_up
+    out["llm"]["breaker"] = state.chat.breaker.state
     out["ready"] = out["db"]["ok"]
     out["ranker_in_use"] = (
         "llm+features" if out["llm"]["reachable"] and state.service.reranker else "features (llm unavailable)"
@@ -39,3 +44,11 @@ def readyz(state: State, session: SessionDep, response: Response) -> dict[str, A
     if not out["ready"]:
         response.status_code = 503
     return out
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(state: State) -> Response:
+    """Prometheus text format: counts and latencies only, no user data (so no key is needed)."""
+    url = state.settings.resolved_llm_base_url
+    BREAKER_STATE.labels(url).set(BREAKER_CODES[breaker_for(url).state])
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -34,7 +34,7 @@ def list_items(
     key: CurrentKey,
     session: SessionDep,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**62, description="Items to skip (SQL integers end at 2^63)."),
     category: str | None = Query(None, max_length=120),
 ) -> dict[str, Any]:
     stmt = select(Item).order_by(Item.id).limit(limit).offset(offset)

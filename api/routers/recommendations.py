@@ -40,6 +40,7 @@ def _items_out(result: Any) -> list[dict[str, Any]]:
         out.append(
             {
                 "item_id": c.item_id,
+                "label": r_label(result, c),
                 "name": c.name,
                 "category": c.category,
                 "lat": c.lat,
@@ -50,9 +51,21 @@ def _items_out(result: Any) -> list[dict[str, Any]]:
                 "sources": c.sources,
                 "explanation": exp.text if exp else None,
                 "fact_ids": exp.fact_ids if exp else [],
+                "explained_by": exp.source if exp else None,
+                "checked": exp.verdict.get("ok") if exp and exp.verdict else None,
             }
         )
     return out
+
+
+def _labels(rec: Any) -> list[str]:
+    """The shown places as the person was shown them (stored with the candidates)."""
+    by_id = {c.get("item_id"): c.get("label") for c in rec.candidates or []}
+    return [by_id.get(i) or "a place (no label stored)" for i in rec.items]
+
+
+def r_label(result: Any, c: Any) -> str:
+    return result.labels.get(c.item_id) or c.category or c.name or "Place"
 
 
 @router.post("/v1/recommendations", response_model=RecommendOut)
@@ -120,6 +133,7 @@ def recent(
                 "recommendation_id": r.id,
                 "created_at": r.created_at.isoformat(),
                 "items": r.items,
+                "labels": _labels(r),
                 "ranker": r.ranker,
             }
             for r in recs

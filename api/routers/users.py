@@ -15,7 +15,10 @@ router = APIRouter(tags=["profiles"])
 
 
 @router.get("/v1/users/{user_id}/profile")
-def profile(user_id: str, key: CurrentKey, session: SessionDep) -> dict[str, Any]:
+def profile(user_id: str, key: CurrentKey, session: SessionDep, state: State) -> dict[str, Any]:
+    """The mined profile: ``text`` as the person reads it (areas and places named for them),
+    ``text_raw`` and the facts as mined (with the miner's area and place ids, for support staff)."""
+    from agent.labels import readable_profile_text
     from retrieval.profile_store import latest_profile, profile_versions
 
     key.require_read(user_id)
@@ -26,6 +29,8 @@ def profile(user_id: str, key: CurrentKey, session: SessionDep) -> dict[str, Any
         raise NotFoundError(f"no profile for user {user_id!r} yet: run `chronotope mine`")
     return {
         **p.to_dict(),
+        "text": readable_profile_text(p.text, p, state.service.retriever.kind_of),
+        "text_raw": p.text,
         "versions": profile_versions(session, user_id),
         "plots": [f"/v1/users/{user_id}/profile/plots/{n}.png" for n in ("rhythm", "places")],
     }

@@ -25,10 +25,16 @@ class FakeClient:
 
         class _Completions:
             def create(self, **kwargs: Any) -> Any:
-                outer.calls.append(kwargs)
+                outer.calls.append(kwargs | {"timeout": outer._timeout})
                 return handler(kwargs)
 
+        self._timeout: float | None = None
         self.chat = SimpleNamespace(completions=_Completions())
+
+    def with_options(self, timeout: float | None = None, **_kw: Any) -> FakeClient:
+        """Like the openai client's: the per-call timeout is recorded with the next calls."""
+        self._timeout = timeout
+        return self
 
 
 class FakeStream:

@@ -75,7 +75,9 @@ def test_the_model_picks_the_tool_and_arguments_under_its_json_schema(
     out = agent.respond("u1", "I fancy a bar tonight but no cafe", when=WHEN)
     call = llm.understanding_calls()[0]
     assert call["response_format"]["type"] == "json_schema"
-    assert call["response_format"]["json_schema"]["schema"] == intent_json_schema()
+    schema = call["response_format"]["json_schema"]["schema"]
+    assert schema == intent_json_schema("I fancy a bar tonight but no cafe", 0, None)
+    assert set(schema["properties"]) == {"action", "wish", "kinds", "avoid", "when"}
     assert "Kinds of places: Bar, Cafe, Museum, Office, Park." in call["messages"][0]["content"]
     assert call["messages"][-1]["content"].endswith('Message: "I fancy a bar tonight but no cafe"')
     ctx = retriever.contexts[-1]
@@ -232,7 +234,8 @@ def test_references_resolve_to_what_was_shown_and_rejections_are_stored(
     assert why.action == "explain" and why.items == []
     # the explain prompt carried the first shown item's stored reasons
     reply_call = llm.reply_calls()[-1]
-    assert rej.items[0]["label"] in reply_call["messages"][0]["content"]
+    assert f"1. {rej.items[0]['category']}:" in reply_call["messages"][0]["content"]
+    assert rej.items[0]["label"].startswith(rej.items[0]["category"])  # the readable label, no bare id
     closer = agent.respond("u1", "closer please", first.conversation_id, when=WHEN)
     assert closer.constraints["max_km"] == 2.0
     # the understanding prompt read the conversation back from the store

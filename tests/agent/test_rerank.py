@@ -110,3 +110,6 @@ def test_disabled_llm_and_tiny_lists(
 def test_candidate_text_has_no_raw_coordinates(candidates: list[Candidate]) -> None:
     t = candidate_text(candidates[0])
     assert "40.75" not in t and "73.98" not in t and "Midtown Manhattan" in t
+    assert t.startswith(candidates[0].category or "") and "i0" not in t  # its kind, never its id
+    unknown = candidate_text(Candidate(item_id="635", lat=40.75, lon=-73.98))
+    assert unknown.startswith("a place of unknown kind") and "635" not in unknown

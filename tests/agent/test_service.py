@@ -44,6 +44,15 @@ class FakeRetriever:
     def utc_offset_min(self, user_id: str) -> int:
         return -240
 
+    def last_stop(self, user_id: str, before: Any) -> str | None:
+        return self.candidates[0].item_id if self.candidates else None
+
+    def kind_of(self, item_id: str) -> str | None:
+        return next((c.category for c in self.candidates if c.item_id == item_id), None)
+
+    def catalog_kinds(self) -> tuple[str, ...]:
+        return tuple(sorted({c.category for c in self.candidates if c.category}))
+
 
 class ReverseReranker:
     """Reverses the order; optionally slips in an item it was never given, or fails."""
@@ -53,7 +62,7 @@ class ReverseReranker:
         self.intruder = intruder
         self.fail = fail
 
-    def rerank(self, profile: Any, ctx: RequestContext, ranked: list[Candidate]) -> RerankOutcome:
+    def rerank(self, profile: Any, ctx: RequestContext, ranked: list[Candidate], **_kw: Any) -> RerankOutcome:
         if self.fail == "raise":
             raise RuntimeError("connection refused")
         if self.fail == "outcome":
@@ -70,7 +79,9 @@ class FakeExplainer:
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
 
-    def explain(self, profile: Any, ctx: RequestContext, items: list[Candidate]) -> ExplanationSet:
+    def explain(
+        self, profile: Any, ctx: RequestContext, items: list[Candidate], **_kw: Any
+    ) -> ExplanationSet:
         if self.fail:
             raise RuntimeError("LLM went away mid-request")
         return ExplanationSet(

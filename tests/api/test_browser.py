@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -83,6 +84,15 @@ def test_chat_and_support_views(live, tmp_path) -> None:  # type: ignore[no-unty
         assert "Here are my suggestions" in reply and "avoiding coffee" in reply and "Museum" in reply
         assert "template reply" in reply  # the page says the template answered (the LLM is off here)
         page.screenshot(path=str(tmp_path / "chat.png"))
+        # "For you": explained recommendations, each saying who wrote it and that it was checked
+        page.click("#tab-foryou")
+        page.fill("#fy-user", "u1")
+        page.click("#fy-go")
+        page.wait_for_selector("#fy-list .rec", timeout=30_000)
+        recs = page.inner_text("#fy-list")
+        assert "fact-checked" in recs and "template (rules)" in recs  # the LLM is off here
+        assert not re.search(r"\b(Place|place) \d", recs)  # readable labels, never a bare id
+        assert page.locator("#fy-list .cite").count() >= 1  # the facts each explanation cites
         # support view with a support key
         page.fill("#key", keys.support)
         page.click("#tab-support")
@@ -92,7 +102,12 @@ def test_chat_and_support_views(live, tmp_path) -> None:  # type: ignore[no-unty
         assert page.inner_text("#sup-text").strip()
         page.wait_for_selector("[data-rec]", timeout=20_000)
         page.click("[data-rec]")
-        page.wait_for_selector("#sup-trace:not(.hidden)", timeout=10_000)
+        page.wait_for_selector("#sup-why:not(.hidden)", timeout=10_000)
+        why = page.inner_text("#sup-why")
+        assert "Facts cited" in why and "found by:" in why and "template (rules)" in why
+        assert "fact-checked" in why  # the checker's verdict on each served explanation
+        assert not page.is_visible("#sup-trace")  # the raw JSON stays behind its toggle
+        page.click("#sup-raw summary")
         assert '"ranker"' in page.inner_text("#sup-trace")
         page.screenshot(path=str(tmp_path / "support.png"), full_page=True)
         # a user key is refused another user's profile, and the page says so

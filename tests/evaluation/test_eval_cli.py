@@ -211,3 +211,29 @@ def test_a_reranker_that_invents_an_item_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="not among its candidates"):
         evaluate(load_split(h, t), HeuristicRanker(), reranker=inventing)
+
+
+@pytest.mark.slow
+def test_eval_explain_reports_who_wrote_and_the_checker(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the LLM off every explanation is the template's, and every served one passes the
+    checker; the real model's figures come from the same command (docs/measurements.md)."""
+    h, t = _files(tmp_path)
+    monkeypatch.setenv("CHRONOTOPE_LLM__ENABLED", "false")
+    out = tmp_path / "explain.json"
+    r = runner.invoke(
+        app,
+        ["eval-explain", "--history", str(h), "--test", str(t), "--json", str(out), "--sample", "4",
+         "--k", "3", "--ranker", "heuristic"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(out.read_text())
+    assert d["n_requests"] == 4 and d["n_explanations"] == 12
+    assert d["llm-written (served)"] == 0.0 and d["served explanations passing the checker"] == 1.0
+    assert d["llm texts passing the checker, first try"] is None  # the model was never asked
+    assert d["latency_ms"]["explain_3_p50"] is not None and d["examples"]
+    bad = runner.invoke(
+        app, ["eval-explain", "--history", str(h), "--test", str(t), "--json", str(out), "--k", "0"]
+    )
+    assert bad.exit_code != 0 and "--k" in bad.output

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from agent.labels import anchors, place_label
 from agent.llm.client import make_openai_client
 from agent.llm.explain import Explainer
 from agent.llm.rerank import FALLBACK_RANKER, LLMReranker
@@ -14,6 +15,7 @@ from agent.llm.status import llm_status
 from core.settings import Settings
 from mining import Fact, UserProfile
 from retrieval.types import Candidate, RequestContext
+from tests import explain_examples as examples
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm, pytest.mark.slow]
 
@@ -96,18 +98,23 @@ def test_constraint_is_really_applied(vllm_server: tuple[Settings, ServerHandle]
     assert (by_ids.choices[0].message.content or "").strip() in labels
 
 
-def test_explanations_cite_real_facts(vllm_server: tuple[Settings, ServerHandle]) -> None:
+def test_explanations_from_the_real_model_are_checked(vllm_server: tuple[Settings, ServerHandle]) -> None:
+    """The real model writes from each place's evidence; whatever it writes, what is served passes
+    the faithfulness checker and cites only that place's evidence, and a fallback says why."""
     s, _ = vllm_server
-    profile = _profile()
-    items = _candidates(3)
-    ex = Explainer(s).explain(profile, CTX, items)
-    assert set(ex.items) == {c.item_id for c in items}
-    for e in ex.items.values():
-        assert e.text
-        assert set(e.fact_ids) <= profile.fact_ids  # LLM or template: never an invented id
+    s = s.model_copy(update={"llm": s.llm.model_copy(update={"timeout_s": 300})})  # a slow CPU
+    profile, places, situation = examples.rich_profile(), examples.example_places(), examples.monday_noon()
+    labels = {c.item_id: place_label(c, anchors(profile)) for c in places}
+    out = Explainer(s).explain(profile, CTX, places, labels=labels, situation=situation)
+    assert list(out.items) == [c.item_id for c in places] and not out.errors
+    for item_id, e in out.items.items():
+        assert e.verdict["ok"], (item_id, e.text, e.verdict)
+        evidence = {x["id"] for x in e.evidence["evidence"]}
+        assert e.fact_ids and set(e.fact_ids) <= evidence
+        assert e.attempts, "the model was asked"
         if e.source == "template":
-            assert e.rejected or ex.errors  # a fallback always says why
-    assert ex.prompt_version == "explain@1"
+            assert e.rejected and len(e.attempts) == 2  # told why once, then replaced
+    assert out.prompt_version == "explain@2"
 
 
 def test_killing_the_server_gives_fallbacks_not_errors(vllm_server: tuple[Settings, ServerHandle]) -> None:

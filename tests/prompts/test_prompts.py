@@ -26,9 +26,8 @@ VARS = {
     },
     "chat_reply": {"message": "a bar", "results": "Results, best first:\n1. Bar", "task": "Reply."},
     "explain": {
-        "facts": [{"id": "a.b", "statement": "s"}],
-        "item": "x",
-        "signals": "y",
+        "label": "Bar you have been to 3 times",
+        "evidence": [{"id": "item.visits", "text": "You have been here 3 times."}],
         "when": "w",
         "wish": None,
     },

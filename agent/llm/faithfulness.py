@@ -1,0 +1,154 @@
+"""The faithfulness checker: does an explanation say only what its cited facts and the place's own
+attributes support?
+
+Checked for every explanation, LLM-written or template, before it is served:
+- it cites at least one fact, every cited id is evidence for *this* place (a profile fact of the
+  version used that concerns it, or one of its own ``item.*`` attributes), and none is unknown;
+- it names no other kind of place than the one shown, except kinds its cited facts name;
+- every claim is backed: numbers (counts, hours, distances, percentages), weekdays, parts of the
+  day or week, "close by", "lately/more often", "you've been here" / "new to you", "popular",
+  "home" and "work" each need a cited fact (or the place's own attribute) that states it.
+
+Lexical on purpose: cheap enough to run on every explanation, and strict enough that a wrong day,
+an invented count or "it is close by [rhythm.peak_hours]" fails. The verdict and its reasons are
+stored in the trace and counted in /metrics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.evidence import NEAR_KM, PlaceEvidence
+from mining.rhythm import DAYS
+
+CITE = re.compile(r"\[([a-z_]+(?:\.[a-z_0-9]+)+)\]")
+NUMBER = re.compile(r"(?<![\w.])\d+(?:[.:]\d+)?")
+NUMBER_WORDS = {
+    "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
+    "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "dozen": "12", "twenty": "20",
+}  # fmt: skip
+MAX_SENTENCES = 2
+MAX_CHARS = 320
+# Words that make a claim of a given topic, and what supports it.
+CLAIMS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("near", re.compile(r"\b(close by|close to you|nearby|near you|near here|around the corner|a short walk|"
+                        r"walking distance|minutes away|just down the|right by)\b", re.I)),
+    ("trend", re.compile(r"\b(lately|recently|these days|more often|less often|increasingly|trend\w*|"
+                         r"shift\w*|growing|more and more)\b", re.I)),
+    ("visits", re.compile(r"\b(you'?ve been here|you have been here|you visited|your visits|you went|"
+                          r"you often go|you come here|your regular|your favou?rite|again)\b", re.I)),
+    ("new", re.compile(r"\b(new to you|never been|haven'?t been|have not been|first time|something new|"
+                       r"try something)\b", re.I)),
+    ("popular", re.compile(r"\b(popular|busy|crowd\w*|people often|many people|lots of people)\b", re.I)),
+    ("similar", re.compile(r"\b(people like you|people who go|similar (people|users|routines))\b", re.I)),
+    ("home", re.compile(r"\b(home|where you live)\b", re.I)),
+    ("work", re.compile(r"\b(work area|workplace|your office|near work|where you work)\b", re.I)),
+    ("route", re.compile(r"\b(on your way|next stop|your route|route|straight from|after your)\b", re.I)),
+)  # fmt: skip
+PARTS = re.compile(
+    r"\b(mornings?|middays?|lunch(?:time)?|noon|afternoons?|evenings?|nights?|tonight|late|"
+    r"weekends?|weekdays?|daytime|after work)\b",
+    re.I,
+)
+PART_ALIASES = {"lunchtime": "lunch", "tonight": "night", "late": "night"}
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+    cited: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "reasons": self.reasons, "cited": self.cited}
+
+
+def _part(word: str) -> str:
+    w = word.lower().rstrip("s") if word.lower() not in ("weekdays", "weekends") else word.lower()[:-1]
+    return PART_ALIASES.get(w, w)
+
+
+def check_explanation(
+    text: str,
+    place: PlaceEvidence,
+    profile_fact_ids: Iterable[str],
+    catalog_kinds: Iterable[str] = (),
+    *,
+    now_parts: Iterable[str] = (),
+) -> Verdict:
+    """``profile_fact_ids``: the usable (sufficient) fact ids of the profile version used;
+    ``now_parts``: parts of the day/week the request itself is for ("this evening" is true then)."""
+    reasons: list[str] = []
+    body = " ".join(text.split())
+    cited = list(dict.fromkeys(CITE.findall(body)))
+    plain = CITE.sub(" ", body)
+    if not body:
+        return Verdict(False, ["empty"], [])
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", plain.strip()) if s.strip()]
+    if len(sentences) > MAX_SENTENCES or len(body) > MAX_CHARS:
+        reasons.append(f"too long ({len(sentences)} sentences, {len(body)} characters)")
+    if not cited:
+        reasons.append("cites no fact")
+    evidence = place.by_id()
+    known = set(profile_fact_ids)
+    for cid in cited:
+        if cid not in evidence:
+            why = (
+                "not a fact of this profile"
+                if not (cid in known or cid.startswith("item."))
+                else "does not concern this place"
+            )
+            reasons.append(f"cites {cid}: {why}")
+    used = [evidence[c] for c in cited if c in evidence]
+    numbers = {n for e in used for n in e.numbers}
+    numbers |= {str(place.visits)} if place.visits else set()
+    if place.distance_km is not None:
+        numbers.add(f"{place.distance_km:.1f}".rstrip("0").rstrip("."))
+        numbers.add(f"{place.distance_km:.1f}")
+    days = {d for e in used for d in e.days}
+    parts = {p for e in used for p in e.parts} | {_part(p) for p in now_parts}
+    kinds = {k.lower() for e in used for k in e.kinds} | (
+        {place.category.lower()} if place.category else set()
+    )
+    topics = {t for e in used for t in e.topics}
+    if place.visits:
+        topics.add("visits")
+    else:
+        topics.add("new")
+    if place.distance_km is not None and place.distance_km <= NEAR_KM:
+        topics.add("near")
+    low = plain.lower()
+    for n in NUMBER.findall(plain):
+        norm = n.lstrip("0") or "0"
+        if n not in numbers and norm not in numbers and n.split(":")[0].lstrip("0") not in numbers:
+            reasons.append(f"the number {n} is in no cited fact")
+    for word, digit in NUMBER_WORDS.items():
+        if re.search(rf"\b{word}\b", low) and digit not in numbers:
+            reasons.append(f"'{word}' is in no cited fact")
+    for day in DAYS:
+        if re.search(rf"\b{day}s?\b", plain, re.I) and day not in days:
+            reasons.append(f"{day} is in no cited fact")
+    for m in PARTS.finditer(plain):
+        p = _part(m.group(1))
+        if (
+            p not in parts
+            and not (p in ("midday", "noon") and "lunch" in parts)
+            and not (p == "lunch" and "midday" in parts)
+        ):
+            reasons.append(f"'{m.group(1)}' is in no cited fact")
+    for kind in sorted(catalog_kinds, key=len, reverse=True):
+        if len(kind) < 3:
+            continue
+        pat = re.compile(r"(?<![\w])" + re.escape(kind.lower()) + r"(?![\w])")
+        if pat.search(low):
+            if kind.lower() not in kinds:
+                reasons.append(f"names {kind}, which is not this place and in no cited fact")
+            low = pat.sub(" ", low)
+    for topic, pat in CLAIMS:
+        claim = pat.search(plain)
+        if claim and topic not in topics:
+            reasons.append(f"'{claim.group(0)}' is backed by no cited fact")
+    return Verdict(not reasons, reasons, cited)

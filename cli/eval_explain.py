@@ -1,0 +1,68 @@
+"""``chronotope eval-explain``: LLM explanations for sampled dev users, checked and timed
+(agent/explain_eval.py says what is measured)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from cli.common import console, err_console, handle_errors, progress, settings
+
+
+@handle_errors
+def eval_explain_cmd(
+    history: Path = typer.Option(..., "--history", help="History CSV (checkins_train.csv format)."),
+    test: Path = typer.Option(..., "--test", help="Test CSV (GETNext format, NYC_val.csv)."),
+    json_out: Path = typer.Option(..., "--json", help="Write the figures (and examples) here."),
+    sample: int = typer.Option(20, "--sample", help="Dev targets (users at a moment) to explain for."),
+    k: int = typer.Option(5, "--k", help="Places shown and explained per request."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the sample."),
+    rerank: bool = typer.Option(False, "--rerank/--no-rerank", help="Also rerank with the LLM first."),
+    ranker: str = typer.Option("learned", "--ranker", help="learned | heuristic | a model file."),
+    work_dir: Path | None = typer.Option(
+        None, "--work-dir", help="Scratch store (default: <data dir>/eval-explain; rebuilt each run)."
+    ),
+) -> None:
+    """Recommend k places for sampled dev users and report who wrote the explanations, whether
+    they passed the faithfulness checker, and how long the explanation stage took."""
+    from agent.chat.evaluate import build_world
+    from agent.explain_eval import run, sample_queries
+    from core.errors import InvalidInputError
+    from evaluation.dev_split import load_split
+    from retrieval.rankers import newest_model
+
+    s = settings()
+    for p in (history, test):
+        if not p.exists():
+            raise InvalidInputError(f"{p}: no such file")
+    if sample < 1 or not 1 <= k <= 20:
+        raise InvalidInputError("--sample must be at least 1 and --k between 1 and 20")
+    split = load_split(history, test, s.local_timezone)
+    wd = work_dir or (s.data_dir / "eval-explain")
+    if ranker == "learned" and newest_model(wd / "models") is None:
+        from retrieval.train_cli_support import train_and_save
+
+        console.print("no ranker trained on this history yet: training one (pseudo-targets, ~1-2 min)")
+        with progress("build training queries", 9000) as advance:
+            train_and_save(split.history, wd / "models", progress=advance)
+    world = build_world(split, s, wd, ranker, s.index_dir, say=lambda m: err_console.print(m))
+    picked = sample_queries(split, sample, seed)
+    t0 = time.perf_counter()
+    with progress("explained recommendations", len(picked)) as advance:
+        summary = run(world, split, picked, k, rerank, advance)
+    summary.update(
+        model=s.llm.model_name if s.llm.enabled else None,
+        seed=seed,
+        seconds=round(time.perf_counter() - t0, 1),
+    )
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(summary, indent=2, default=str))
+    console.print_json(json.dumps({k2: v for k2, v in summary.items() if k2 != "examples"}, default=str))
+    console.print(f"written to {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval-explain")(eval_explain_cmd)
