@@ -38,7 +38,8 @@ from mining.rhythm import DAYS
 from retrieval.types import Candidate
 
 NEAR_KM = 1.5  # "close by", "near your home area" need at most this
-MAX_EVIDENCE = 5
+MAX_EVIDENCE = 4
+MIN_EVIDENCE = 2
 # Parts of the day a time-slot habit speaks for (what an explanation of it may say).
 SLOT_PARTS = {
     "wd_morning": {"morning", "weekday"},
@@ -334,10 +335,13 @@ def _a(kind: str) -> str:
 
 
 def _strongest(items: list[Evidence]) -> list[Evidence]:
-    """One piece per id (the first, strongest), profile facts before generic signals, at most
-    MAX_EVIDENCE: a small model writes better from a few facts than from many."""
+    """One piece per id (the first, strongest): what is about this person first, at most
+    MAX_EVIDENCE; generic signals (new to you, how far, what other people do) only while fewer
+    than MIN_EVIDENCE personal ones exist. A small model writes better from a few facts, and
+    words borrowed from a fact it did not choose are what the checker rejects most."""
     seen: set[str] = set()
     unique = [e for e in items if not (e.id in seen or seen.add(e.id))]  # type: ignore[func-returns-value]
     generic = {"item.new", "item.similar_people", "item.others_next", "item.distance"}
-    ranked = [e for e in unique if e.id not in generic] + [e for e in unique if e.id in generic]
-    return ranked[:MAX_EVIDENCE]
+    personal = [e for e in unique if e.id not in generic][:MAX_EVIDENCE]
+    fill = [e for e in unique if e.id in generic][: max(0, MIN_EVIDENCE - len(personal))]
+    return personal + fill

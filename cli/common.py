@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -114,3 +115,18 @@ def echo_table(title: str, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()])
     console.print(table)
+
+
+def dev_world(s: Any, split: Any, work_dir: Path, ranker: str) -> Any:
+    """The scratch world the chat and explanation evaluations run in (agent/chat/evaluate.py):
+    a fresh store in ``work_dir``, the ranker trained on the history first if none is there yet."""
+    from agent.chat.evaluate import build_world
+    from retrieval.rankers import newest_model
+
+    if ranker == "learned" and newest_model(work_dir / "models") is None:
+        from retrieval.train_cli_support import train_and_save
+
+        console.print("no ranker trained on this history yet: training one (pseudo-targets, ~1-2 min)")
+        with progress("build training queries", 9000) as advance:
+            train_and_save(split.history, work_dir / "models", progress=advance)
+    return build_world(split, s, work_dir, ranker, s.index_dir, say=lambda m: err_console.print(m))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import console, err_console, handle_errors, progress, settings
+from cli.common import console, dev_world, handle_errors, progress, settings
 
 
 @handle_errors
@@ -30,11 +30,10 @@ def eval_chat_cmd(
     ),
 ) -> None:
     """Converse about sampled dev targets and the bank's open requests; print and save figures."""
-    from agent.chat.evaluate import build_world, run_requests, run_targets, summarize
+    from agent.chat.evaluate import run_requests, run_targets, summarize
     from core.errors import InvalidInputError
     from evaluation.chat_bank import load_bank
     from evaluation.dev_split import load_split
-    from retrieval.rankers import newest_model
 
     s = settings()
     for p in (history, test):
@@ -47,13 +46,7 @@ def eval_chat_cmd(
     bank = load_bank(bank_path)
     split = load_split(history, test, s.local_timezone)
     wd = work_dir or (s.data_dir / "eval-chat")
-    if ranker == "learned" and newest_model(wd / "models") is None:
-        from retrieval.train_cli_support import train_and_save
-
-        console.print("no ranker trained on this history yet: training one (pseudo-targets, ~1-2 min)")
-        with progress("build training queries", 9000) as advance:
-            train_and_save(split.history, wd / "models", progress=advance)
-    world = build_world(split, s, wd, ranker, s.index_dir, say=lambda m: err_console.print(m))
+    world = dev_world(s, split, wd, ranker)
     problems = bank.problems({c for c in world.categories.values() if isinstance(c, str)})
     if problems:
         raise InvalidInputError(

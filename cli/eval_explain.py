@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import console, err_console, handle_errors, progress, settings
+from cli.common import console, dev_world, handle_errors, progress, settings
 
 
 @handle_errors
@@ -28,11 +28,9 @@ def eval_explain_cmd(
 ) -> None:
     """Recommend k places for sampled dev users and report who wrote the explanations, whether
     they passed the faithfulness checker, and how long the explanation stage took."""
-    from agent.chat.evaluate import build_world
     from agent.explain_eval import run, sample_queries
     from core.errors import InvalidInputError
     from evaluation.dev_split import load_split
-    from retrieval.rankers import newest_model
 
     s = settings()
     for p in (history, test):
@@ -42,13 +40,7 @@ def eval_explain_cmd(
         raise InvalidInputError("--sample must be at least 1 and --k between 1 and 20")
     split = load_split(history, test, s.local_timezone)
     wd = work_dir or (s.data_dir / "eval-explain")
-    if ranker == "learned" and newest_model(wd / "models") is None:
-        from retrieval.train_cli_support import train_and_save
-
-        console.print("no ranker trained on this history yet: training one (pseudo-targets, ~1-2 min)")
-        with progress("build training queries", 9000) as advance:
-            train_and_save(split.history, wd / "models", progress=advance)
-    world = build_world(split, s, wd, ranker, s.index_dir, say=lambda m: err_console.print(m))
+    world = dev_world(s, split, wd, ranker)
     picked = sample_queries(split, sample, seed)
     t0 = time.perf_counter()
     with progress("explained recommendations", len(picked)) as advance:

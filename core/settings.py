@@ -63,14 +63,25 @@ class LLMSettings(BaseModel):
     startup_timeout_s: float = Field(
         600.0, description="How long `llm serve` waits for the server to be healthy."
     )
+    # 20 s: on two CPU cores the 1.5B model reranks 20 places and explains 5 in 13 s (p50), 16 s
+    # (p95) (`chronotope eval-explain --rerank`); a GPU server takes about a second.
     timeout_s: float = Field(
-        10.0,
+        20.0,
         gt=0,
         description="Deadline for the LLM work of one recommendation request (rerank and explanations, "
         "retries included); past it the feature ranker's order and template explanations are served.",
     )
     explain_max_tokens: int = Field(
-        60, ge=16, le=256, description="Cap on one LLM-written explanation (one or two short sentences)."
+        72,
+        ge=16,
+        le=256,
+        description="Cap on one LLM-written explanation: the chosen fact ids and one sentence, as JSON.",
+    )
+    explain_regenerate: bool = Field(
+        False,
+        description="Send an explanation that fails the faithfulness check back once (told why) before "
+        "the template replaces it. Off: on the dev sample it rescued 2 in 100 explanations for twice the "
+        "latency (docs/measurements.md).",
     )
     warm_up: bool = Field(
         True,

@@ -12,6 +12,7 @@ Every verdict and the evidence behind it are kept for the trace.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -25,8 +26,7 @@ from agent.evidence import PlaceEvidence, RequestMoment, place_evidence
 from agent.labels import anchors
 from agent.llm.breaker import CircuitBreaker, CircuitOpenError, breaker_for
 from agent.llm.client import make_openai_client
-from agent.llm.faithfulness import CITE, Verdict, check_explanation
-from agent.llm.rerank import describe_context
+from agent.llm.faithfulness import CITE, Verdict, check_explanation, repair_citations
 from core.metrics import EXPLANATIONS, FALLBACKS, LLM_CALLS
 from core.settings import Settings
 from mining import UserProfile
@@ -36,6 +36,9 @@ from retrieval.types import Candidate, RequestContext
 log = logging.getLogger(__name__)
 TEMPLATE_FACTS = 2  # the template phrases the strongest two pieces of evidence
 MIN_CALL_S = 0.5  # below this much time left, the template answers without trying the LLM
+MAX_SENTENCE_CHARS = 160  # a sentence this long was cut by the limit, not ended by the model
+MIN_CLAUSE_CHARS = 30  # what is left of a run-on sentence must still say something
+LETTERS = "ABCDEFGH"  # facts are offered by letter: an id costs several tokens to write
 NOW_PARTS = (  # local hour ranges a request "now" may be called
     ((5, 11), "morning"),
     ((11, 14), "midday"),
@@ -110,6 +113,54 @@ def template_text(pe: PlaceEvidence) -> tuple[str, list[str]]:
     return " ".join(f"{e.text[:-1]} [{e.id}]." for e in picked), [e.id for e in picked]
 
 
+def explanation_schema(n_facts: int) -> dict[str, Any]:
+    """The answer's JSON schema: one or two of this place's facts by letter, then one sentence."""
+    return {
+        "type": "object",
+        "properties": {
+            "facts": {
+                "type": "array",
+                "items": {"enum": list(LETTERS[:n_facts])},
+                "minItems": 1,
+                "maxItems": 2,
+            },
+            "sentence": {"type": "string", "maxLength": MAX_SENTENCE_CHARS},
+        },
+        "required": ["facts", "sentence"],
+        "additionalProperties": False,
+    }
+
+
+ANSWER_FACTS = re.compile(r'"facts"\s*:\s*\[([^\]]*)\]')
+ANSWER_SENTENCE = re.compile(r'"sentence"\s*:\s*"((?:[^"\\]|\\.)*)')
+
+
+def served_text(raw: str, ids: list[str], finished: bool, *, cut: bool = False) -> str:
+    """The sentence with the chosen facts' ids cited before its final stop: "… [item.visits]."
+
+    ``ids``: the evidence ids in the order they were lettered. Generation stops at the end of the
+    first sentence (". "), so the JSON is usually cut there: the facts and the sentence are read
+    from what was written. ``finished``: the model closed the JSON itself. A run-on sentence cut
+    by a length limit (the string's, or ``cut``: the token cap) keeps its whole clauses, up to its
+    last comma. An answer without facts or sentence gives "" (the checker's "empty")."""
+    facts, sentence = ANSWER_FACTS.search(raw), ANSWER_SENTENCE.search(raw)
+    if facts is None or sentence is None:
+        return ""
+    try:
+        letters = [x.strip().strip('"') for x in facts.group(1).split(",") if x.strip()]
+        chosen = [ids[LETTERS.index(x)] for x in letters]
+        text = json.loads(f'"{sentence.group(1)}"') if finished else sentence.group(1)
+    except (ValueError, IndexError):
+        return ""
+    text = " ".join(text.split()).rstrip(" .!?")
+    if cut or len(text) >= MAX_SENTENCE_CHARS:  # a run-on cut by a limit: keep its whole clauses
+        end = text.rfind(", ")
+        text = text[:end] if end >= MIN_CLAUSE_CHARS else ""
+    if not chosen or not text:
+        return ""
+    return f"{text} " + " ".join(f"[{i}]" for i in dict.fromkeys(chosen)) + "."
+
+
 def _record(source: str, verdict: Verdict) -> None:
     EXPLANATIONS.labels(source, "pass" if verdict.ok else "fail").inc()
 
@@ -124,10 +175,11 @@ class Explainer:
     # -- one place -------------------------------------------------------------------------
 
     def _messages(self, pe: PlaceEvidence, label: str, ctx: RequestContext) -> list[dict[str, str]]:
-        when, _ = describe_context(ctx)
-        return self.prompt.render(label=label, evidence=pe.evidence, when=when, wish=ctx.text)
+        return self.prompt.render(label=label, evidence=pe.evidence, wish=ctx.text)
 
-    def _ask(self, messages: list[dict[str, str]], deadline: float) -> str:
+    def _ask(self, messages: list[dict[str, str]], ids: list[str], deadline: float) -> tuple[str, str]:
+        """One explanation: the model picks facts (letters of this place's evidence, an enum the
+        server's JSON schema enforces) and writes the sentence; returns (served text, raw answer)."""
         left = deadline - time.monotonic()
         if left < MIN_CALL_S:
             raise TimeoutError("no time left for the LLM in this request")
@@ -138,6 +190,16 @@ class Explainer:
                 messages=messages,
                 max_tokens=self.settings.llm.explain_max_tokens,
                 temperature=0.0,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "explanation",
+                        "schema": explanation_schema(len(ids)),
+                        "strict": True,
+                    },
+                },
+                # One sentence is asked for and a small model goes on writing: stop where it ends.
+                stop=[". "],
             )
         except Exception:
             self.breaker.failure()
@@ -145,7 +207,10 @@ class Explainer:
             raise
         self.breaker.success()
         LLM_CALLS.labels("explain", "ok").inc()
-        return " ".join((resp.choices[0].message.content or "").split())
+        choice = resp.choices[0]
+        raw = choice.message.content or ""
+        cut = choice.finish_reason == "length"  # mid-sentence: only whole clauses can be kept
+        return served_text(raw, ids, raw.rstrip().endswith("}"), cut=cut), raw
 
     def _one(
         self,
@@ -159,15 +224,19 @@ class Explainer:
         ids = _usable_ids(profile)
         parts = situation.now_parts()
 
-        def check(text: str) -> Verdict:
-            return check_explanation(text, pe, ids, situation.catalog_kinds, now_parts=parts)
+        def check(text: str) -> tuple[str, Verdict, list[str]]:
+            return repair_citations(text, pe, ids, situation.catalog_kinds, now_parts=parts)
 
         messages = self._messages(pe, label, ctx)
+        ids_offered = [e.id for e in pe.evidence]
         attempts: list[dict[str, Any]] = []
-        for _ in range(2):
-            text = self._ask(messages, deadline)
-            verdict = check(text)
-            attempts.append({"text": text, "verdict": verdict.to_dict()})
+        for _ in range(2 if self.settings.llm.explain_regenerate else 1):
+            text, raw = self._ask(messages, ids_offered, deadline)
+            text, verdict, added = check(text)
+            attempt = {"text": text, "raw": raw, "verdict": verdict.to_dict()}
+            if added:  # said by the model, cited by the checker: the trace says which
+                attempt["citations_added_by_checker"] = added
+            attempts.append(attempt)
             if verdict.ok:
                 _record("llm", verdict)
                 return ItemExplanation(
@@ -175,12 +244,12 @@ class Explainer:
                 )
             messages = [
                 *messages,
-                {"role": "assistant", "content": text},
+                {"role": "assistant", "content": raw},
                 {
                     "role": "user",
                     "content": "That explanation was rejected: "
                     + "; ".join(verdict.reasons[:3])
-                    + ". Write it again, using only the facts listed and citing their ids.",
+                    + ". Write it again: say only what the facts you choose say.",
                 },
             ]
         out = self._template(pe, ids, situation)

@@ -12,8 +12,12 @@ def logprob_response(token: str, alts: dict[str, float]) -> Any:
     return SimpleNamespace(choices=[SimpleNamespace(logprobs=SimpleNamespace(content=content), message=None)])
 
 
-def text_response(text: str) -> Any:
-    return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=text), logprobs=None)])
+def text_response(text: str, finish_reason: str = "stop") -> Any:
+    return SimpleNamespace(
+        choices=[
+            SimpleNamespace(message=SimpleNamespace(content=text), logprobs=None, finish_reason=finish_reason)
+        ]
+    )
 
 
 class FakeClient:

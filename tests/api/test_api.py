@@ -57,6 +57,29 @@ def test_recommendation_and_its_trace(client_keys: tuple[TestClient, Keys]) -> N
     cited = {f for i in out["items"] for f in i["fact_ids"]}
     assert cited and cited <= {f["id"] for f in trace["facts"]}
     assert "total_ms" in trace["timings"]
+    # every item is named for the person, says who explained it and that the checker passed it
+    for i in out["items"]:
+        assert i["label"].startswith(i["category"] or "Place") and i["item_id"] not in i["label"]
+        assert i["explained_by"] == "template" and i["checked"] is True
+        e = trace["explanation"]["items"][i["item_id"]]
+        assert e["verdict"]["ok"] and {x["id"] for x in e["evidence"]["evidence"]} >= set(i["fact_ids"])
+    assert [c["label"] for c in trace["candidates"][:5]] == [i["label"] for i in out["items"]]
+    recent = c.get("/v1/users/u1/recommendations", headers=bearer(k.u1)).json()["recommendations"][0]
+    assert recent["labels"] == [i["label"] for i in out["items"]]
+
+
+def test_metrics_count_explanations_and_requests(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    _rec(c, k.u1)
+    text = c.get("/metrics").text
+    assert 'chronotope_explanations_total{verdict="pass",writer="template"}' in text
+    route = 'method="POST",route="/v1/recommendations",status="2xx"'
+    assert f"chronotope_http_request_seconds_count{{{route}}}" in text
+    assert "chronotope_llm_breaker_state" in text
+    ready = c.get("/readyz").json()
+    assert ready["llm"]["breaker"] == "closed" and "warm_up" in ready["llm"]
+    prof = c.get("/v1/users/u1/profile", headers=bearer(k.u1)).json()
+    assert "area A" not in prof["text"] and "text_raw" in prof  # areas named for the person
 
 
 def test_filters_through_the_api(client_keys: tuple[TestClient, Keys]) -> None:

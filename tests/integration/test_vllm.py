@@ -61,6 +61,15 @@ def test_server_reports_the_model(vllm_server: tuple[Settings, ServerHandle]) ->
     assert st["reachable"] and st["model"] == s.llm.model_name
 
 
+def test_warm_up_sends_each_kind_of_request_once(vllm_server: tuple[Settings, ServerHandle]) -> None:
+    from agent.llm.warmup import warm_up
+
+    s, _ = vllm_server
+    out = warm_up(s, wait_s=60)
+    assert out["warmed"], out
+    assert set(out["seconds"]) == {"text", "json_schema", "score"}
+
+
 def test_rerank_returns_only_candidates(vllm_server: tuple[Settings, ServerHandle]) -> None:
     s, _ = vllm_server
     cands = _candidates()
@@ -114,7 +123,7 @@ def test_explanations_from_the_real_model_are_checked(vllm_server: tuple[Setting
         assert e.attempts, "the model was asked"
         if e.source == "template":
             assert e.rejected and len(e.attempts) == 2  # told why once, then replaced
-    assert out.prompt_version == "explain@2"
+    assert out.prompt_version == "explain@3"
 
 
 def test_killing_the_server_gives_fallbacks_not_errors(vllm_server: tuple[Settings, ServerHandle]) -> None:

@@ -28,7 +28,6 @@ VARS = {
     "explain": {
         "label": "Bar you have been to 3 times",
         "evidence": [{"id": "item.visits", "text": "You have been here 3 times."}],
-        "when": "w",
         "wish": None,
     },
 }
