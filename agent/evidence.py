@@ -17,7 +17,7 @@ explanation in the trace.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -27,11 +27,11 @@ from agent.labels import (
     anchors,
     area_names,
     kind_of,
-    km_between,
     nearest_anchor,
     visit_count,
     visits_phrase,
 )
+from core.geo import km_between
 from mining import Fact, UserProfile
 from mining.habits import SLOTS
 from mining.rhythm import DAYS
@@ -63,7 +63,8 @@ class Evidence:
     topics: frozenset[str] = frozenset()  # visits, route, near, habit, trend, time, popular, similar, new
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # by hand, not dataclasses.asdict: its deep copies were a tenth of a template request
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         return {k: sorted(v) if isinstance(v, frozenset) else v for k, v in d.items() if v}
 
 

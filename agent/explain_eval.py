@@ -29,7 +29,7 @@ from core import columns as C
 from evaluation.dev_split import DevSplit, Query, user_input
 from mining import build_profile
 from retrieval.profile_store import save_profile
-from retrieval.service import behaviour
+from retrieval.serving_state import behaviour
 from retrieval.types import RequestContext
 
 
@@ -64,7 +64,7 @@ def run(
     for q in queries:
         progress(1)
         inp = behaviour(user_input(split, q, by_hist, by_test))
-        world.retriever.histories[q.user_id] = inp.reset_index(drop=True)
+        world.retriever.set_history(q.user_id, inp)
         with world.factory() as s:
             save_profile(s, build_profile(inp, q.user_id))
             s.commit()

@@ -15,10 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from core.geo import km_between
 from mining import UserProfile
-from mining.frame import haversine_km
 from mining.habits import SLOTS
 
 NEAR_ANCHOR_KM = 3.0  # beyond this, "x km from your home area" stops helping; a landmark does better
@@ -82,10 +80,6 @@ def anchors(profile: UserProfile | None) -> list[Anchor]:
         for area, (name, fid) in area_names(profile).items()
         if area in centres
     ]
-
-
-def km_between(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    return float(haversine_km(np.array([lat1]), np.array([lon1]), lat2, lon2)[0])
 
 
 def nearest_anchor(

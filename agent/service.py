@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.labels import anchors, place_label, place_relation, readable_profile_text
 from agent.llm.explain import Explainer, ExplanationSet, Situation, local_moment, template_explanations
 from agent.llm.rerank import LLMReranker, RerankOutcome
+from agent.trace_writer import TraceWriter
 from core.errors import ForbiddenError, NotFoundError
 from core.models import Event, Recommendation, User, new_id, utcnow
 from mining import UserProfile
-from retrieval.profile_store import latest_profile, latest_profile_version
+from retrieval.profile_store import latest_profile, latest_profile_and_version
 from retrieval.service import Retriever
 from retrieval.types import Candidate, RequestContext
 
@@ -31,6 +32,9 @@ FEEDBACK_KINDS = ("clicked", "accepted", "rejected")
 # A place the user turned down ("not that one", or rejected feedback) is not shown to them again
 # for this long; learning more from feedback is the feedback issue's work.
 REJECTED_HIDDEN_FOR = timedelta(days=30)
+# How long a trace look-up waits for a trace another worker may still hold in its batched writer
+# (that writer stores within its interval, 0.1 s by default).
+TRACE_WAIT_S = 0.5
 
 
 @dataclass
@@ -56,11 +60,17 @@ class RecommendationService:
         retriever: Retriever,
         reranker: LLMReranker | None,
         explainer: Explainer | None,
+        traces: TraceWriter | None = None,
     ) -> None:
         self.factory = factory
         self.retriever = retriever
         self.reranker = reranker
         self.explainer = explainer
+        self.traces = traces  # None: each trace is written inside its request
+
+    def may_call_llm(self, use_llm: bool) -> bool:
+        """Whether ``recommend(..., use_llm=use_llm)`` may wait on the LLM server."""
+        return use_llm and (self.reranker is not None or self.explainer is not None)
 
     def profile(self, session: Session, user_id: str) -> UserProfile | None:
         return latest_profile(session, user_id)
@@ -82,6 +92,7 @@ class RecommendationService:
         explain_with_llm: bool | None = None,
         conversation_id: str | None = None,
         trace_extra: dict[str, Any] | None = None,
+        unknown_user_is_error: bool = False,
     ) -> RecommendationResult:
         """``use_llm``: rerank with the LLM; ``explain_with_llm`` (default: ``use_llm``): have it
         write the explanations too, else the template does. ``trace_extra`` joins the stored
@@ -89,11 +100,12 @@ class RecommendationService:
         t0 = time.perf_counter()
         notes: list[str] = []
         with self.factory() as s:
-            profile = self.profile(s, user_id)
-            version = latest_profile_version(s, user_id)
+            profile, version = latest_profile_and_version(s, user_id)
             known_user = s.get(User, user_id) is not None
             hidden = self.rejected_items(s, user_id, ctx.time) if known_user else set()
         if not known_user:
+            if unknown_user_is_error:
+                raise NotFoundError(f"no user {user_id!r}: post their events first (POST /v1/events)")
             notes.append("unknown user: cold-start recommendations from context and popularity")
         elif profile is None:
             notes.append("no mined profile yet: run `chronotope mine`")
@@ -224,9 +236,12 @@ class RecommendationService:
             conversation_id=conversation_id,
         )
         if known_user:  # a cold-start request for an unknown id stores no user data
-            with self.factory() as s:
-                s.add(record)
-                s.commit()
+            if self.traces is not None and conversation_id is None:
+                self.traces.submit(record)  # written within interval_s, off the request path
+            else:  # the chat's turns refer to their recommendation at once: written now
+                with self.factory() as s:
+                    s.add(record)
+                    s.commit()
         return RecommendationResult(
             rec_id,
             user_id,
@@ -266,6 +281,16 @@ class RecommendationService:
 
     def trace(self, session: Session, recommendation_id: str) -> Recommendation:
         rec = session.get(Recommendation, recommendation_id)
+        if rec is None and self.traces is not None:
+            # Maybe still queued here, or in another worker's writer (stored within its interval).
+            self.traces.flush()
+            deadline = time.monotonic() + TRACE_WAIT_S
+            while rec is None:
+                session.rollback()  # a fresh snapshot: see what other workers committed since
+                rec = session.get(Recommendation, recommendation_id)
+                if rec is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
         if rec is None:
             raise NotFoundError(f"no recommendation {recommendation_id!r}")
         return rec

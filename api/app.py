@@ -72,8 +72,11 @@ def build_state(
     from agent.llm.rerank import LLMReranker
     from agent.llm.tokens import TokenCounter
     from agent.service import RecommendationService
+    from agent.trace_writer import TraceWriter
+    from retrieval.background_mining import BackgroundMiner
     from retrieval.embedder import limit_threads
     from retrieval.service import Retriever
+    from retrieval.state_follower import StateFollower
 
     limit_threads(settings.retrieval.serving_threads)
     _, factory = open_store(settings)
@@ -86,7 +89,12 @@ def build_state(
     if settings.llm.enabled:
         reranker = reranker or LLMReranker(settings, breaker=breaker)
         explainer = explainer or Explainer(settings, breaker=breaker)
-    service = RecommendationService(factory, retriever, reranker, explainer)
+    traces = (
+        TraceWriter(factory, interval_s=settings.api.trace_interval_s)
+        if settings.api.trace_interval_s
+        else None
+    )
+    service = RecommendationService(factory, retriever, reranker, explainer, traces)
     tokens = TokenCounter(model_dir(settings) / "tokenizer.json" if settings.llm_is_embedded else None)
     chat = ChatAgent(
         service,
@@ -96,7 +104,13 @@ def build_state(
         breaker=breaker,
         tokens=tokens,
     )
-    return AppState(settings, factory, service, chat)
+    follower = (
+        StateFollower(retriever, factory, interval_s=settings.api.state_poll_s)
+        if isinstance(retriever, Retriever)
+        else None
+    )
+    miner = BackgroundMiner(factory, settings.data_dir) if settings.api.remine_after_events else None
+    return AppState(settings, factory, service, chat, follower=follower, traces=traces, miner=miner)
 
 
 class ChunkedBodyLimit:
@@ -161,8 +175,14 @@ def create_app(
 
                 st.llm_warm_up = {"warmed": False, "reason": "waiting for the LLM server"}
                 warm_up_in_background(st.settings, stop, lambda r: setattr(st, "llm_warm_up", r))
+        st = app.state.chronotope
+        follower = getattr(st, "follower", None)
+        if follower is not None:
+            follower.start(stop)
         yield
         stop.set()
+        if hasattr(st, "close"):
+            await run_in_threadpool(st.close)
 
     app = FastAPI(
         title="Chronotope",
@@ -228,3 +248,10 @@ def create_app(
         return HTMLResponse((resources.files("api") / "static" / "index.html").read_text(encoding="utf-8"))
 
     return app
+
+
+def serving_app() -> FastAPI:
+    """The import-string factory each `chronotope serve` worker calls (settings from the
+    environment, JSON logs)."""
+    configure_logging()
+    return create_app(get_settings())

@@ -12,7 +12,8 @@ from api.auth import Principal, authenticate
 from api.state import AppState
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain ``def`` dependency in a thread, a hop per request for nothing
     state: AppState = request.app.state.chronotope
     return state
 
@@ -22,10 +23,11 @@ def get_session(request: Request) -> Iterator[Session]:
         yield s
 
 
-def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
     # Its own short session, returned to the pool at once: sharing the request-long session kept one
     # connection per request checked out while the service opened another, which deadlocked the
-    # pool under concurrent load (found by benchmarks/load_api.py).
+    # pool under concurrent load (found by benchmarks/load_api.py). On the event loop, not in a
+    # thread: one indexed look-up (none for the bootstrap key) costs less than the thread hop.
     st = request.app.state.chronotope
     boot = st.settings.api.bootstrap_admin_key
     with st.factory() as session:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent.chat import ChatAgent
 from agent.service import RecommendationService
+from agent.trace_writer import TraceWriter
 from core.settings import Settings
+from retrieval.background_mining import BackgroundMiner
+from retrieval.state_follower import StateFollower
+
+log = logging.getLogger("chronotope.api")
 
 
 @dataclass
@@ -19,3 +26,25 @@ class AppState:
     service: RecommendationService
     chat: ChatAgent
     llm_warm_up: dict[str, Any] = field(default_factory=lambda: {"warmed": False, "reason": "not started"})
+    follower: StateFollower | None = None  # keeps this worker on the store's state version
+    traces: TraceWriter | None = None  # batched trace writes (None: written in the request)
+    miner: BackgroundMiner | None = None  # re-mines users after new events
+
+    def serve_new_events(self, user_ids: Iterable[str]) -> None:
+        """After a write: this worker serves it now (the others at their next poll), and the
+        users' profiles are re-mined in the background."""
+        users = sorted(set(user_ids))
+        if self.follower is not None:
+            self.follower.catch_up()
+        else:
+            with self.factory() as s:
+                self.service.retriever.refresh_users(s, users)
+        if self.miner is not None and users:
+            self.miner.submit(users)
+
+    def close(self) -> None:
+        """Graceful shutdown: every accepted trace is stored, background mining stops."""
+        if self.traces is not None and not self.traces.flush(timeout=30):
+            log.error("shutdown: %d trace(s) still unwritten after 30 s", self.traces.pending())
+        if self.miner is not None:
+            self.miner.close()

@@ -1,26 +1,57 @@
-"""Bounded loopback load on POST /v1/recommendations with the feature ranker (no LLM).
+"""Bounded loopback load on POST /v1/recommendations (feature ranker, template explanations).
 
-    CHRONOTOPE_DATA_DIR=.chronotope .venv/bin/python benchmarks/load_api.py [--clients 16] [--requests 2000]
-        [--seconds 60] [--no-embedding]
+    CHRONOTOPE_DATA_DIR=.chronotope .venv/bin/python benchmarks/load_api.py [--workers 2]
+        [--connections 16] [--seconds 20] [--no-embedding] [--driver auto|wrk|httpx] [--freshness]
 
-Needs a prepared data dir (ingest + mine, e.g. after `chronotope demo --no-serve`). Starts the app
-under uvicorn on a free 127.0.0.1 port in its own process (so the clients do not share its GIL),
-runs N concurrent clients until the request budget or the time limit is spent, then prints
-p50/p95/p99 latency and throughput. Traffic never leaves loopback.
+Needs a prepared data dir (ingest + mine + index, e.g. `chronotope demo --no-serve`). Starts
+`chronotope serve --workers N` on a free 127.0.0.1 port as its own process group, waits until every
+worker answers, warms up, then drives it with `wrk` (a Lua script picks a random user and hour
+per request) when it is installed, else with an asyncio httpx client in this process. Prints
+requests/s and p50/p95/p99 latency, errors, and each worker's resident memory. ``--freshness``
+then posts an event at a brand-new place through one connection and measures how long until
+every worker serves it. Traffic never leaves loopback; the run is bounded by ``--seconds``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
+import json
 import os
 import random
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
+
+ADMIN = "ck_benchmark_admin_key_loopback_only"
+REPO = Path(__file__).resolve().parent.parent
+
+WRK_SCRIPT = """
+math.randomseed(os.time())
+local users = {%s}
+request = function()
+  local u = users[math.random(#users)]
+  local body = string.format('{"user_id": "%%s", "k": 10, "explain": true, "use_llm": false,' ..
+    ' "context": {"time": "2012-11-%%02dT%%02d:00:00Z"}}', u, math.random(10, 28), math.random(0, 23))
+  return wrk.format("POST", "/v1/recommendations",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %s"}, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p95\\": %%f," ..
+    " \\"p99\\": %%f, \\"non2xx\\": %%d, \\"errors\\": %%d}\\n", summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1e3, latency:percentile(95) / 1e3, latency:percentile(99) / 1e3,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout))
+end
+"""
 
 
 def free_port() -> int:
@@ -29,103 +60,188 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def run_load(
-    base: str, key: str, users: list[str], clients: int, budget: int, seconds: float
-) -> list[float]:
+def body_for(rng: random.Random, users: list[str]) -> dict[str, object]:
+    return {
+        "user_id": rng.choice(users),
+        "k": 10,
+        "explain": True,
+        "use_llm": False,
+        "context": {"time": f"2012-11-{rng.randint(10, 28):02d}T{rng.randint(0, 23):02d}:00:00Z"},
+    }
+
+
+async def httpx_load(base: str, users: list[str], connections: int, seconds: float) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
-    counter = {"left": budget}
 
-    async def worker(seed: int) -> None:
+    async def client(seed: int) -> None:
         nonlocal errors
         rng = random.Random(seed)
         async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30
+            base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
         ) as c:
-            while counter["left"] > 0 and time.monotonic() < deadline:
-                counter["left"] -= 1
-                body = {
-                    "user_id": rng.choice(users),
-                    "k": 10,
-                    "explain": True,
-                    "use_llm": False,
-                    "context": {"time": f"2012-11-{rng.randint(10, 28)}T{rng.randint(0, 23):02d}:00:00Z"},
-                }
+            while time.monotonic() < deadline:
                 t0 = time.perf_counter()
-                r = await c.post("/v1/recommendations", json=body)
+                r = await c.post("/v1/recommendations", json=body_for(rng, users))
                 latencies.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    errors += 1
+                errors += r.status_code != 200
 
-    await asyncio.gather(*(worker(i) for i in range(clients)))
-    if errors:
-        print(f"errors: {errors}")
-    return latencies
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(connections)))
+    wall = time.perf_counter() - t0
+    lat = np.array(latencies)
+    return {
+        "requests": len(lat),
+        "seconds": wall,
+        "p50": float(np.percentile(lat, 50)),
+        "p95": float(np.percentile(lat, 95)),
+        "p99": float(np.percentile(lat, 99)),
+        "non2xx": errors,
+        "errors": 0,
+    }
 
 
-def _serve(port: int, no_embedding: bool) -> None:
-    """The app under uvicorn, in its own process: the load generator must not share its GIL."""
-    import uvicorn
+def wrk_load(base: str, users: list[str], connections: int, seconds: float) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(WRK_SCRIPT % (", ".join(json.dumps(u) for u in users), ADMIN))
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(2, connections)}",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "--timeout",
+            "30s",
+            "-s",
+            fh.name,
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    os.unlink(fh.name)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("JSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
+    return dict(json.loads(line[5:]))
 
-    from api.app import build_state, create_app
-    from core.db import open_store
-    from core.settings import Settings
-    from retrieval.service import Retriever
 
-    s = Settings()
-    _, factory = open_store(s)
-    retriever = Retriever.load(s, factory, load_index=not no_embedding)
-    state = build_state(s, retriever=retriever, use_llm=False)
-    uvicorn.run(create_app(s, state=state), host="127.0.0.1", port=port, log_level="warning")
+def worker_memory_mb(server_pid: int) -> list[float]:
+    """Resident memory of each uvicorn worker (children of the server process), from /proc."""
+
+    def rss(pid: str) -> float:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS:")).split()[1]) / 1024
+
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    # uvicorn's supervisor forks the workers; multiprocessing's resource tracker is not one
+    workers = [c for c in children if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [rss(c) for c in workers] or [rss(str(server_pid))]
+
+
+def readyz(base: str) -> dict[str, object]:
+    return dict(httpx.get(f"{base}/readyz", headers={"Connection": "close"}, timeout=10).json())
+
+
+def freshness(base: str, user: str, n_workers: int) -> float:
+    """Seconds from POST /v1/events (a visit to a new place) until every worker serves the place."""
+    when = "2012-11-30T20:00:00Z"
+    item = f"bench-new-place-{int(time.time())}"
+    event = {"user_id": user, "item_id": item, "timestamp": when, "lat": 40.75, "lon": -73.99,
+             "category": "Ramen Restaurant", "item_name": "A place that did not exist"}  # fmt: skip
+    auth = {"Authorization": f"Bearer {ADMIN}", "Connection": "close"}
+    body = {"user_id": user, "k": 20, "explain": False, "use_llm": False,
+            "context": {"time": "2012-11-30T21:00:00Z", "lat": 40.75, "lon": -73.99}}  # fmt: skip
+    t0 = time.perf_counter()
+    r = httpx.post(f"{base}/v1/events", json={"events": [event]}, headers=auth, timeout=30)
+    r.raise_for_status()
+    served_by: set[int] = set()
+    while time.perf_counter() - t0 < 60:
+        pid = readyz(base)["serving"]["worker_pid"]  # type: ignore[index]
+        rec = httpx.post(f"{base}/v1/recommendations", json=body, headers=auth, timeout=30).json()
+        if item in [i["item_id"] for i in rec["items"]]:
+            served_by.add(pid)
+        if len(served_by) >= n_workers:
+            return time.perf_counter() - t0
+        time.sleep(0.05)
+    raise SystemExit(f"the new place was not served by every worker within 60 s (by {served_by})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--no-embedding", action="store_true")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--no-embedding", action="store_true", help="serve without the FAISS source")
+    ap.add_argument("--driver", choices=["auto", "wrk", "httpx"], default="auto")
+    ap.add_argument("--freshness", action="store_true", help="also time a new place reaching every worker")
     a = ap.parse_args()
-    os.environ.setdefault("CHRONOTOPE_LLM__ENABLED", "false")
+    sys.path.insert(0, str(REPO))
     from sqlalchemy import select
 
-    from api.auth import create_key
     from core.db import open_store
     from core.models import User
     from core.settings import Settings
 
-    _, factory = open_store(Settings())
+    settings = Settings()
+    _, factory = open_store(settings)
     with factory() as sess:
-        key = create_key(sess, "admin")
-        sess.commit()
-        users = list(sess.scalars(select(User.id)))
+        users = list(sess.scalars(select(User.id).limit(2000)))
+    if not users:
+        raise SystemExit(f"no users in {settings.resolved_db_url}: run `chronotope demo --no-serve` first")
     port = free_port()
-    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(port, a.no_embedding))
-    server.start()
+    env = {
+        **os.environ,
+        "CHRONOTOPE_LLM__ENABLED": "false",
+        "CHRONOTOPE_API__BOOTSTRAP_ADMIN_KEY": ADMIN,
+        "CHRONOTOPE_API__REMINE_AFTER_EVENTS": "false",
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
+    }
+    if a.no_embedding:
+        env["CHRONOTOPE_RETRIEVAL__EMBEDDING_SOURCE"] = "false"
+    exe = Path(sys.executable).parent / "chronotope"
+    server = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), "--workers", str(a.workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
+    driver = a.driver if a.driver != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
     try:
-        for _ in range(1200):  # loading the catalog, histories and (optionally) the embedder
+        t0 = time.monotonic()
+        pids: set[int] = set()
+        while len(pids) < a.workers:  # every worker has loaded its state and answers
+            if server.poll() is not None or time.monotonic() - t0 > 600:
+                raise SystemExit("the server did not start (run `chronotope serve` by hand to see why)")
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if not server.is_alive():
-                raise SystemExit("the server process died while starting")
-            time.sleep(0.1)
-        asyncio.run(run_load(base, key, users, 4, 40, 30))  # warm-up
-        t0 = time.perf_counter()
-        lat = np.array(asyncio.run(run_load(base, key, users, a.clients, a.requests, a.seconds)))
-        wall = time.perf_counter() - t0
+                pids.add(int(readyz(base)["serving"]["worker_pid"]))  # type: ignore[index]
+            except (httpx.HTTPError, KeyError, ValueError):
+                time.sleep(0.5)
+        started = time.monotonic() - t0
+        asyncio.run(httpx_load(base, users, 4, 3))  # warm-up
+        res = (
+            wrk_load(base, users, a.connections, a.seconds)
+            if driver == "wrk"
+            else asyncio.run(httpx_load(base, users, a.connections, a.seconds))
+        )
+        mem = worker_memory_mb(server.pid)
+        fresh = freshness(base, users[0], a.workers) if a.freshness else None
     finally:
-        server.terminate()
-        server.join(10)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
     print(
-        f"/v1/recommendations, feature ranker, embedding {'off' if a.no_embedding else 'on'}, "
-        f"{a.clients} clients: {len(lat)} requests in {wall:.1f} s = {len(lat) / wall:.0f} req/s; "
-        f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, "
-        f"p99 {np.percentile(lat, 99):.0f} ms"
+        f"/v1/recommendations, feature ranker + template explanations, embedding "
+        f"{'off' if a.no_embedding else 'on'}, {a.workers} worker(s), {a.connections} connections, "
+        f"driver {driver}: {res['requests']:.0f} requests in {res['seconds']:.1f} s = "
+        f"{res['requests'] / res['seconds']:.0f} req/s; p50 {res['p50']:.0f} ms, p95 {res['p95']:.0f} ms, "
+        f"p99 {res['p99']:.0f} ms; non-2xx {res['non2xx']:.0f}, socket errors {res['errors']:.0f}; "
+        f"workers ready after {started:.0f} s, resident memory per worker "
+        + ", ".join(f"{m:.0f} MB" for m in mem)
+        + (f"; a new place served by every worker {fresh:.2f} s after POST /v1/events" if fresh else "")
     )
 
 

@@ -129,4 +129,12 @@ def dev_world(s: Any, split: Any, work_dir: Path, ranker: str) -> Any:
         console.print("no ranker trained on this history yet: training one (pseudo-targets, ~1-2 min)")
         with progress("build training queries", 9000) as advance:
             train_and_save(split.history, work_dir / "models", progress=advance)
-    return build_world(split, s, work_dir, ranker, s.index_dir, say=lambda m: err_console.print(m))
+    world = build_world(split, s, work_dir, ranker, s.index_dir, say=lambda m: err_console.print(m))
+    if s.llm.enabled:
+        # A cold server's first requests take longer than the timeout; measured turns must not pay
+        # for that (nor find the breaker opened by it), as the API's own start-up warm-up ensures.
+        from agent.llm.warmup import warm_up
+
+        result = warm_up(s, wait_s=60)
+        err_console.print(f"LLM warm-up: {result}")
+    return world

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import typer
 
@@ -20,7 +21,7 @@ def index_cmd(
     """Embed items (name, category, attributes, coarse place) and index them; new items are added."""
     from core.db import open_store
     from core.errors import NotReadyError
-    from retrieval.catalog import catalog_texts, load_catalog
+    from retrieval.catalog import load_catalog
     from retrieval.embedder import SentenceTransformerEmbedder
     from retrieval.index import VectorIndex
 
@@ -39,11 +40,28 @@ def index_cmd(
             existing = None
     ids = catalog["item_id"].astype(str).tolist()
     todo = [i for i, item in enumerate(ids) if existing is None or item not in existing.pos]
+    embedder = SentenceTransformerEmbedder(s.retrieval.embedding_model)
     if not todo:
         console.print(f"index up to date: {len(existing or [])} items ({existing.kind if existing else '-'})")
-        return
+    else:
+        _index_items(s, catalog, ids, todo, existing, embedder, kind, batch_size)
+    _encode_user_queries(s, factory, embedder, batch_size)
+
+
+def _index_items(
+    s: Any,
+    catalog: Any,
+    ids: list[str],
+    todo: list[int],
+    existing: Any,
+    embedder: Any,
+    kind: str,
+    batch_size: int,
+) -> None:
+    from retrieval.catalog import catalog_texts
+    from retrieval.index import VectorIndex
+
     t0 = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(s.retrieval.embedding_model)
     texts = catalog_texts(catalog.iloc[todo])
     t1 = time.perf_counter()
     with progress("embed items", len(texts)) as advance:
@@ -60,7 +78,32 @@ def index_cmd(
     console.print(
         f"indexed {added:,} items ({len(index):,} in total, {index.kind}) "
         f"in {time.perf_counter() - t0:.1f} s "
-        f"(model load {t1 - t0:.1f} s, {len(texts) / max(t2 - t1, 1e-9):.0f} items/s)"
+        f"({len(texts) / max(t2 - t1, 1e-9):.0f} items/s)"
+    )
+
+
+def _encode_user_queries(s: Any, factory: Any, embedder: Any, batch_size: int) -> None:
+    """Every user's embedding query, so a request does not run MiniLM (retrieval/user_queries.py)."""
+    from core.events_frame import events_frame
+    from retrieval import user_queries
+    from retrieval.profile_store import latest_profile_texts
+    from retrieval.serving_state import behaviour, frames_by_user
+
+    t0 = time.perf_counter()
+    with factory() as sess:
+        histories = frames_by_user(behaviour(events_frame(sess)))
+        texts = latest_profile_texts(sess)
+    queries = user_queries.query_texts(histories, texts, sorted(set(histories) | set(texts)))
+    known = user_queries.load(s.index_dir, embedder.name)
+    stale = sum(1 for u, q in queries.items() if known.get(u, ("",))[0] != q)
+    with progress("embed user queries", stale) as advance:
+        vectors = user_queries.encode_queries(
+            embedder, queries, known, batch_size=batch_size, progress=advance
+        )
+    user_queries.save(s.index_dir, vectors, embedder.name)
+    console.print(
+        f"user queries: {len(vectors):,} ({stale:,} encoded, the rest unchanged) "
+        f"in {time.perf_counter() - t0:.1f} s"
     )
 
 

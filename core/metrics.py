@@ -43,3 +43,19 @@ BREAKER_STATE = Gauge(
     registry=REGISTRY,
 )
 BREAKER_CODES = {"closed": 0, "half-open": 1, "open": 2}
+STATE_VERSION = Gauge(
+    "chronotope_state_version",
+    "The store's state version (core.state_changes seq) this worker serves.",
+    registry=REGISTRY,
+)
+TRACE_QUEUE = Gauge(
+    "chronotope_trace_queue",
+    "Recommendation traces accepted but not yet written to the store.",
+    registry=REGISTRY,
+)
+TRACES_WRITTEN = Counter(
+    "chronotope_traces_written_total",
+    "Recommendation traces written to the store by the batched writer, by outcome (ok, retried).",
+    ["outcome"],
+    registry=REGISTRY,
+)

@@ -172,6 +172,20 @@ class Message(Base):
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
 
+class StateChange(Base):
+    """One row per write that changes what serving reads (events, users): the store's state
+    version. Every API worker follows it (polls the latest seq) and folds in the users it names, so
+    a write through one worker is served by all of them. Written in the same transaction as the
+    change itself, so a follower never sees the version without the rows."""
+
+    __tablename__ = "state_changes"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))  # events, feedback, user_deleted
+    user_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
 class ApiKey(Base):
     """API keys are stored as a SHA-256 hash; the plain key is shown once, at creation."""
 

@@ -29,6 +29,9 @@ class RetrievalSettings(BaseModel):
     )
     pool_size: int = Field(300, ge=10, le=5000, description="Candidates handed to the feature ranker.")
     ranker: str = Field("learned", description="Default feature ranker: 'learned' or 'heuristic'.")
+    embedding_source: bool = Field(
+        True, description="Search the FAISS index for candidates (needs `chronotope index`)."
+    )
     serving_threads: int = Field(
         1,
         ge=1,
@@ -142,6 +145,26 @@ class APISettings(BaseModel):
     max_body_bytes: int = Field(2_000_000, description="Requests with a larger body are refused (413).")
     bootstrap_admin_key: SecretStr | None = Field(
         None, description="Optional admin key accepted in addition to stored keys (deployment bootstrap)."
+    )
+    workers: int = Field(
+        0, ge=0, le=64, description="Server processes for `chronotope serve` (0: one per core)."
+    )
+    state_poll_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often each worker checks the store's state version, so events posted "
+        "through any worker are served by all of them.",
+    )
+    trace_interval_s: float = Field(
+        0.1,
+        ge=0,
+        le=5,
+        description="Recommendation traces are written in batches this often, off the request "
+        "path (0: inside each request).",
+    )
+    remine_after_events: bool = Field(
+        True, description="Re-mine the profiles of users with new events in the background."
     )
 
 

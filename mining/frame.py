@@ -10,8 +10,6 @@ import pandas as pd
 
 from core import columns as C
 
-EARTH_KM = 6371.0088
-
 
 @dataclass
 class UserEvents:
@@ -83,13 +81,3 @@ def user_events(events: pd.DataFrame, user_id: str, now: datetime | None = None)
         ),
         n_future,
     )
-
-
-def haversine_km(
-    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray | float, lon2: np.ndarray | float
-) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dl = np.radians(np.asarray(lon2) - np.asarray(lon1))
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))

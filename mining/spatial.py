@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.geo import EARTH_KM, haversine_km
 from mining.facts import Fact, insufficient
-from mining.frame import EARTH_KM, UserEvents, haversine_km
+from mining.frame import UserEvents
 
 EPS_KM = 0.5
 MIN_CLUSTER_EVENTS = 3

@@ -11,16 +11,16 @@ and CatalogStats is built from rows before the earliest query (tests/evaluation 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from core import columns as C
+from core.geo import haversine_km
 
 MAX_GAP_H = 24.0
-EARTH_KM = 6371.0088
 HOUR_SIGMA = 2.0  # hours; the kernel for "visits this place at this time of day"
 
 FEATURES = (
@@ -76,14 +76,19 @@ class CatalogStats:
     cutoff: pd.Timestamp  # the latest training time
     hour_hist: np.ndarray  # (n, 24) check-ins per local hour of day
     weekend_count: np.ndarray  # check-ins on a local weekend day
+    _lookup: pd.Index | None = field(default=None, repr=False, compare=False)
 
     @property
     def n(self) -> int:
         return len(self.item_ids)
 
     def index_of(self, ids: pd.Series | np.ndarray) -> np.ndarray:
-        lookup = pd.Index(self.item_ids)
-        return lookup.get_indexer(pd.Index(np.asarray(ids).astype(str)))
+        assert self._lookup is not None  # built in __post_init__
+        return self._lookup.get_indexer(pd.Index(np.asarray(ids).astype(str)))
+
+    def __post_init__(self) -> None:
+        # The id -> index lookup, built once per stats object (not per request).
+        self._lookup = pd.Index(self.item_ids)
 
     @classmethod
     def build(cls, history: pd.DataFrame, items: pd.DataFrame | None = None) -> CatalogStats:
@@ -154,46 +159,71 @@ class CatalogStats:
             weekend_count=weekend_count,
         )
 
-    def add_events(self, events: pd.DataFrame) -> None:
-        """Fold new events into popularity, time profiles and transitions (no rebuild).
+    def with_events(self, events: pd.DataFrame) -> CatalogStats:
+        """A new CatalogStats with ``events`` folded into popularity, time profiles and
+        transitions; this one is left untouched (serving swaps whole states while requests read).
 
-        Unknown items join the catalog; co-visitation is left as built (a refit refreshes it)."""
+        Unknown items join the catalog at the end, so every index into this one stays valid;
+        co-visitation and the user-item matrix are kept as built (a rebuild refreshes them)."""
         if len(events) == 0:
-            return
+            return self
         e = events.dropna(subset=[C.ITEM]).sort_values([C.USER, C.TIME], kind="stable")
         new_ids = pd.Index(pd.unique(e[C.ITEM].astype(str))).difference(pd.Index(self.item_ids))
+        item_ids, lat, lon = self.item_ids, self.lat, self.lon
+        popularity, recent, known = self.popularity, self.recent_popularity, self.known
+        hour_hist, weekend_count = self.hour_hist, self.weekend_count
+        trans, trans_row_sum, covis, user_items = self.trans, self.trans_row_sum, self.covis, self.user_items
         if len(new_ids):
             k = len(new_ids)
             coords = e.groupby(e[C.ITEM].astype(str))[[C.LAT, C.LON]].median().reindex(new_ids)
-            self.item_ids = np.concatenate([self.item_ids, np.asarray(new_ids, dtype=object)])
-            self.lat = np.concatenate([self.lat, coords[C.LAT].to_numpy(dtype=float)])
-            self.lon = np.concatenate([self.lon, coords[C.LON].to_numpy(dtype=float)])
-            self.popularity = np.concatenate([self.popularity, np.zeros(k)])
-            self.recent_popularity = np.concatenate([self.recent_popularity, np.zeros(k)])
-            self.known = np.concatenate([self.known, np.zeros(k, dtype=bool)])
-            self.hour_hist = np.vstack([self.hour_hist, np.zeros((k, 24), dtype=np.float32)])
-            self.weekend_count = np.concatenate([self.weekend_count, np.zeros(k)])
-            n = len(self.item_ids)
-            self.trans.resize((n, n))
-            self.trans_row_sum = np.concatenate([self.trans_row_sum, np.zeros(k)])
-            self.covis.resize((n, n))
-            self.user_items.resize((self.user_items.shape[0], n))
-        n = self.n
-        idx = self.index_of(e[C.ITEM].astype(str).to_numpy())
-        self.popularity += np.bincount(idx, minlength=n)
-        self.recent_popularity += np.bincount(idx, minlength=n)
-        self.known[idx] = True
+            item_ids = np.concatenate([item_ids, np.asarray(new_ids, dtype=object)])
+            lat = np.concatenate([lat, coords[C.LAT].to_numpy(dtype=float)])
+            lon = np.concatenate([lon, coords[C.LON].to_numpy(dtype=float)])
+            popularity = np.concatenate([popularity, np.zeros(k)])
+            recent = np.concatenate([recent, np.zeros(k)])
+            known = np.concatenate([known, np.zeros(k, dtype=bool)])
+            hour_hist = np.vstack([hour_hist, np.zeros((k, 24), dtype=np.float32)])
+            weekend_count = np.concatenate([weekend_count, np.zeros(k)])
+            n = len(item_ids)
+            trans = _grown(trans, (n, n))
+            trans_row_sum = np.concatenate([trans_row_sum, np.zeros(k)])
+            covis = _grown(covis, (n, n))
+            user_items = _grown(user_items, (user_items.shape[0], n))
+        out = replace(
+            self,
+            item_ids=item_ids,
+            lat=lat,
+            lon=lon,
+            trans=trans,
+            trans_row_sum=trans_row_sum,
+            covis=covis,
+            user_items=user_items,
+            _lookup=None,
+        )
+        n = out.n
+        idx = out.index_of(e[C.ITEM].astype(str).to_numpy())
+        out.popularity = popularity + np.bincount(idx, minlength=n)
+        out.recent_popularity = recent + np.bincount(idx, minlength=n)
+        out.known = known.copy()
+        out.known[idx] = True
         hh, wk = _time_profile(e, idx, n)
-        self.hour_hist += hh
-        self.weekend_count += wk
+        out.hour_hist = hour_hist + hh
+        out.weekend_count = weekend_count + wk
         users = e[C.USER].astype(str).to_numpy()
         th = pd.to_datetime(e[C.TIME], utc=True).dt.as_unit("ns").astype("int64").to_numpy() / 3.6e12
         ok = (users[1:] == users[:-1]) & ((th[1:] - th[:-1]) <= MAX_GAP_H)
         a, b = idx[:-1][ok], idx[1:][ok]
         if len(a):
-            self.trans = (self.trans + sp.csr_matrix((np.ones(len(a)), (a, b)), shape=(n, n))).tocsr()
-            self.trans_row_sum = np.asarray(self.trans.sum(axis=1)).ravel()
-        self.cutoff = max(self.cutoff, pd.to_datetime(e[C.TIME], utc=True).max())
+            out.trans = (out.trans + sp.csr_matrix((np.ones(len(a)), (a, b)), shape=(n, n))).tocsr()
+            out.trans_row_sum = np.asarray(out.trans.sum(axis=1)).ravel()
+        out.cutoff = max(self.cutoff, pd.to_datetime(e[C.TIME], utc=True).max())
+        return out
+
+
+def _grown(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A copy of ``m`` with more (empty) rows/columns; ``m`` itself is not resized in place."""
+    c = m.tocoo()
+    return sp.csr_matrix((c.data, (c.row, c.col)), shape=shape, dtype=m.dtype)
 
 
 def _time_profile(h: pd.DataFrame, idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -241,11 +271,31 @@ class UserHistory:
         )
 
 
+def user_histories(events: pd.DataFrame, stats: CatalogStats) -> dict[str, UserHistory]:
+    """``UserHistory.from_frame`` for every user of ``events`` at once (one vectorised pass, then
+    slices): what serving precomputes so a request never converts a history."""
+    if not len(events):
+        return {}
+    df = events.sort_values([C.USER, C.TIME], kind="stable")
+    ts = pd.to_datetime(df[C.TIME], utc=True)
+    off = df[C.TZ_OFFSET].fillna(0).to_numpy(dtype=float) if C.TZ_OFFSET in df else np.zeros(len(df))
+    local = ts.dt.tz_localize(None) + pd.to_timedelta(off, unit="m")
+    idx = stats.index_of(df[C.ITEM].astype(str).to_numpy())
+    hour = (local.dt.hour + local.dt.minute / 60).to_numpy(dtype=float)
+    weekend = (local.dt.day_of_week >= 5).to_numpy()
+    t_h = ts.dt.as_unit("ns").astype("int64").to_numpy() / 3.6e12
+    weekday = local.dt.day_of_week.to_numpy()
+    users = df[C.USER].astype(str).to_numpy()
+    cuts = np.flatnonzero(users[1:] != users[:-1]) + 1
+    starts, ends = np.r_[0, cuts], np.r_[cuts, len(df)]
+    return {
+        str(users[a]): UserHistory(idx[a:b], hour[a:b], weekend[a:b], t_h[a:b], weekday[a:b])
+        for a, b in zip(starts, ends, strict=True)
+    }
+
+
 def haversine_to_all(stats: CatalogStats, lat: float, lon: float) -> np.ndarray:
-    p1, p2 = np.radians(lat), np.radians(stats.lat)
-    dl = np.radians(stats.lon - lon)
-    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    d = 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    d = haversine_km(lat, lon, stats.lat, stats.lon)
     return np.where(np.isnan(d), 50.0, d)  # an unlocated POI is "far", not an error
 
 

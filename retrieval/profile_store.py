@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import columns as C
 from core.events_frame import events_frame
 from core.models import Profile, User
+from core.state_changes import record_change
 from mining import GlobalStats, UserProfile, build_profile, global_stats
 
 CHUNK_USERS = 64
@@ -75,6 +76,28 @@ def latest_profile(session: Session, user_id: str) -> UserProfile | None:
         select(Profile).where(Profile.user_id == user_id).order_by(Profile.version.desc()).limit(1)
     ).scalar_one_or_none()
     return _from_row(row) if row else None
+
+
+def latest_profile_and_version(session: Session, user_id: str) -> tuple[UserProfile | None, int | None]:
+    """The latest profile and its version in one query (what every request reads)."""
+    row = session.execute(
+        select(Profile).where(Profile.user_id == user_id).order_by(Profile.version.desc()).limit(1)
+    ).scalar_one_or_none()
+    return (_from_row(row), row.version) if row else (None, None)
+
+
+def latest_profile_texts(session: Session, user_ids: Sequence[str] | None = None) -> dict[str, str]:
+    """Each user's latest profile text (every user with a profile when ``user_ids`` is None)."""
+    latest = select(Profile.user_id, func.max(Profile.version).label("v")).group_by(Profile.user_id)
+    if user_ids is not None:
+        latest = latest.where(Profile.user_id.in_(list(user_ids)))
+    sub = latest.subquery()
+    rows = session.execute(
+        select(Profile.user_id, Profile.text).join(
+            sub, (Profile.user_id == sub.c.user_id) & (Profile.version == sub.c.v)
+        )
+    ).all()
+    return {str(u): t for u, t in rows}
 
 
 def latest_profile_version(session: Session, user_id: str) -> int | None:
@@ -160,10 +183,13 @@ def mine_users(
     def store(profiles: list[UserProfile]) -> None:
         nonlocal new_versions, mined
         with factory() as s:
+            changed = []
             for p in profiles:
                 before = latest_profile_version(s, p.user_id)
                 if save_profile(s, p) != before:
                     new_versions += 1
+                    changed.append(p.user_id)
+            record_change(s, "profiles", changed)  # servers re-read what depends on the text
             s.commit()
         mined += len(profiles)
         if progress:

@@ -8,9 +8,8 @@ sources found each candidate.
 
 from __future__ import annotations
 
-import threading
+import copy
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core import columns as C
+from core.geo import haversine_km
 from retrieval.features import (
     FEATURES,
     CatalogStats,
@@ -30,8 +30,6 @@ from retrieval.rankers import LearnedRanker, Ranker, load_ranker
 from retrieval.training import POOL, local_hour_weekend, local_weekday
 from retrieval.types import Candidate, RankedList, RequestContext
 
-UH_CACHE_SIZE = 20_000  # users whose history arrays stay cached (a few KB each)
-
 COL = {name: i for i, name in enumerate(FEATURES)}
 NEARBY_KM = 1.0
 POPULAR_TOP = 50
@@ -42,11 +40,6 @@ class Recommender:
     def __init__(self, stats: CatalogStats, ranker: Ranker, items: pd.DataFrame) -> None:
         self.stats = stats
         self.ranker = ranker
-        # Per-user UserHistory, reused while the caller passes the very same frame (the service
-        # keeps one frame per user and replaces it on new events); rebuilding it is a third of a
-        # request's CPU. Cleared when the catalog changes, since the indices refer to it.
-        self._uh_cache: OrderedDict[str, tuple[pd.DataFrame, UserHistory]] = OrderedDict()
-        self._uh_lock = threading.Lock()
         self._items = (
             items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id").set_index("item_id")
             if len(items) and "item_id" in items
@@ -97,12 +90,15 @@ class Recommender:
             return cls(stats, LearnedRanker.load(Path(model_path)), items)
         return cls(stats, load_ranker(ranker, models_dir), items)
 
-    def add_events(self, events: pd.DataFrame) -> None:
-        """Cheap incremental update of the shared statistics (popularity, time profiles,
-        transitions; new items join the catalog). Per-user state is the history the caller passes."""
-        n0 = self.stats.n
-        self.stats.add_events(events)
-        if self.stats.n != n0 and len(events):
+    def with_events(self, events: pd.DataFrame) -> Recommender:
+        """A new Recommender with ``events`` folded into the shared statistics (popularity, time
+        profiles, transitions; new items join the catalog); this one is untouched, so requests
+        reading it meanwhile see one consistent state. Per-user state is the caller's."""
+        if not len(events):
+            return self
+        out = copy.copy(self)
+        out.stats = self.stats.with_events(events)
+        if out.stats.n != self.stats.n:
             e = events.dropna(subset=[C.ITEM])
             extra = pd.DataFrame(
                 {
@@ -114,23 +110,13 @@ class Recommender:
                 index=pd.Index(e[C.ITEM].astype(str).to_numpy(), name="item_id"),
             )
             extra = extra[~extra.index.duplicated(keep="last") & ~extra.index.isin(self._items.index)]
-            self._items = pd.concat([self._items, extra]) if len(self._items) else extra
-        self._sync_items()
-        with self._uh_lock:  # cached indices may refer to the catalog before these events
-            self._uh_cache.clear()
+            out._items = pd.concat([self._items, extra]) if len(self._items) else extra
+        out._sync_items()
+        return out
 
-    def _user_history(self, user_id: str, frame: pd.DataFrame) -> UserHistory:
-        with self._uh_lock:
-            hit = self._uh_cache.get(user_id)
-            if hit is not None and hit[0] is frame:
-                self._uh_cache.move_to_end(user_id)
-                return hit[1]
-        uh = UserHistory.from_frame(frame, self.stats)
-        with self._uh_lock:
-            self._uh_cache[user_id] = (frame, uh)
-            while len(self._uh_cache) > UH_CACHE_SIZE:
-                self._uh_cache.popitem(last=False)
-        return uh
+    def add_events(self, events: pd.DataFrame) -> None:
+        """``with_events`` in place, for callers that own their Recommender (scripts, tests)."""
+        self.__dict__.update(self.with_events(events).__dict__)
 
     def _filters(self, ctx: RequestContext, uh: UserHistory, ref: tuple[float, float] | None) -> np.ndarray:
         ok = np.ones(self.stats.n, dtype=bool)
@@ -166,6 +152,7 @@ class Recommender:
         extra_sources: dict[str, list[str]] | None = None,
         extra_features: dict[str, dict[str, float]] | None = None,
         candidate_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
+        history: UserHistory | None = None,
     ) -> RankedList:
         """Top ``k`` for one user at ``ctx.time``. ``user_history`` must hold only events before
         that time (the caller's job; nothing later may reach the features). An unknown user or an
@@ -173,9 +160,10 @@ class Recommender:
         ``extra_sources`` join the pool with their names as provenance; ``extra_features`` are shown
         on the candidates but never fed to the model (it is trained on a fixed list).
         ``candidate_filter`` gets the catalog frame (item_id, name, category, lat, lon) and returns
-        a boolean mask of items allowed."""
+        a boolean mask of items allowed. ``history``: ``user_history`` already converted
+        (serving precomputes it; evaluation passes a different frame per query)."""
         t0 = time.perf_counter()
-        uh = self._user_history(user_id, user_history)
+        uh = history if history is not None else UserHistory.from_frame(user_history, self.stats)
         ts = pd.Timestamp(ctx.time).tz_convert("UTC")
         # Local time of the request: the offset of the user's latest event (their time zone).
         off = (
@@ -214,7 +202,13 @@ class Recommender:
         t2 = time.perf_counter()
         top = pool[order]
         user_set = set(uh.idx[uh.idx >= 0].tolist())
-        dist_ref = haversine_to_all(self.stats, ref[0], ref[1]) if ref else None
+        # distances for the shown places only (the whole catalog's were a tenth of a request)
+        dist_ref: dict[int, float] | None = None
+        if ref is not None:
+            km = np.nan_to_num(
+                haversine_km(ref[0], ref[1], self.stats.lat[top], self.stats.lon[top]), nan=50.0
+            )
+            dist_ref = dict(zip(top.tolist(), km.tolist(), strict=True))
         covis_top = set(np.argsort(-f[:, COL["covis_score"]])[:COVIS_TOP].tolist()) if uh.n else set()
         out: list[Candidate] = []
         for i, s in zip(top, scores[order], strict=True):

@@ -1,8 +1,9 @@
 """The retrieval service the agent and API use: store-backed, built once at start-up.
 
-Holds the in-memory Recommender (catalog statistics + ranker), the FAISS index with its embedder
-(when an index was built), and each user's recent history. Per request: an embedding query from the
-profile text, recent items and the request's free text; then candidates, filters and ranking.
+Holds the serving state (catalog statistics, ranker, every user's history; retrieval.serving_state),
+the FAISS index with its embedder (when an index was built) and the category grounder. Per
+request: an embedding query from the profile text, recent items and the request's free text; then
+candidates, filters and ranking.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,27 +23,27 @@ from core import columns as C
 from core.errors import NotReadyError
 from core.events_frame import events_frame
 from core.settings import Settings
+from core.state_changes import latest_seq
 from mining import UserProfile
+from retrieval import user_queries
 from retrieval.catalog import load_catalog
 from retrieval.embedder import Embedder, shared_embedder
+from retrieval.features import CatalogStats
 from retrieval.grounding import CategoryGrounder
 from retrieval.index import VectorIndex
-from retrieval.item_text import item_text
+from retrieval.profile_store import latest_profile_texts
 from retrieval.recommender import Recommender
+from retrieval.serving_state import EMPTY_EVENTS, ServingState, behaviour, embedding_query, frames_by_user
 from retrieval.types import RankedList, RequestContext
 
 log = logging.getLogger(__name__)
 EMBED_TOP = 50
 
 
-def behaviour(events: pd.DataFrame) -> pd.DataFrame:
-    """What the user did, without feedback on recommendations: a rejected place is not a visit."""
-    if C.KIND not in events or not len(events):
-        return events
-    return events[events[C.KIND] != "feedback"].reset_index(drop=True)
-
-
 class Retriever:
+    """Reads a ``ServingState`` (swapped whole on new events, never patched) plus the FAISS index,
+    its embedder and the category grounder, which do not change while serving."""
+
     def __init__(
         self,
         recommender: Recommender,
@@ -50,17 +54,16 @@ class Retriever:
         pool_size: int = 300,
         index_error: str | None = None,
         grounder: CategoryGrounder | None = None,
+        version: int = 0,
     ) -> None:
-        self.recommender = recommender
-        self.histories = histories
-        self.catalog = catalog.set_index("item_id", drop=False)
+        events = pd.concat(list(histories.values()), ignore_index=True) if histories else EMPTY_EVENTS
+        self.state = ServingState.build(events, catalog, recommender, version)
         self.index = index
         self.embedder = embedder
         self.pool_size = pool_size
         self.index_error = index_error
         self.grounder = grounder  # the catalog's categories, embedded: grounds chat wishes
-        self._lock = threading.Lock()
-        self._empty = pd.DataFrame(columns=C.EVENT_COLUMNS)
+        self._write_lock = threading.Lock()  # writers build the next state one at a time
 
     @classmethod
     def load(
@@ -76,13 +79,17 @@ class Retriever:
         model even where no item index was built)."""
         t0 = time.perf_counter()
         with session_factory() as s:
+            # The version first: a change committed while the rest loads is applied again by the
+            # follower, which is harmless (events already in a history are not counted twice).
+            version = latest_seq(s)
             events = behaviour(events_frame(s))
             catalog = load_catalog(s)
         rec = Recommender.fit(
             events, catalog, ranker=settings.retrieval.ranker, models_dir=settings.models_dir
         )
-        histories = {str(u): g.reset_index(drop=True) for u, g in events.groupby(C.USER, sort=False)}
         index, error = None, None
+        if load_index and not settings.retrieval.embedding_source:
+            load_index, error = False, "embedding source off (CHRONOTOPE_RETRIEVAL__EMBEDDING_SOURCE=false)"
         if load_index:
             try:
                 index = VectorIndex.load(settings.index_dir)
@@ -97,29 +104,78 @@ class Retriever:
         if grounding:
             cats = catalog["category"].dropna().astype(str).unique().tolist() if len(catalog) else []
             grounder = CategoryGrounder(cats, embedder or shared_embedder(settings.retrieval.embedding_model))
+        out = cls.__new__(cls)
+        out.index, out.embedder, out.pool_size = index, embedder, settings.retrieval.pool_size
+        out.index_error, out.grounder = error, grounder
+        out._write_lock = threading.Lock()
+        known = user_queries.load(settings.index_dir, embedder.name) if index is not None and embedder else {}
+        with session_factory() as s:
+            out.state = out.with_query_vectors(
+                s, ServingState.build(events, catalog, rec, version), known=known
+            )
         log.info(
-            "retriever ready in %.1f s (%d items, %d users)",
+            "retriever ready in %.1f s (%d items, %d users, state version %d)",
             time.perf_counter() - t0,
             len(catalog),
-            len(histories),
+            len(out.state.histories),
+            version,
         )
-        return cls(rec, histories, catalog, index, embedder, settings.retrieval.pool_size, error, grounder)
+        return out
 
-    def refresh_user(self, session: Session, user_id: str) -> None:
-        """Reload one user's history after new events (cheap: one indexed query)."""
-        df = behaviour(events_frame(session, [user_id]))
-        with self._lock:
-            if len(df):
-                self.histories[user_id] = df
-            else:
-                self.histories.pop(user_id, None)
+    # What a request reads, always from one state (read ``self.state`` once per request).
+    @property
+    def recommender(self) -> Recommender:
+        return self.state.recommender
 
-    def forget_user(self, user_id: str) -> None:
-        with self._lock:
-            self.histories.pop(user_id, None)
+    @property
+    def histories(self) -> Mapping[str, pd.DataFrame]:
+        return self.state.histories
+
+    @property
+    def catalog(self) -> pd.DataFrame:
+        return self.state.catalog
+
+    @property
+    def version(self) -> int:
+        return self.state.version
 
     def history(self, user_id: str) -> pd.DataFrame:
-        return self.histories.get(user_id, self._empty)
+        return self.state.history(user_id)
+
+    # Writers: each builds the next state from the current one and swaps it in.
+    def refresh_users(self, session: Session, user_ids: Iterable[str], version: int | None = None) -> None:
+        """Serve these users' stored histories (new events fold into the shared statistics; a
+        user without events any more is dropped). ``version``: the state change this reflects."""
+        users = sorted({str(u) for u in user_ids})
+        df = behaviour(events_frame(session, users)) if users else EMPTY_EVENTS
+        got = frames_by_user(df) if len(df) else {}
+        frames = {u: got.get(u, EMPTY_EVENTS) for u in users}
+        with self._write_lock:
+            st = self.state
+            st = st.with_users(frames, st.version if version is None else max(version, st.version))
+            self.state = self.with_query_vectors(session, st, users)
+
+    def refresh_user(self, session: Session, user_id: str) -> None:
+        self.refresh_users(session, [user_id])
+
+    def forget_user(self, user_id: str) -> None:
+        with self._write_lock:
+            self.state = self.state.with_users({user_id: EMPTY_EVENTS}, self.state.version)
+
+    def reload(self, session_factory: sessionmaker[Session]) -> None:
+        """Rebuild the whole state from the store (after a bulk load), keeping the loaded ranker."""
+        with session_factory() as s:
+            version = latest_seq(s)
+            events = behaviour(events_frame(s))
+            catalog = load_catalog(s)
+        rec = Recommender(CatalogStats.build(events, catalog), self.recommender.ranker, catalog)
+        with self._write_lock, session_factory() as s:
+            self.state = self.with_query_vectors(s, ServingState.build(events, catalog, rec, version))
+
+    def set_history(self, user_id: str, frame: pd.DataFrame) -> None:
+        """Serve ``user_id`` from ``frame`` without touching the statistics (evaluation)."""
+        with self._write_lock:
+            self.state = self.state.with_history(user_id, frame)
 
     def utc_offset_min(self, user_id: str) -> int:
         hist = self.history(user_id)
@@ -127,9 +183,10 @@ class Retriever:
 
     def kind_of(self, item_id: str) -> str | None:
         """A place's category (or name), for naming it to a person; None when the catalog has neither."""
-        if item_id not in self.catalog.index:
+        catalog = self.catalog
+        if item_id not in catalog.index:
             return None
-        row = self.catalog.loc[item_id]
+        row = catalog.loc[item_id]
         for col in ("category", "name"):
             v = row.get(col) if hasattr(row, "get") else None
             if isinstance(v, str) and v.strip():
@@ -138,7 +195,15 @@ class Retriever:
 
     def last_stop(self, user_id: str, before: Any) -> str | None:
         """The place of the user's latest event before ``before`` (a tz-aware time)."""
-        hist = self.history(user_id)
+        st = self.state
+        uh = st.user_histories.get(user_id)
+        if uh is not None and uh.n:  # the precomputed arrays: a binary search, no frame filtering
+            t = pd.Timestamp(before).tz_convert("UTC").value / 3.6e12
+            earlier = uh.idx[: int(np.searchsorted(uh.t_h, t, side="left"))]
+            known = earlier[earlier >= 0]
+            if len(known):
+                return str(st.recommender.stats.item_ids[known[-1]])
+        hist = st.history(user_id)
         if not len(hist) or C.TIME not in hist:
             return None
         earlier = hist[hist[C.TIME] < pd.Timestamp(before)]
@@ -153,22 +218,30 @@ class Retriever:
         cats = self.catalog["category"].dropna() if "category" in self.catalog else []
         return tuple(sorted({c for c in cats if isinstance(c, str)}))
 
-    def _embedding_query(self, hist: pd.DataFrame, ctx: RequestContext, profile: UserProfile | None) -> str:
-        parts = []
-        if profile is not None and profile.text:
-            parts.append(profile.text)
-        if len(hist):
-            recent = hist.tail(3)
-            parts.append(
-                "Recently: "
-                + "; ".join(
-                    item_text(str(r[C.ITEM]), r[C.ITEM_NAME], r[C.CATEGORY], None, None)
-                    for _, r in recent.iterrows()
-                )
-            )
-        if ctx.text:
-            parts.append(ctx.text)
-        return " ".join(parts)
+    def with_query_vectors(
+        self,
+        session: Session,
+        st: ServingState,
+        user_ids: Iterable[str] | None = None,
+        known: Mapping[str, tuple[str, np.ndarray]] | None = None,
+    ) -> ServingState:
+        """``st`` with the embedding-query vectors of ``user_ids`` (all users when None), from
+        their latest profile text and recent places; ``known`` vectors (the `chronotope index`
+        artefact) are reused where made from the same text. Off the request path."""
+        if self.index is None or self.embedder is None:
+            return st
+        users = list(st.histories) if user_ids is None else sorted(set(user_ids))
+        texts = latest_profile_texts(session, None if user_ids is None else users)
+        queries = user_queries.query_texts(st.histories, texts, users)
+        t0 = time.perf_counter()
+        fresh = user_queries.encode_queries(self.embedder, queries, {**st.query_vectors, **(known or {})})
+        vectors = dict(st.query_vectors) if user_ids is not None else {}
+        for u in users:
+            vectors.pop(u, None)
+        vectors.update(fresh)
+        if len(queries) > 50:
+            log.info("%d users' embedding queries ready in %.1f s", len(queries), time.perf_counter() - t0)
+        return replace(st, query_vectors=vectors)
 
     def recommend(
         self,
@@ -179,18 +252,21 @@ class Retriever:
         profile: UserProfile | None = None,
     ) -> RankedList:
         """Ranked candidates for ``user_id`` (an unknown user is a cold start, not an error)."""
-        hist = self.history(user_id)
+        st = self.state
+        hist = st.history(user_id)
         extra_sources: dict[str, list[str]] = {}
         extra_features: dict[str, dict[str, float]] = {}
         t0 = time.perf_counter()
         if self.index is not None and self.embedder is not None:
-            query = self._embedding_query(hist, ctx, profile)
+            query = embedding_query(profile.text if profile else None, hist, ctx.text)
             if query:
-                hits = self.index.search(self.embedder.encode([query]), EMBED_TOP)[0]
+                known = st.query_vectors.get(user_id)
+                vec = known[1][None, :] if known and known[0] == query else self.embedder.encode([query])
+                hits = self.index.search(vec, EMBED_TOP)[0]
                 extra_sources["embedding"] = [i for i, _ in hits]
                 extra_features = {i: {"emb_sim": round(s, 4)} for i, s in hits}
         t_embed = (time.perf_counter() - t0) * 1000
-        out = self.recommender.recommend(
+        out = st.recommender.recommend(
             user_id,
             hist,
             ctx,
@@ -198,15 +274,18 @@ class Retriever:
             pool_size=self.pool_size,
             extra_sources=extra_sources,
             extra_features=extra_features,
+            history=st.user_histories.get(user_id),
         )
         out.timings["embed_ms"] = round(t_embed, 2)
         return out
 
     def status(self) -> dict[str, Any]:
+        st = self.state
         return {
-            "items": int(len(self.catalog)),
-            "users": len(self.histories),
-            "ranker": self.recommender.ranker.name,
+            "items": int(len(st.catalog)),
+            "users": len(st.histories),
+            "state_version": st.version,
+            "ranker": st.recommender.ranker.name,
             "index": {"kind": self.index.kind, "size": len(self.index), "model": self.index.model}
             if self.index
             else None,

@@ -51,7 +51,8 @@ from retrieval.grounding import CategoryGrounder
 from retrieval.index import VectorIndex
 from retrieval.profile_store import save_profile
 from retrieval.recommender import Recommender
-from retrieval.service import Retriever, behaviour
+from retrieval.service import Retriever
+from retrieval.serving_state import behaviour
 from retrieval.types import RequestContext
 
 SCRIPTS = ("wish", "wish+exclusion", "wish+followup")
@@ -233,7 +234,7 @@ def run_targets(
         if cw is None:
             continue
         inp = behaviour(user_input(split, q, by_hist, by_test))
-        world.retriever.histories[q.user_id] = inp.reset_index(drop=True)
+        world.retriever.set_history(q.user_id, inp)
         with world.factory() as s:
             save_profile(s, build_profile(inp, q.user_id))
             s.commit()
@@ -336,7 +337,7 @@ def run_requests(
         progress(1)
         q = rng.choice(queries)
         inp = behaviour(user_input(split, q, by_hist, by_test))
-        world.retriever.histories[q.user_id] = inp.reset_index(drop=True)
+        world.retriever.set_history(q.user_id, inp)
         turn = world.chat.respond(q.user_id, req.text, None, when=q.ts.to_pydatetime())
         rec = _turn_record(world, f"request:{req.kind}:{req.split}", req.text, turn, catalog_cats)
         rec.understood = _top3_in(rec.items, world.categories, req.accept)

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
@@ -72,7 +72,8 @@ class ExplanationSet:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "items": {k: asdict(v) for k, v in self.items.items()},
+            # shallow, not dataclasses.asdict: nothing here is changed after it is built
+            "items": {k: {f.name: getattr(v, f.name) for f in fields(v)} for k, v in self.items.items()},
             "source": self.source,
             "model": self.model,
             "prompt_version": self.prompt_version,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from agent.evidence import NEAR_KM, PlaceEvidence
@@ -65,6 +66,22 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "reasons": self.reasons, "cited": self.cited}
+
+
+NUMBER_WORD_RE = {w: re.compile(rf"\b{w}\b") for w in NUMBER_WORDS}
+DAY_RE = {d: re.compile(rf"\b{d}s?\b", re.I) for d in DAYS}
+
+
+@lru_cache(maxsize=8)
+def _kinds_pattern(catalog_kinds: tuple[str, ...]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+    """One pattern for every kind of place in the catalog, longest first, so "coffee shop" is
+    judged as itself and not as "shop", and each kind as the catalog spells it. Compiled once per
+    catalog (it was a pattern per kind per check: most of a template request's time)."""
+    spelled = {k.lower(): k for k in catalog_kinds if len(k) >= 3}
+    names = sorted(spelled, key=len, reverse=True)
+    if not names:
+        return None, spelled
+    return re.compile(r"(?<![\w])(?:" + "|".join(re.escape(n) for n in names) + r")(?![\w])"), spelled
 
 
 def _part(word: str) -> str:
@@ -132,10 +149,10 @@ def check_explanation(
         if n not in numbers and norm not in numbers and n.split(":")[0].lstrip("0") not in numbers:
             reasons.append(f"the number {n} is in no cited fact")
     for word, digit in NUMBER_WORDS.items():
-        if re.search(rf"\b{word}\b", low) and digit not in numbers:
+        if NUMBER_WORD_RE[word].search(low) and digit not in numbers:
             reasons.append(f"'{word}' is in no cited fact")
     for day in DAYS:
-        if re.search(rf"\b{day}s?\b", plain, re.I) and day not in days:
+        if DAY_RE[day].search(plain) and day not in days:
             reasons.append(f"{day} is in no cited fact")
     for m in PARTS.finditer(plain):
         p = _part(m.group(1))
@@ -150,14 +167,13 @@ def check_explanation(
             and not (p == "lunch" and "midday" in parts)
         ):
             reasons.append(f"'{m.group(1)}' is in no cited fact")
-    for kind in sorted(catalog_kinds, key=len, reverse=True):
-        if len(kind) < 3:
-            continue
-        pat = re.compile(r"(?<![\w])" + re.escape(kind.lower()) + r"(?![\w])")
-        if pat.search(low):
-            if kind.lower() not in kinds:
-                reasons.append(f"names {kind}, which is not this place and in no cited fact")
-            low = pat.sub(" ", low)
+    kinds_re, spelled = _kinds_pattern(tuple(catalog_kinds))
+    if kinds_re is not None:
+        named = dict.fromkeys(m.group(0) for m in kinds_re.finditer(low))
+        for kind in sorted(named, key=len, reverse=True):
+            if kind not in kinds:
+                reasons.append(f"names {spelled[kind]}, which is not this place and in no cited fact")
+        low = kinds_re.sub(" ", low)
     for topic, pat in CLAIMS:
         claim = pat.search(low)  # kinds of place already judged are cut out ("Home (private)")
         if claim and topic not in topics:

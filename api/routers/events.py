@@ -17,8 +17,7 @@ def ingest_events(body: EventsIn, key: CurrentKey, state: State) -> EventsOut:
     key.require_admin()
     df, rejections, dups = parse_records(body.events)
     inserted, present, _, _ = write_events(state.factory, df, source="api")
-    with state.factory() as s:
-        for uid in set(df["user_id"].astype(str)):
-            state.service.retriever.refresh_user(s, uid)
+    if inserted:
+        state.serve_new_events(df["user_id"].astype(str))
     errs = [{"index": r.line - 1, "reason": r.reason} for r in rejections]
     return EventsOut(inserted=inserted, already_present=present, duplicates=len(dups), errors=errs)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
 
 from agent.llm.breaker import breaker_for
@@ -30,6 +31,12 @@ def readyz(state: State, session: SessionDep, response: Response) -> dict[str, A
     except Exception as exc:  # pragma: no cover - db down
         out["db"] = {"ok": False, "error": str(exc)[:200]}
     out["retrieval"] = state.service.retriever.status()
+    out["serving"] = {
+        "worker_pid": os.getpid(),
+        "state": state.follower.status() if state.follower else None,
+        "traces_pending": state.traces.pending() if state.traces else 0,
+        "mining_pending": state.miner.pending() if state.miner else 0,
+    }
     out["llm"] = llm_status(state.settings, timeout_s=1.0)
     out["llm"]["warm_up"] = state.llm_warm_up
     out["llm"]["breaker"] = state.chat.breaker.state
@@ -48,7 +55,12 @@ def readyz(state: State, session: SessionDep, response: Response) -> dict[str, A
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(state: State) -> Response:
-    """Prometheus text format: counts and latencies only, no user data (so no key is needed)."""
+    """Prometheus text format: counts and latencies only, no user data (so no key is needed).
+    Under several workers, every worker's figures (prometheus-client's multiprocess mode)."""
     url = state.settings.resolved_llm_base_url
     BREAKER_STATE.labels(url).set(BREAKER_CODES[breaker_for(url).state])
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentKey, SessionDep, State
 from api.schemas import FeedbackIn, RecommendIn, RecommendOut
@@ -69,11 +71,21 @@ def r_label(result: Any, c: Any) -> str:
 
 
 @router.post("/v1/recommendations", response_model=RecommendOut)
-def recommend(body: RecommendIn, key: CurrentKey, state: State) -> dict[str, Any]:
+async def recommend(body: RecommendIn, key: CurrentKey, state: State) -> dict[str, Any]:
     key.require_act_as(body.user_id)
-    r = state.service.recommend(
-        body.user_id, _context(body.context), body.k, body.explain, use_llm=body.use_llm
+    call = partial(
+        state.service.recommend,
+        body.user_id,
+        _context(body.context),
+        body.k,
+        body.explain,
+        use_llm=body.use_llm,
+        unknown_user_is_error=True,
     )
+    # Without the LLM a request is ~10 ms of CPU over in-memory state: it runs on the event loop
+    # (one worker per core), as threads would only queue for the GIL. With it, it waits on the
+    # model server, so a thread waits instead of the loop.
+    r = await run_in_threadpool(call) if state.service.may_call_llm(body.use_llm) else call()
     return {
         "recommendation_id": r.recommendation_id,
         "user_id": r.user_id,
@@ -115,9 +127,8 @@ def feedback(
     rec = state.service.trace(session, recommendation_id)
     key.require_act_as(rec.user_id)
     session.close()  # give the connection back before the service opens its own
+    # Feedback is not a visit: histories do not change; rejections are read per request.
     eid = state.service.feedback(recommendation_id, rec.user_id, body.kind, body.item_id, body.reason)
-    with state.factory() as s:
-        state.service.retriever.refresh_user(s, rec.user_id)
     return {"event_id": eid}
 
 

@@ -61,6 +61,7 @@ def users(key: CurrentKey, session: SessionDep, limit: int = Query(100, ge=1, le
 def delete_user(user_id: str, key: CurrentKey, state: State, session: SessionDep) -> dict[str, Any]:
     """Delete a user and all their data (events, profiles, recommendations, conversations, keys)."""
     from core.models import ApiKey
+    from core.state_changes import record_change
 
     key.require_admin()
     user = session.get(User, user_id)
@@ -69,6 +70,7 @@ def delete_user(user_id: str, key: CurrentKey, state: State, session: SessionDep
     for k in session.scalars(select(ApiKey).where(ApiKey.user_id == user_id)):
         session.delete(k)
     session.delete(user)
+    record_change(session, "user_deleted", [user_id])  # every worker stops serving them
     session.commit()
     state.service.retriever.forget_user(user_id)
     return {"deleted": user_id}

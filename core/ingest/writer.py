@@ -21,6 +21,7 @@ from core import columns as C
 from core.ingest.formats import ATTRS, nan_to_none, parse_file
 from core.ingest.report import IngestReport
 from core.models import Event, Item, User
+from core.state_changes import record_change
 
 BATCH_ROWS = 20_000
 IN_CHUNK = 5_000  # ids per IN (...) look-up; below SQLite's and PostgreSQL's parameter limits
@@ -116,6 +117,7 @@ def _write_batch(session: Session, df: pd.DataFrame, source: str | None) -> tupl
             rec["source"] = source
             rec["attributes"] = a if isinstance(a, dict) else None
         session.execute(_insert(session, Event.__table__).on_conflict_do_nothing(), recs)
+        record_change(session, "events", new[C.USER].astype(str).unique())
     return len(new), len(present), len(new_users), items_added
 
 

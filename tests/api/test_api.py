@@ -178,9 +178,9 @@ def test_bad_input_gets_clear_4xx(client_keys: tuple[TestClient, Keys]) -> None:
     assert r.status_code == 200, r.text  # a small chunked body is replayed intact
     assert c.get("/v1/recommendations/nope", headers=bearer(k.admin)).status_code == 404
     assert c.get("/v1/nothing", headers=bearer(k.admin)).json()["error"]["code"] == "not_found"
-    # an unknown user gets a cold start, not an error; nothing is stored for them
-    out = _rec(c, k.admin, user="stranger")
-    assert out["items"] and any("unknown user" in n for n in out["notes"])
+    # an unknown user is a clear 404 (the service's cold start stays for the chat's own callers)
+    r = c.post("/v1/recommendations", json={"user_id": "stranger", "use_llm": False}, headers=bearer(k.admin))
+    assert r.status_code == 404 and "POST /v1/events" in r.json()["error"]["message"]
 
 
 def test_profile_and_plots(client_keys: tuple[TestClient, Keys]) -> None:

@@ -1,0 +1,128 @@
+"""`chronotope serve --workers 2` as a real process: events posted through one worker are served
+by every worker within the state poll, and traces written in batches are readable from any."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.db import open_store
+from core.ingest import write_events
+from core.ingest.formats import ATTRS, LINE
+from core.settings import Settings
+from tests.integration.conftest import free_port
+from tests.retrieval.conftest import world
+
+pytestmark = pytest.mark.integration
+ADMIN = "ck_test_admin_key_for_workers"
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    ev, _ = world(n_users=12, days=30)
+    settings = Settings(env="test", data_dir=tmp_path / "data")
+    _, factory = open_store(settings)
+    df = ev.copy()
+    df[ATTRS] = None
+    df[LINE] = range(len(df))
+    write_events(factory, df)
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHRONOTOPE_DATA_DIR": str(settings.data_dir),
+        "CHRONOTOPE_LLM__ENABLED": "false",
+        "CHRONOTOPE_API__BOOTSTRAP_ADMIN_KEY": ADMIN,
+        "CHRONOTOPE_API__STATE_POLL_S": "0.5",
+        "CHRONOTOPE_API__REMINE_AFTER_EVENTS": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
+    cmd = [str(Path(sys.executable).parent / "chronotope"), "serve", "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "wb")
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        yield base, proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _ready(base: str) -> dict:  # type: ignore[type-arg]
+    # a new connection each time, so the kernel spreads the calls over the workers
+    return httpx.get(f"{base}/readyz", headers={"Connection": "close"}, timeout=10).json()
+
+
+def _versions_by_worker(base: str, tries: int = 60) -> dict[int, int]:
+    seen: dict[int, int] = {}
+    for _ in range(tries):
+        r = _ready(base)["serving"]
+        seen[r["worker_pid"]] = r["state"]["version"]
+    return seen
+
+
+def test_events_posted_to_one_worker_are_served_by_all(
+    two_workers: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    base, _ = two_workers
+    auth = {"Authorization": f"Bearer {ADMIN}", "Connection": "close"}
+    deadline = time.monotonic() + 120
+    seen: dict[int, int] = {}
+    while len(seen) < 2 and time.monotonic() < deadline:  # both workers up and answering
+        try:
+            seen.update(_versions_by_worker(base, 10))
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    assert len(seen) == 2, f"expected two workers, saw {seen}"
+    when = datetime(2012, 5, 2, 20, 0, tzinfo=UTC)
+    event = {
+        "event_id": "brand-new-visit",
+        "user_id": "u3",
+        "item_id": "brand-new-place",
+        "timestamp": when.isoformat(),
+        "lat": 40.76,
+        "lon": -73.97,
+        "category": "Ramen Restaurant",
+        "item_name": "Brand-new ramen",
+    }
+    r = httpx.post(f"{base}/v1/events", json={"events": [event]}, headers=auth, timeout=30)
+    assert r.status_code == 200 and r.json()["inserted"] == 1, r.text
+    t0 = time.monotonic()
+    body = {
+        "user_id": "u3",
+        "k": 20,
+        "explain": False,
+        "use_llm": False,
+        "context": {"time": (when + timedelta(hours=1)).isoformat(), "lat": 40.76, "lon": -73.97},
+    }
+    # every worker must serve the new place within a few seconds
+    ok_by_worker: dict[int, bool] = {}
+    while time.monotonic() - t0 < 10 and not (len(ok_by_worker) == 2 and all(ok_by_worker.values())):
+        state = _ready(base)["serving"]
+        rec = httpx.post(f"{base}/v1/recommendations", json=body, headers=auth, timeout=30)
+        assert rec.status_code == 200, rec.text
+        ok_by_worker[state["worker_pid"]] = state["state"]["version"] > seen[state["worker_pid"]]
+    assert len(ok_by_worker) == 2 and all(ok_by_worker.values()), ok_by_worker
+    # after both moved on, every answer (whichever worker) has the new place
+    for _ in range(10):
+        rec = httpx.post(f"{base}/v1/recommendations", json=body, headers=auth, timeout=30).json()
+        assert "brand-new-place" in [i["item_id"] for i in rec["items"]]
+        trace = httpx.get(f"{base}/v1/recommendations/{rec['recommendation_id']}", headers=auth, timeout=30)
+        assert trace.status_code == 200 and trace.json()["items"] == [i["item_id"] for i in rec["items"]]
