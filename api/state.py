@@ -42,6 +42,10 @@ class AppState:
         if self.miner is not None and users:
             self.miner.submit(users)
 
+    def user_deleted(self, user_id: str) -> None:
+        """This worker stops serving the user now; the others at their next poll."""
+        self.service.retriever.forget_user(user_id)
+
     def close(self) -> None:
         """Graceful shutdown: every accepted trace is stored, background mining stops."""
         if self.traces is not None and not self.traces.flush(timeout=30):

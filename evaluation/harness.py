@@ -21,10 +21,12 @@ from core import columns as C
 from evaluation.dev_split import DevSplit, Query, user_input
 from evaluation.metrics import rank_of, summarize
 from retrieval.blend import blend_scores
-from retrieval.features import FEATURES, CatalogStats, UserHistory, heuristic_score, query_features
+from retrieval.catalog_stats import CatalogStats
+from retrieval.features import FEATURES, heuristic_score, query_features
 from retrieval.rankers import Ranker
 from retrieval.training import POOL, local_hour_weekend, local_weekday, pool_of
 from retrieval.types import Candidate
+from retrieval.user_history import UserHistory
 
 COL = {name: i for i, name in enumerate(FEATURES)}
 # Reranks the top of a ranked list: (query, the user's input frame, top candidates best first) -> new order

@@ -18,17 +18,12 @@ import pandas as pd
 
 from core import columns as C
 from core.geo import haversine_km
-from retrieval.features import (
-    FEATURES,
-    CatalogStats,
-    UserHistory,
-    haversine_to_all,
-    heuristic_score,
-    query_features,
-)
+from retrieval.catalog_stats import CatalogStats, haversine_to_all
+from retrieval.features import FEATURES, heuristic_score, query_features
 from retrieval.rankers import LearnedRanker, Ranker, load_ranker
 from retrieval.training import POOL, local_hour_weekend, local_weekday
 from retrieval.types import Candidate, RankedList, RequestContext
+from retrieval.user_history import UserHistory
 
 COL = {name: i for i, name in enumerate(FEATURES)}
 NEARBY_KM = 1.0

@@ -27,8 +27,8 @@ from core.state_changes import latest_seq
 from mining import UserProfile
 from retrieval import user_queries
 from retrieval.catalog import load_catalog
+from retrieval.catalog_stats import CatalogStats
 from retrieval.embedder import Embedder, shared_embedder
-from retrieval.features import CatalogStats
 from retrieval.grounding import CategoryGrounder
 from retrieval.index import VectorIndex
 from retrieval.profile_store import latest_profile_texts

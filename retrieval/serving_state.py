@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from core import columns as C
-from retrieval.features import UserHistory, user_histories
 from retrieval.item_text import item_text
 from retrieval.recommender import Recommender
+from retrieval.user_history import UserHistory, user_histories
 
 EMPTY_EVENTS = pd.DataFrame(columns=C.EVENT_COLUMNS)
 

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from core import columns as C
-from retrieval.features import CatalogStats, UserHistory, heuristic_score, query_features
+from retrieval.catalog_stats import CatalogStats
+from retrieval.features import heuristic_score, query_features
+from retrieval.user_history import UserHistory
 
 POOL = 300
 

@@ -30,7 +30,7 @@ def readyz(state: State, session: SessionDep, response: Response) -> dict[str, A
         out["db"] = {"ok": True}
     except Exception as exc:  # pragma: no cover - db down
         out["db"] = {"ok": False, "error": str(exc)[:200]}
-    out["retrieval"] = state.service.retriever.status()
+    out["retrieval"] = state.service.status()["retriever"]
     out["serving"] = {
         "worker_pid": os.getpid(),
         "state": state.follower.status() if state.follower else None,

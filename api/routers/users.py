@@ -18,7 +18,6 @@ router = APIRouter(tags=["profiles"])
 def profile(user_id: str, key: CurrentKey, session: SessionDep, state: State) -> dict[str, Any]:
     """The mined profile: ``text`` as the person reads it (areas and places named for them),
     ``text_raw`` and the facts as mined (with the miner's area and place ids, for support staff)."""
-    from agent.labels import readable_profile_text
     from retrieval.profile_store import latest_profile, profile_versions
 
     key.require_read(user_id)
@@ -29,7 +28,7 @@ def profile(user_id: str, key: CurrentKey, session: SessionDep, state: State) ->
         raise NotFoundError(f"no profile for user {user_id!r} yet: run `chronotope mine`")
     return {
         **p.to_dict(),
-        "text": readable_profile_text(p.text, p, state.service.retriever.kind_of),
+        "text": state.service.readable_text(p),
         "text_raw": p.text,
         "versions": profile_versions(session, user_id),
         "plots": [f"/v1/users/{user_id}/profile/plots/{n}.png" for n in ("rhythm", "places")],
@@ -72,5 +71,5 @@ def delete_user(user_id: str, key: CurrentKey, state: State, session: SessionDep
     session.delete(user)
     record_change(session, "user_deleted", [user_id])  # every worker stops serving them
     session.commit()
-    state.service.retriever.forget_user(user_id)
+    state.user_deleted(user_id)
     return {"deleted": user_id}

@@ -4,6 +4,7 @@ by every worker within the state poll, and traces written in batches are readabl
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -126,3 +127,34 @@ def test_events_posted_to_one_worker_are_served_by_all(
         assert "brand-new-place" in [i["item_id"] for i in rec["items"]]
         trace = httpx.get(f"{base}/v1/recommendations/{rec['recommendation_id']}", headers=auth, timeout=30)
         assert trace.status_code == 200 and trace.json()["items"] == [i["item_id"] for i in rec["items"]]
+
+
+def test_a_killed_worker_is_replaced_and_serves(two_workers: tuple[str, subprocess.Popen[bytes]]) -> None:
+    base, _ = two_workers
+    deadline = time.monotonic() + 120
+    seen: dict[int, int] = {}
+    while len(seen) < 2 and time.monotonic() < deadline:
+        try:
+            seen.update(_versions_by_worker(base, 10))
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    assert len(seen) == 2
+    victim = min(seen)
+    os.kill(victim, signal.SIGKILL)
+    auth = {"Authorization": f"Bearer {ADMIN}", "Connection": "close"}
+    body = {"user_id": "u1", "k": 5, "explain": True, "use_llm": False}
+    fresh: set[int] = set()
+    while time.monotonic() < deadline + 60 and not fresh:
+        try:
+            pid = _ready(base)["serving"]["worker_pid"]
+        except httpx.HTTPError:
+            continue
+        if pid not in seen:
+            fresh.add(pid)
+    assert fresh, "no replacement worker appeared"
+    # the survivor and the replacement both answer
+    codes = {
+        httpx.post(f"{base}/v1/recommendations", json=body, headers=auth, timeout=30).status_code
+        for _ in range(10)
+    }
+    assert codes == {200}

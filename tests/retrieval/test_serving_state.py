@@ -12,10 +12,11 @@ from core import columns as C
 from core.ingest import write_events
 from core.ingest.formats import ATTRS, LINE
 from core.settings import Settings
-from retrieval.features import CatalogStats, UserHistory, user_histories
+from retrieval.catalog_stats import CatalogStats
 from retrieval.service import Retriever
 from retrieval.state_follower import StateFollower
 from retrieval.types import RequestContext
+from retrieval.user_history import UserHistory, user_histories
 
 T = datetime(2012, 6, 4, 16, 0, tzinfo=UTC)
 
