@@ -196,6 +196,13 @@ def _turn_record(
     # Only turns that show places can name places; a profile or explanation reply may name the
     # kinds of place the user's habits involve.
     places_turn = turn.action in ("recommend", "reject")
+    only_shown = (
+        names_only_shown(
+            turn.reply, items, world.categories, f"{message} {turn.constraints.get('wish', '')}", catalog_cats
+        )
+        if places_turn
+        else True
+    )
     return TurnRecord(
         script,
         message,
@@ -205,11 +212,11 @@ def _turn_record(
         items,
         turn.timings.get("first_token_ms"),
         turn.timings.get("total_ms", 0.0),
-        names_only_shown(
-            turn.reply, items, world.categories, f"{message} {turn.constraints.get('wish', '')}", catalog_cats
-        )
-        if places_turn
-        else True,
+        only_shown,
+        # a flagged reply is kept whole, so a reader can judge the independent check's verdict
+        extra={}
+        if only_shown
+        else {"reply": turn.reply, "shown_kinds": [world.categories.get(i) for i in items]},
     )
 
 
@@ -343,7 +350,7 @@ def run_requests(
         rec.understood = _top3_in(rec.items, world.categories, req.accept)
         bad = [i for i in rec.items if world.categories.get(i) in req.exclude]
         rec.violation = f"excluded kind shown: {bad}" if bad else None
-        rec.extra = {"kind": req.kind, "split": req.split, "lang": req.lang}
+        rec.extra = {**rec.extra, "kind": req.kind, "split": req.split, "lang": req.lang}
         out.append(rec)
     return out
 
