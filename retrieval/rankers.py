@@ -67,7 +67,8 @@ class LearnedRanker:
                 if c >= 0:
                     x[:, j] = features[:, c]
             features = x
-        return np.asarray(self.booster.predict(features, num_threads=1))
+        # float64 in: LightGBM converts float32 to it anyway, and the conversion inside costs more
+        return np.asarray(self.booster.predict(np.asarray(features, dtype=np.float64), num_threads=1))
 
     @classmethod
     def train(
