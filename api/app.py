@@ -8,12 +8,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -157,6 +157,69 @@ class ChunkedBodyLimit:
         await self.app(scope, replay, send)
 
 
+class RequestContext:
+    """Request id, the declared-size limit, latency metric and one JSON log line per request, as
+    plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and two memory streams per request
+    (and buffers streaming responses' start)."""
+
+    def __init__(self, app: Any, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex[:16]
+        t0 = time.perf_counter()
+        status = 500
+        started = False
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        length = headers.get(b"content-length", b"")
+        try:
+            if length.isdigit() and int(length) > self.max_body:
+                body = error_body(
+                    f"request body over {self.max_body} bytes", "invalid_request_error", "too_large"
+                )
+                await JSONResponse(body, status_code=413)(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Handled here rather than only in the app-level handler so the 500 still carries the
+            # request id that the log line below is keyed by.
+            log.exception("unhandled error", extra={"extra_fields": {"request_id": rid}})
+            if not started:
+                await JSONResponse(
+                    error_body("internal error", "server_error", "internal_error"), status_code=500
+                )(scope, receive, send_with_id)
+        finally:
+            ms = (time.perf_counter() - t0) * 1000
+            route = scope.get("route")
+            HTTP_LATENCY.labels(
+                getattr(route, "path", "unmatched"), scope["method"], f"{status // 100}xx"
+            ).observe(ms / 1000)
+            log.info(
+                "request",
+                extra={
+                    "extra_fields": {
+                        "request_id": rid,
+                        "method": scope["method"],
+                        "path": scope.get("path"),
+                        "status": status,
+                        "ms": round(ms, 1),
+                    }
+                },
+            )
+
+
 def create_app(
     settings: Settings | None = None, *, state: AppState | None = None, **build_kwargs: Any
 ) -> FastAPI:
@@ -193,50 +256,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(ChunkedBodyLimit, limit=settings.api.max_body_bytes)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.api.max_body_bytes:
-            return JSONResponse(
-                error_body(
-                    f"request body over {settings.api.max_body_bytes} bytes",
-                    "invalid_request_error",
-                    "too_large",
-                ),
-                status_code=413,
-                headers={"x-request-id": rid},
-            )
-        t0 = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:
-            # Handled here rather than only in the app-level handler so the 500 still carries the
-            # request id that the log line below is keyed by.
-            log.exception("unhandled error", extra={"extra_fields": {"request_id": rid}})
-            response = JSONResponse(
-                error_body("internal error", "server_error", "internal_error"), status_code=500
-            )
-        response.headers["x-request-id"] = rid
-        route = request.scope.get("route")
-        HTTP_LATENCY.labels(
-            getattr(route, "path", "unmatched"), request.method, f"{response.status_code // 100}xx"
-        ).observe(time.perf_counter() - t0)
-        log.info(
-            "request",
-            extra={
-                "extra_fields": {
-                    "request_id": rid,
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": response.status_code,
-                    "ms": round((time.perf_counter() - t0) * 1000, 1),
-                }
-            },
-        )
-        return response
+    app.add_middleware(RequestContext, max_body=settings.api.max_body_bytes)
 
     from api.routers import all_routers
 
