@@ -46,18 +46,14 @@ class Retriever:
 
     def __init__(
         self,
-        recommender: Recommender,
-        histories: dict[str, pd.DataFrame],
-        catalog: pd.DataFrame,
+        state: ServingState,
         index: VectorIndex | None = None,
         embedder: Embedder | None = None,
         pool_size: int = 300,
         index_error: str | None = None,
         grounder: CategoryGrounder | None = None,
-        version: int = 0,
     ) -> None:
-        events = pd.concat(list(histories.values()), ignore_index=True) if histories else EMPTY_EVENTS
-        self.state = ServingState.build(events, catalog, recommender, version)
+        self.state = state
         self.index = index
         self.embedder = embedder
         self.pool_size = pool_size
@@ -104,15 +100,17 @@ class Retriever:
         if grounding:
             cats = catalog["category"].dropna().astype(str).unique().tolist() if len(catalog) else []
             grounder = CategoryGrounder(cats, embedder or shared_embedder(settings.retrieval.embedding_model))
-        out = cls.__new__(cls)
-        out.index, out.embedder, out.pool_size = index, embedder, settings.retrieval.pool_size
-        out.index_error, out.grounder = error, grounder
-        out._write_lock = threading.Lock()
+        out = cls(
+            ServingState.build(events, catalog, rec, version),
+            index,
+            embedder,
+            settings.retrieval.pool_size,
+            error,
+            grounder,
+        )
         known = user_queries.load(settings.index_dir, embedder.name) if index is not None and embedder else {}
         with session_factory() as s:
-            out.state = out.with_query_vectors(
-                s, ServingState.build(events, catalog, rec, version), known=known
-            )
+            out.state = out.with_query_vectors(s, out.state, known=known)
         log.info(
             "retriever ready in %.1f s (%d items, %d users, state version %d)",
             time.perf_counter() - t0,
@@ -194,23 +192,16 @@ class Retriever:
         return None
 
     def last_stop(self, user_id: str, before: Any) -> str | None:
-        """The place of the user's latest event before ``before`` (a tz-aware time)."""
+        """The place of the user's latest event before ``before`` (a tz-aware time): a binary
+        search in the precomputed arrays (every event's item is in the catalog statistics)."""
         st = self.state
         uh = st.user_histories.get(user_id)
-        if uh is not None and uh.n:  # the precomputed arrays: a binary search, no frame filtering
-            t = pd.Timestamp(before).tz_convert("UTC").value / 3.6e12
-            earlier = uh.idx[: int(np.searchsorted(uh.t_h, t, side="left"))]
-            known = earlier[earlier >= 0]
-            if len(known):
-                return str(st.recommender.stats.item_ids[known[-1]])
-        hist = st.history(user_id)
-        if not len(hist) or C.TIME not in hist:
+        if uh is None or not uh.n:
             return None
-        earlier = hist[hist[C.TIME] < pd.Timestamp(before)]
-        if C.ITEM not in earlier:
-            return None
-        items = earlier[C.ITEM].dropna()
-        return str(items.iloc[-1]) if len(items) else None
+        t = pd.Timestamp(before).tz_convert("UTC").value / 3.6e12
+        earlier = uh.idx[: int(np.searchsorted(uh.t_h, t, side="left"))]
+        known = earlier[earlier >= 0]
+        return str(st.recommender.stats.item_ids[known[-1]]) if len(known) else None
 
     def catalog_kinds(self) -> tuple[str, ...]:
         if self.grounder is not None:

@@ -52,7 +52,7 @@ from retrieval.index import VectorIndex
 from retrieval.profile_store import save_profile
 from retrieval.recommender import Recommender
 from retrieval.service import Retriever
-from retrieval.serving_state import behaviour
+from retrieval.serving_state import EMPTY_EVENTS, ServingState, behaviour
 from retrieval.types import RequestContext
 
 SCRIPTS = ("wish", "wish+exclusion", "wish+followup")
@@ -127,7 +127,12 @@ def build_world(
         index = VectorIndex.load(index_dir)
     grounder = CategoryGrounder(catalog["category"].dropna().unique().tolist(), embedder)
     retriever = Retriever(
-        rec, {}, catalog, index, embedder if index else None, s.retrieval.pool_size, None, grounder
+        ServingState.build(EMPTY_EVENTS, catalog, rec, 0),
+        index,
+        embedder if index else None,
+        s.retrieval.pool_size,
+        None,
+        grounder,
     )
     service = RecommendationService(factory, retriever, None, None)
     breaker = breaker_for(s.resolved_llm_base_url)

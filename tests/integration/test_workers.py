@@ -16,11 +16,9 @@ import httpx
 import pytest
 
 from core.db import open_store
-from core.ingest import write_events
-from core.ingest.formats import ATTRS, LINE
 from core.settings import Settings
 from tests.integration.conftest import free_port
-from tests.retrieval.conftest import world
+from tests.retrieval.conftest import store_events, world
 
 pytestmark = pytest.mark.integration
 ADMIN = "ck_test_admin_key_for_workers"
@@ -31,10 +29,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
     ev, _ = world(n_users=12, days=30)
     settings = Settings(env="test", data_dir=tmp_path / "data")
     _, factory = open_store(settings)
-    df = ev.copy()
-    df[ATTRS] = None
-    df[LINE] = range(len(df))
-    write_events(factory, df)
+    store_events(factory, ev)
     port = free_port()
     env = {
         **os.environ,

@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
+from core.ingest import write_events
+from core.ingest.formats import ATTRS, LINE
 from retrieval.embedder import SentenceTransformerEmbedder
 
 
@@ -49,6 +52,14 @@ def world(n_users: int = 30, days: int = 60, seed: int = 0) -> tuple[pd.DataFram
     ev[C.TEXT] = None
     ev[C.RATING] = np.nan
     return ev.sort_values([C.USER, C.TIME]).reset_index(drop=True)[C.EVENT_COLUMNS], items
+
+
+def store_events(factory: sessionmaker[Session], ev: pd.DataFrame) -> None:
+    """Write an events frame (``world``'s shape) through the product's ingest writer."""
+    df = ev.copy()
+    df[ATTRS] = None
+    df[LINE] = range(len(df))
+    write_events(factory, df)
 
 
 @pytest.fixture

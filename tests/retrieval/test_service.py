@@ -9,23 +9,19 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
-from core.ingest import write_events
-from core.ingest.formats import ATTRS, LINE
 from core.settings import Settings
 from retrieval.catalog import catalog_texts, load_catalog
 from retrieval.embedder import HashEmbedder, SentenceTransformerEmbedder
 from retrieval.index import VectorIndex
 from retrieval.service import Retriever
 from retrieval.types import RequestContext
+from tests.retrieval.conftest import store_events
 
 T = datetime(2012, 6, 4, 16, 0, tzinfo=UTC)
 
 
 def _store(factory: sessionmaker[Session], ev: pd.DataFrame, items: pd.DataFrame) -> None:
-    df = ev.copy()
-    df[ATTRS] = None
-    df[LINE] = range(len(df))
-    write_events(factory, df)
+    store_events(factory, ev)
     with factory() as s:  # give items their names/categories
         from core.models import Item
 

@@ -9,23 +9,15 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
-from core.ingest import write_events
-from core.ingest.formats import ATTRS, LINE
 from core.settings import Settings
 from retrieval.catalog_stats import CatalogStats
 from retrieval.service import Retriever
 from retrieval.state_follower import StateFollower
 from retrieval.types import RequestContext
 from retrieval.user_history import UserHistory, user_histories
+from tests.retrieval.conftest import store_events
 
 T = datetime(2012, 6, 4, 16, 0, tzinfo=UTC)
-
-
-def _write(factory: sessionmaker[Session], ev: pd.DataFrame) -> None:
-    df = ev.copy()
-    df[ATTRS] = None
-    df[LINE] = range(len(df))
-    write_events(factory, df)
 
 
 def _new_place_visit(user: str, item: str, when: datetime, eid: str) -> pd.DataFrame:
@@ -80,11 +72,11 @@ def test_a_refresh_serves_new_events_and_new_items_without_double_counting(
     small_world: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     ev, _ = small_world
-    _write(sqlite_session_factory, ev)
+    store_events(sqlite_session_factory, ev)
     r = Retriever.load(settings, sqlite_session_factory, load_index=False, grounding=False)
     before = r.state
     last = ev[ev[C.USER] == "u2"][C.TIME].max()
-    _write(sqlite_session_factory, _new_place_visit("u2", "fresh", last + timedelta(hours=1), "x1"))
+    store_events(sqlite_session_factory, _new_place_visit("u2", "fresh", last + timedelta(hours=1), "x1"))
     with sqlite_session_factory() as s:
         r.refresh_users(s, ["u2"])
         r.refresh_users(s, ["u2"])  # the same events again: nothing counted twice
@@ -106,16 +98,18 @@ def test_a_second_worker_follows_writes_made_through_the_first(
     small_world: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     ev, _ = small_world
-    _write(sqlite_session_factory, ev[ev[C.USER] != "u5"])
+    store_events(sqlite_session_factory, ev[ev[C.USER] != "u5"])
     other = Retriever.load(settings, sqlite_session_factory, load_index=False, grounding=False)
     follower = StateFollower(other, sqlite_session_factory, max_users=10)
     assert not follower.catch_up() and other.history("u5").empty
-    _write(sqlite_session_factory, ev[ev[C.USER] == "u5"])  # through "another worker"
+    store_events(sqlite_session_factory, ev[ev[C.USER] == "u5"])  # through "another worker"
     assert follower.catch_up()
     assert len(other.history("u5")) == int((ev[C.USER] == "u5").sum())
     assert other.version > 0 and follower.status()["version"] == other.version
     assert not follower.catch_up()  # nothing new: the state is not rebuilt
     # a bulk change (more users than max_users) rebuilds the whole state
-    _write(sqlite_session_factory, ev.assign(**{C.USER: "b" + ev[C.USER], C.EVENT_ID: "b" + ev[C.EVENT_ID]}))
+    store_events(
+        sqlite_session_factory, ev.assign(**{C.USER: "b" + ev[C.USER], C.EVENT_ID: "b" + ev[C.EVENT_ID]})
+    )
     assert follower.catch_up()
     assert len(other.histories) == 2 * ev[C.USER].nunique()
