@@ -215,7 +215,8 @@ class RecommendationService:
                     "feature_score": c.score,
                     "llm_score": c.llm_score,
                     "final_score": c.final_score,
-                    "features": c.features,
+                    # zero-valued features left out: most are zero for most places (a third of a trace)
+                    "features": {name: v for name, v in c.features.items() if v},
                 }
                 for c in candidates
             ],
@@ -232,7 +233,13 @@ class RecommendationService:
             or None,
             model=(outcome.model if outcome else None) or (explanation.model if explanation else None),
             explanation=explanation.to_dict() if explanation else None,
-            timings={**timings, "notes": notes, "pool_size": ranked.pool_size},
+            timings={
+                **timings,
+                "notes": notes,
+                "pool_size": ranked.pool_size,
+                "pool_sources": ranked.pool_sources,
+                "places_scored": ranked.places_scored,
+            },
             conversation_id=conversation_id,
         )
         if known_user:  # a cold-start request for an unknown id stores no user data

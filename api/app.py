@@ -73,7 +73,7 @@ def build_state(
     from agent.llm.tokens import TokenCounter
     from agent.service import RecommendationService
     from agent.trace_writer import TraceWriter
-    from retrieval.background_mining import BackgroundMiner
+    from jobs.background_mining import BackgroundMiner
     from retrieval.embedder import limit_threads
     from retrieval.service import Retriever
     from retrieval.state_follower import StateFollower

@@ -13,7 +13,7 @@ from agent.chat import ChatAgent
 from agent.service import RecommendationService
 from agent.trace_writer import TraceWriter
 from core.settings import Settings
-from retrieval.background_mining import BackgroundMiner
+from jobs.background_mining import BackgroundMiner
 from retrieval.state_follower import StateFollower
 
 log = logging.getLogger("chronotope.api")

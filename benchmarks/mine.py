@@ -65,7 +65,7 @@ def pure(workers: int) -> None:
 def via_db(workers: int) -> None:
     from core.db import make_engine, make_sessionmaker, upgrade
     from core.ingest import ingest_file
-    from retrieval.profile_store import mine_users
+    from jobs.mine import mine_users
 
     with tempfile.TemporaryDirectory() as d:
         engine = make_engine(f"sqlite:///{d}/b.db")

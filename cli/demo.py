@@ -42,7 +42,7 @@ def demo_cmd(
     from core.events_frame import events_frame
     from core.ingest import ingest_file
     from core.models import Event, Profile
-    from retrieval.profile_store import mine_users
+    from jobs.mine import mine_users
     from retrieval.rankers import newest_model
     from retrieval.train_cli_support import train_and_save
 

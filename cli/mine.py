@@ -20,7 +20,7 @@ def mine_cmd(
 ) -> None:
     """Mine per-user spatio-temporal profiles (facts + text); stores a new version when events changed."""
     from core.db import open_store
-    from retrieval.profile_store import mine_users
+    from jobs.mine import mine_users
 
     s = settings()
     _, factory = open_store(s)

@@ -28,6 +28,13 @@ class RetrievalSettings(BaseModel):
         "auto", description="FAISS index type; auto picks flat for small catalogs and HNSW for large ones."
     )
     pool_size: int = Field(300, ge=10, le=5000, description="Candidates handed to the feature ranker.")
+    source_depth: int = Field(
+        512,
+        ge=16,
+        le=100_000,
+        description="Places read from each ranked candidate source (nearest, most popular, "
+        "co-visitation, similar users) before the pool is cut; only those get features.",
+    )
     ranker: str = Field("learned", description="Default feature ranker: 'learned' or 'heuristic'.")
     embedding_source: bool = Field(
         True, description="Search the FAISS index for candidates (needs `chronotope index`)."

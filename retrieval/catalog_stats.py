@@ -9,11 +9,14 @@ No information after the training cutoff may enter (tests/evaluation check this)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.spatial import cKDTree
 
 from core import columns as C
 from core.geo import haversine_km
@@ -37,6 +40,7 @@ class CatalogStats:
     hour_hist: np.ndarray  # (n, 24) check-ins per local hour of day
     weekend_count: np.ndarray  # check-ins on a local weekend day
     _lookup: pd.Index | None = field(default=None, repr=False, compare=False)
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -49,6 +53,50 @@ class CatalogStats:
     def __post_init__(self) -> None:
         # The id -> index lookup, built once per stats object (not per request).
         self._lookup = pd.Index(self.item_ids)
+        self._derived = {}
+
+    def _cached(self, key: str, build: Callable[[], Any]) -> Any:
+        # Derived read-only structures, built once per stats object; ``warm`` builds them all up
+        # front so a request never does (two threads racing here would build equal values).
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
+
+    def warm(self) -> CatalogStats:
+        """Build every derived structure now (serving calls this before a state goes live)."""
+        _ = self.user_items_by_item, self.popular_order, self._tree
+        return self
+
+    @property
+    def user_items_by_item(self) -> sp.csc_matrix:
+        """``user_items`` by column: a query reads the columns of the user's own places only."""
+        return cast(sp.csc_matrix, self._cached("by_item", lambda: sp.csc_matrix(self.user_items)))
+
+    @property
+    def popular_order(self) -> np.ndarray:
+        """Catalog indices by popularity, most visited first (ties by index)."""
+        return cast(np.ndarray, self._cached("popular", lambda: np.argsort(-self.popularity, kind="stable")))
+
+    @property
+    def _tree(self) -> tuple[cKDTree, np.ndarray] | None:
+        def build() -> tuple[cKDTree, np.ndarray] | None:
+            located = np.flatnonzero(~(np.isnan(self.lat) | np.isnan(self.lon)))
+            if not len(located):
+                return None
+            return cKDTree(_unit_vectors(self.lat[located], self.lon[located])), located
+
+        return cast("tuple[cKDTree, np.ndarray] | None", self._cached("tree", build))
+
+    def nearest(self, lat: float, lon: float, k: int) -> np.ndarray:
+        """The ``k`` located places closest to (lat, lon), nearest first (a KD-tree on the unit
+        sphere: chord length orders places as the great-circle distance does)."""
+        tree = self._tree
+        if tree is None or k <= 0:
+            return np.zeros(0, dtype=np.int64)
+        t, located = tree
+        k = min(k, len(located))
+        _, pos = t.query(_unit_vectors(np.array([lat]), np.array([lon]))[0], k=k)
+        return located[np.atleast_1d(pos)].astype(np.int64)
 
     @classmethod
     def build(cls, history: pd.DataFrame, items: pd.DataFrame | None = None) -> CatalogStats:
@@ -199,6 +247,16 @@ def _time_profile(h: pd.DataFrame, idx: np.ndarray, n: int) -> tuple[np.ndarray,
     return hist, wk
 
 
-def haversine_to_all(stats: CatalogStats, lat: float, lon: float) -> np.ndarray:
-    d = haversine_km(lat, lon, stats.lat, stats.lon)
-    return np.where(np.isnan(d), 50.0, d)  # an unlocated POI is "far", not an error
+def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    p, q = np.radians(lat), np.radians(lon)
+    return np.column_stack([np.cos(p) * np.cos(q), np.cos(p) * np.sin(q), np.sin(p)])
+
+
+def distance_at(stats: CatalogStats, ref: tuple[float, float], rows: np.ndarray | None = None) -> np.ndarray:
+    """km from ``ref`` to each of ``rows`` (every place when None); 50 ("far", not an error) for
+    an unknown reference or an unlocated place."""
+    lat, lon = (stats.lat, stats.lon) if rows is None else (stats.lat[rows], stats.lon[rows])
+    if np.isnan(ref[0]) or np.isnan(ref[1]):
+        return np.full(len(lat), 50.0)
+    d = haversine_km(ref[0], ref[1], lat, lon)
+    return np.where(np.isnan(d), 50.0, d)

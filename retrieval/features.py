@@ -1,8 +1,12 @@
 """The per-query kernel: features for next-place ranking, vectorised over the whole catalog.
 
-``query_features`` turns one user's history before the query time (``UserHistory``) and the
-shared ``CatalogStats`` into a feature matrix over every POI: O(catalog) numpy work per query, a
-few milliseconds. ``heuristic_score`` is the hand-weighted blend that selects the pool.
+``query_vectors`` folds one user's history before the query time (``UserHistory``) with the
+shared ``CatalogStats`` into what the query needs whichever places are scored (per-place visit
+statistics, sparse co-visitation and neighbour vectors); ``features_at`` turns that into feature
+rows for chosen places in O(rows). Serving scores only its candidates (retrieval.candidate_pool);
+training and evaluation call ``query_features`` for the whole catalog, with the same code, so a
+place's features are identical in both. ``heuristic_score`` is the hand-weighted blend that
+selects the pool.
 
 No information after the query time may enter: callers pass only the user's events before it,
 and CatalogStats is built from rows before the earliest query (tests/evaluation checks this).
@@ -10,9 +14,13 @@ and CatalogStats is built from rows before the earliest query (tests/evaluation 
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-from retrieval.catalog_stats import MAX_GAP_H, CatalogStats, haversine_to_all
+import numpy as np
+import scipy.sparse as sp
+
+from retrieval.catalog_stats import MAX_GAP_H, CatalogStats, distance_at
+from retrieval.sparse_vector import SparseVector
 from retrieval.user_history import UserHistory
 
 HOUR_SIGMA = 2.0  # hours; the kernel for "visits this place at this time of day"
@@ -55,6 +63,194 @@ FEATURES = (
 KNN_USERS = 30  # neighbours for the user-based collaborative signal
 
 
+@dataclass(frozen=True)
+class QueryVectors:
+    """What one query needs, whichever places are scored: the user's history folded per place,
+    the sparse co-visitation and neighbour vectors, the reference location. O(history + their
+    non-zeros) to build; ``features_at`` then costs O(rows)."""
+
+    n: int
+    m: int  # the user's events in the catalog
+    t_h: float
+    hour: float
+    weekend: bool
+    weekday: int | None
+    places: np.ndarray  # sorted unique catalog indices the user visited
+    per_place: dict[str, np.ndarray]  # feature name -> value per entry of ``places``
+    global_trans: SparseVector  # counts out of the last place
+    global_trans_row_sum: float
+    gap_h: float
+    covis: SparseVector
+    knn: SparseVector | None
+    ref: tuple[float, float]  # (nan, nan): unknown
+    centroid: tuple[float, float] | None
+    hour_kernel: np.ndarray  # (24,) float32
+
+    def at_places(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """The per-place value at ``rows`` (0 where the user never went)."""
+        return SparseVector(self.n, self.places, self.per_place[name]).at(rows)
+
+
+def query_vectors(
+    stats: CatalogStats,
+    user: UserHistory,
+    t_h: float,
+    hour: float,
+    weekend: bool,
+    where: tuple[float, float] | None = None,
+    weekday: int | None = None,
+) -> QueryVectors:
+    n = stats.n
+    valid = user.idx >= 0
+    ui, uh, uw, ut = user.idx[valid], user.hour[valid], user.weekend[valid], user.t_h[valid]
+    m = len(ui)
+    dh24 = np.abs(np.arange(24) + 0.5 - hour)
+    dh24 = np.minimum(dh24, 24 - dh24)
+    hour_kernel = np.exp(-(dh24**2) / (2 * HOUR_SIGMA**2)).astype(np.float32)
+    empty = SparseVector.empty(n)
+    if not m:
+        ref = where if where is not None else (np.nan, np.nan)
+        return QueryVectors(
+            n, 0, t_h, hour, weekend, weekday, np.zeros(0, dtype=np.int64), {}, empty, 0.0, np.inf,
+            empty, None, (float(ref[0]), float(ref[1])), None, hour_kernel,
+        )  # fmt: skip
+    places, inv, counts = np.unique(ui, return_inverse=True, return_counts=True)
+    k = len(places)
+    cnt = counts.astype(float)
+    pp: dict[str, np.ndarray] = {"count": cnt}
+    last_pos = np.zeros(k)
+    last_pos[inv] = np.arange(m)  # later positions overwrite earlier ones
+    last_t = np.zeros(k)
+    last_t[inv] = ut
+    pp["last_pos"], pp["last_t"] = last_pos, last_t
+    dh = np.abs(uh - hour)
+    dh = np.minimum(dh, 24 - dh)
+    pp["aff"] = np.bincount(inv, weights=np.exp(-(dh**2) / (2 * HOUR_SIGMA**2)), minlength=k)
+    pp["weekend"] = np.bincount(inv, weights=(uw == weekend).astype(float), minlength=k)
+    pp["recent10"] = np.bincount(inv[-10:], minlength=k).astype(float)
+    pp["recent50"] = np.bincount(inv[-50:], minlength=k) / min(m, 50)
+    if weekday is not None and user.weekday is not None:
+        same = (user.weekday[valid] == weekday).astype(float)
+        pp["dow"] = np.bincount(inv, weights=same, minlength=k)
+    last = ui[-1]
+    # the user's own transitions out of the last place (any gap, and within MAX_GAP_H)
+    prev, nxt = ui[:-1], inv[1:]
+    close = (ut[1:] - ut[:-1]) <= MAX_GAP_H
+    anygap = nxt[prev == last]
+    if len(anygap):
+        pp["trans_any"] = np.bincount(anygap, minlength=k) / len(anygap)
+    if m >= 2:
+        # second-order: where the user went after being at the place before the last one
+        after2 = inv[2:][ui[:-2] == ui[-2]] if m > 2 else np.array([], dtype=int)
+        if len(after2):
+            pp["trans_prev2"] = np.bincount(after2, minlength=k) / len(after2)
+    own = nxt[(prev == last) & close]
+    if len(own):
+        pp["trans_count"] = np.bincount(own, minlength=k).astype(float)
+        pp["trans_prob"] = pp["trans_count"] / len(own)
+    weights = np.log1p(counts)
+    # co-visitation from the user's places, weighted by how often
+    covis = SparseVector.from_sparse_row(sp.csr_matrix(weights[None, :]) @ stats.covis[places], n)
+    knn = None
+    if stats.user_items.shape[0]:
+        # user-based: what the most similar users (cosine over log visits) go to
+        w = weights.astype(np.float32)
+        sims = stats.user_items_by_item[:, places] @ (w / max(float(np.linalg.norm(w)), 1e-9))
+        top = np.argpartition(-sims, min(KNN_USERS, len(sims)) - 1)[: min(KNN_USERS, len(sims))]
+        knn = SparseVector.from_sparse_row(
+            sp.csr_matrix(sims[top].astype(np.float64)[None, :]) @ stats.user_items[top], n
+        )
+    ref = (stats.lat[last], stats.lon[last]) if where is None else where
+    return QueryVectors(
+        n=n,
+        m=m,
+        t_h=t_h,
+        hour=hour,
+        weekend=weekend,
+        weekday=weekday,
+        places=places.astype(np.int64),
+        per_place=pp,
+        global_trans=SparseVector.from_sparse_row(stats.trans.getrow(last), n),
+        global_trans_row_sum=float(stats.trans_row_sum[last]),
+        gap_h=max(t_h - ut[-1], 0.0),
+        covis=covis,
+        knn=knn,
+        ref=(float(ref[0]), float(ref[1])),
+        centroid=(float(np.nanmedian(stats.lat[ui])), float(np.nanmedian(stats.lon[ui]))),
+        hour_kernel=hour_kernel,
+    )
+
+
+def features_at(stats: CatalogStats, q: QueryVectors, rows: np.ndarray) -> np.ndarray:
+    """Features (len(FEATURES) columns) for the places ``rows``: each row's values are the same
+    whichever other rows are scored with it."""
+    rows = np.asarray(rows, dtype=np.int64)
+    f = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
+    col = {name: i for i, name in enumerate(FEATURES)}
+    if q.m:
+        pv = SparseVector(q.n, q.places, np.ones(len(q.places)))
+        seen = pv.at(rows) > 0
+        cnt = q.at_places("count", rows)
+        safe = np.maximum(cnt, 1)
+        f[:, col["user_count_log"]] = np.log1p(cnt)
+        f[:, col["user_share"]] = cnt / q.m
+        f[:, col["steps_since_visit_log"]] = np.where(
+            seen, np.log1p(q.m - q.at_places("last_pos", rows)), 8.0
+        )
+        f[:, col["hours_since_visit_log"]] = np.where(
+            seen, np.log1p(np.maximum(q.t_h - q.at_places("last_t", rows), 0)), 10.0
+        )
+        aff = q.at_places("aff", rows)
+        f[:, col["user_hour_affinity"]] = np.log1p(aff)
+        f[:, col["user_hour_affinity_share"]] = np.where(cnt > 0, aff / safe, 0)
+        f[:, col["user_weekend_match"]] = np.where(cnt > 0, q.at_places("weekend", rows) / safe, 0)
+        f[:, col["visited_before"]] = seen
+        f[:, col["user_recent10_count"]] = q.at_places("recent10", rows)
+        f[:, col["user_recent50_share"]] = q.at_places("recent50", rows)
+        if "dow" in q.per_place:
+            f[:, col["user_dow_affinity_share"]] = np.where(cnt > 0, q.at_places("dow", rows) / safe, 0)
+        for name, key in (
+            ("user_trans_any_prob", "trans_any"),
+            ("user_trans_prev2_prob", "trans_prev2"),
+            ("user_trans_count", "trans_count"),
+            ("user_trans_prob", "trans_prob"),
+        ):
+            if key in q.per_place:
+                f[:, col[name]] = q.at_places(key, rows)
+        g = q.global_trans.at(rows)
+        rs = q.global_trans_row_sum
+        f[:, col["global_trans_prob"]] = g / rs if rs > 0 else 0
+        f[:, col["global_trans_count_log"]] = np.log1p(g)
+        f[:, col["gap_since_last_h_log"]] = np.log1p(q.gap_h)
+        f[:, col["covis_score"]] = q.covis.at(rows)
+        f[:, col["covis_rank_score"]] = q.covis.rank_score(rows)
+        if q.knn is not None:
+            f[:, col["user_knn_score"]] = q.knn.at(rows)
+            f[:, col["user_knn_rank_score"]] = q.knn.rank_score(rows)
+        assert q.centroid is not None
+        f[:, col["dist_centroid_km_log"]] = np.log1p(distance_at(stats, q.centroid, rows))
+    else:
+        f[:, col["steps_since_visit_log"]] = 8.0
+        f[:, col["hours_since_visit_log"]] = 10.0
+        f[:, col["gap_since_last_h_log"]] = 10.0
+        f[:, col["dist_centroid_km_log"]] = np.log1p(50.0)
+    d = distance_at(stats, q.ref, rows)
+    f[:, col["dist_last_km_log"]] = np.log1p(d)
+    f[:, col["dist_last_exp"]] = np.exp(-d / 2)
+    pop = stats.popularity[rows]
+    f[:, col["popularity_log"]] = np.log1p(pop)
+    # row by row (not a BLAS product), so a place's value does not depend on the rows beside it
+    at_hour = (stats.hour_hist[rows] * q.hour_kernel).sum(axis=1)
+    f[:, col["poi_hour_share"]] = (at_hour + 0.1) / (pop + 1.0)
+    f[:, col["poi_hour_count_log"]] = np.log1p(at_hour)
+    wshare = (stats.weekend_count[rows] + 0.3) / (pop + 1.0)
+    f[:, col["poi_weekend_match"]] = wshare if q.weekend else 1 - wshare
+    f[:, col["covis_x_dist"]] = f[:, col["covis_rank_score"]] * f[:, col["dist_last_exp"]]
+    f[:, col["recent_popularity_log"]] = np.log1p(stats.recent_popularity[rows])
+    f[:, col["user_n_events_log"]] = np.log1p(q.m)
+    return f
+
+
 def query_features(
     stats: CatalogStats,
     user: UserHistory,
@@ -64,109 +260,11 @@ def query_features(
     where: tuple[float, float] | None = None,
     weekday: int | None = None,
 ) -> np.ndarray:
-    """Features (len(FEATURES) columns) for every POI in the catalog, for a query at ``t_h``
-    (UTC hours) and local ``hour``. ``where`` overrides the last check-in's location."""
-    n = stats.n
-    f = np.zeros((n, len(FEATURES)), dtype=np.float32)
-    col = {name: i for i, name in enumerate(FEATURES)}
-    valid = user.idx >= 0
-    ui, uh, uw, ut = user.idx[valid], user.hour[valid], user.weekend[valid], user.t_h[valid]
-    m = len(ui)
-    if m:
-        cnt = np.bincount(ui, minlength=n).astype(float)
-        f[:, col["user_count_log"]] = np.log1p(cnt)
-        f[:, col["user_share"]] = cnt / m
-        last_pos = np.full(n, -1.0)
-        last_pos[ui] = np.arange(m)  # later positions overwrite earlier ones
-        last_t = np.full(n, np.nan)
-        last_t[ui] = ut
-        seen = last_pos >= 0
-        f[:, col["steps_since_visit_log"]] = np.where(seen, np.log1p(m - last_pos), 8.0)
-        f[:, col["hours_since_visit_log"]] = np.where(seen, np.log1p(np.maximum(t_h - last_t, 0)), 10.0)
-        dh = np.abs(uh - hour)
-        dh = np.minimum(dh, 24 - dh)
-        kern = np.exp(-(dh**2) / (2 * HOUR_SIGMA**2))
-        aff = np.bincount(ui, weights=kern, minlength=n)
-        f[:, col["user_hour_affinity"]] = np.log1p(aff)
-        f[:, col["user_hour_affinity_share"]] = np.where(cnt > 0, aff / np.maximum(cnt, 1), 0)
-        wk = np.bincount(ui, weights=(uw == weekend).astype(float), minlength=n)
-        f[:, col["user_weekend_match"]] = np.where(cnt > 0, wk / np.maximum(cnt, 1), 0)
-        f[:, col["visited_before"]] = seen
-        f[:, col["user_recent10_count"]] = np.bincount(ui[-10:], minlength=n)
-        f[:, col["user_recent50_share"]] = np.bincount(ui[-50:], minlength=n) / min(m, 50)
-        if weekday is not None and user.weekday is not None:
-            same = (user.weekday[valid] == weekday).astype(float)
-            f[:, col["user_dow_affinity_share"]] = np.where(
-                cnt > 0, np.bincount(ui, weights=same, minlength=n) / np.maximum(cnt, 1), 0
-            )
-        last = ui[-1]
-        # the user's own transitions out of the last place
-        prev, nxt = ui[:-1], ui[1:]
-        close = (ut[1:] - ut[:-1]) <= MAX_GAP_H
-        anygap = nxt[prev == last]
-        if len(anygap):
-            f[:, col["user_trans_any_prob"]] = np.bincount(anygap, minlength=n) / len(anygap)
-        if m >= 2:
-            # second-order: where the user went after being at the place before the last one
-            prev2 = ui[-2]
-            after2 = ui[2:][(ui[:-2] == prev2)] if m > 2 else np.array([], dtype=int)
-            if len(after2):
-                f[:, col["user_trans_prev2_prob"]] = np.bincount(after2, minlength=n) / len(after2)
-        own = nxt[(prev == last) & close]
-        if len(own):
-            oc = np.bincount(own, minlength=n).astype(float)
-            f[:, col["user_trans_count"]] = oc
-            f[:, col["user_trans_prob"]] = oc / len(own)
-        row = stats.trans.getrow(last)
-        g = np.zeros(n)
-        g[row.indices] = row.data
-        rs = stats.trans_row_sum[last]
-        f[:, col["global_trans_prob"]] = g / rs if rs > 0 else 0
-        f[:, col["global_trans_count_log"]] = np.log1p(g)
-        lat, lon = (stats.lat[last], stats.lon[last]) if where is None else where
-        gap = max(t_h - ut[-1], 0.0)
-        f[:, col["gap_since_last_h_log"]] = np.log1p(gap)
-        # co-visitation from the user's places, weighted by how often
-        places, counts = np.unique(ui, return_counts=True)
-        cv = np.asarray(stats.covis[places].T @ np.log1p(counts)).ravel()
-        f[:, col["covis_score"]] = cv
-        f[:, col["covis_rank_score"]] = _rank_score(cv)
-        # user-based: what the most similar users (cosine over log visits) go to
-        if stats.user_items.shape[0]:
-            v = np.zeros(n, dtype=np.float32)
-            v[places] = np.log1p(counts)
-            sims = stats.user_items @ (v / max(float(np.linalg.norm(v)), 1e-9))
-            k = min(KNN_USERS, len(sims))
-            top = np.argpartition(-sims, k - 1)[:k]
-            knn = np.asarray(stats.user_items[top].T @ sims[top]).ravel()
-            f[:, col["user_knn_score"]] = knn
-            f[:, col["user_knn_rank_score"]] = _rank_score(knn)
-        clat, clon = np.nanmedian(stats.lat[ui]), np.nanmedian(stats.lon[ui])
-        f[:, col["dist_centroid_km_log"]] = np.log1p(haversine_to_all(stats, clat, clon))
-    else:
-        f[:, col["steps_since_visit_log"]] = 8.0
-        f[:, col["hours_since_visit_log"]] = 10.0
-        f[:, col["gap_since_last_h_log"]] = 10.0
-        lat, lon = where if where is not None else (np.nan, np.nan)
-        f[:, col["dist_centroid_km_log"]] = np.log1p(50.0)
-    if not (np.isnan(lat) or np.isnan(lon)):
-        d = haversine_to_all(stats, float(lat), float(lon))
-    else:
-        d = np.full(n, 50.0)
-    f[:, col["dist_last_km_log"]] = np.log1p(d)
-    f[:, col["dist_last_exp"]] = np.exp(-d / 2)
-    f[:, col["popularity_log"]] = np.log1p(stats.popularity)
-    dh = np.abs(np.arange(24) + 0.5 - hour)
-    dh = np.minimum(dh, 24 - dh)
-    at_hour = stats.hour_hist @ np.exp(-(dh**2) / (2 * HOUR_SIGMA**2)).astype(np.float32)
-    f[:, col["poi_hour_share"]] = (at_hour + 0.1) / (stats.popularity + 1.0)
-    f[:, col["poi_hour_count_log"]] = np.log1p(at_hour)
-    wshare = (stats.weekend_count + 0.3) / (stats.popularity + 1.0)
-    f[:, col["poi_weekend_match"]] = wshare if weekend else 1 - wshare
-    f[:, col["covis_x_dist"]] = f[:, col["covis_rank_score"]] * f[:, col["dist_last_exp"]]
-    f[:, col["recent_popularity_log"]] = np.log1p(stats.recent_popularity)
-    f[:, col["user_n_events_log"]] = np.log1p(m)
-    return f
+    """Features for every POI in the catalog, for a query at ``t_h`` (UTC hours) and local
+    ``hour``; ``where`` overrides the last check-in's location. Training and evaluation use this;
+    serving scores only its candidates (retrieval.candidate_pool)."""
+    q = query_vectors(stats, user, t_h, hour, weekend, where, weekday)
+    return features_at(stats, q, np.arange(stats.n))
 
 
 def _rank_score(v: np.ndarray) -> np.ndarray:
@@ -178,17 +276,33 @@ def _rank_score(v: np.ndarray) -> np.ndarray:
     return 1 / (1 + rank / 10)
 
 
+# The hand-weighted blend's weights (the README's blend, plus co-visitation). candidate_pool
+# bounds the score of places its sources did not return with the same numbers.
+BLEND = {
+    "user_count_log": 1.0,
+    "global_trans_prob": 1.4,
+    "user_trans_prob": 1.0,
+    "dist_last_exp": 0.42,
+    "user_hour_affinity_share": 0.5,  # counted only for places the user visited
+    "covis_rank_score": 0.3,
+    "user_knn_rank_score": 0.3,
+    "popularity_log": 0.05,
+}
+
+
 def heuristic_score(f: np.ndarray) -> np.ndarray:
-    """Hand-weighted blend (the README's blend, plus co-visitation): the stage-1 pool selector
-    and the 'heuristic' ranker."""
+    """Hand-weighted blend (``BLEND``): the stage-1 pool selector and the 'heuristic' ranker."""
     col = {name: i for i, name in enumerate(FEATURES)}
+    w = BLEND
     return (
-        f[:, col["user_count_log"]]
-        + 1.4 * f[:, col["global_trans_prob"]]
-        + 1.0 * f[:, col["user_trans_prob"]]
-        + 0.42 * f[:, col["dist_last_exp"]]
-        + 0.5 * f[:, col["user_hour_affinity_share"]] * (f[:, col["user_count_log"]] > 0)
-        + 0.3 * f[:, col["covis_rank_score"]]
-        + 0.3 * f[:, col["user_knn_rank_score"]]
-        + 0.05 * f[:, col["popularity_log"]]
+        w["user_count_log"] * f[:, col["user_count_log"]]
+        + w["global_trans_prob"] * f[:, col["global_trans_prob"]]
+        + w["user_trans_prob"] * f[:, col["user_trans_prob"]]
+        + w["dist_last_exp"] * f[:, col["dist_last_exp"]]
+        + w["user_hour_affinity_share"]
+        * f[:, col["user_hour_affinity_share"]]
+        * (f[:, col["user_count_log"]] > 0)
+        + w["covis_rank_score"] * f[:, col["covis_rank_score"]]
+        + w["user_knn_rank_score"] * f[:, col["user_knn_rank_score"]]
+        + w["popularity_log"] * f[:, col["popularity_log"]]
     )

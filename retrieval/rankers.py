@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 
 from core.errors import InvalidInputError
 from retrieval.features import FEATURES, heuristic_score
+
+log = logging.getLogger(__name__)
 
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 # What the learned model is trained on. The user-kNN columns stay out: with them the dev figures
@@ -146,8 +149,13 @@ class LearnedRanker:
 
 def newest_model(folder: Path) -> Path | None:
     """The most recently trained model file (by its metadata's trained_at, else file time)."""
+    models = models_newest_first(folder)
+    return models[0] if models else None
+
+
+def models_newest_first(folder: Path) -> list[Path]:
     if not folder.is_dir():
-        return None
+        return []
 
     def trained_at(p: Path) -> str:
         meta = p.with_suffix(".json")
@@ -156,17 +164,25 @@ def newest_model(folder: Path) -> Path | None:
         except (OSError, ValueError):
             return ""
 
-    models = sorted(folder.glob("ranker-*.txt"), key=lambda p: (trained_at(p), p.stat().st_mtime))
-    return models[-1] if models else None
+    return sorted(folder.glob("ranker-*.txt"), key=lambda p: (trained_at(p), p.stat().st_mtime), reverse=True)
 
 
-def load_ranker(name: str, models_dir: Path | None) -> Ranker:
-    """'heuristic', 'learned' (newest model file; heuristic if none), or a model file path."""
+def load_ranker(name: str, models_dir: Path | None, refused: list[str] | None = None) -> Ranker:
+    """'heuristic', 'learned' (the newest model file that loads; heuristic if none), or a model
+    file path. A model file that does not load (corrupt, half-written) is refused with a log
+    line and the one before it serves; each refusal is appended to ``refused``."""
     if name == "heuristic":
         return HeuristicRanker()
     if name == "learned":
-        path = newest_model(models_dir) if models_dir else None
-        return LearnedRanker.load(path) if path else HeuristicRanker()
+        for path in models_newest_first(models_dir) if models_dir else []:
+            try:
+                return LearnedRanker.load(path)
+            except Exception as exc:  # LightGBM's own error type, a bad JSON beside it, I/O
+                why = f"ranker model {path.name} refused ({str(exc).strip()[:160]})"
+                log.error("%s; trying the one before it", why)
+                if refused is not None:
+                    refused.append(why)
+        return HeuristicRanker()
     p = Path(name)
     if p.exists():
         return LearnedRanker.load(p)

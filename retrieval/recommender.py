@@ -1,9 +1,9 @@
 """The in-memory recommender shared by the product and the evaluation harness.
 
-fit() builds catalog statistics from a history; recommend() computes features for every POI,
-selects a pool (stage 1: the heuristic blend, plus any extra sources such as embedding search),
-applies the request's filters, ranks the pool with the configured ranker and records which
-sources found each candidate.
+fit() builds catalog statistics from a history; recommend() applies the request's filters,
+gathers the stage-1 pool from the candidate sources (retrieval.candidate_pool: the places the
+heuristic blend puts first, plus extra sources such as embedding search), computes features for
+those places only, ranks them with the configured ranker and records which sources found each.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from core import columns as C
-from core.geo import haversine_km
-from retrieval.catalog_stats import CatalogStats, haversine_to_all
-from retrieval.features import FEATURES, heuristic_score, query_features
+from core.geo import km_between
+from retrieval.candidate_pool import DEPTH, candidate_pool
+from retrieval.catalog_stats import CatalogStats, distance_at
+from retrieval.features import FEATURES, QueryVectors, query_vectors
 from retrieval.rankers import LearnedRanker, Ranker, load_ranker
 from retrieval.training import POOL, local_hour_weekend, local_weekday
 from retrieval.types import Candidate, RankedList, RequestContext
@@ -31,10 +32,17 @@ POPULAR_TOP = 50
 COVIS_TOP = 50
 
 
+def km_to(ref: tuple[float, float], stats: CatalogStats, i: int) -> float:
+    """km from ``ref`` to place ``i`` (50, "far", when it has no coordinates)."""
+    lat, lon = float(stats.lat[i]), float(stats.lon[i])
+    return 50.0 if np.isnan(lat) or np.isnan(lon) else km_between(ref[0], ref[1], lat, lon)
+
+
 class Recommender:
     def __init__(self, stats: CatalogStats, ranker: Ranker, items: pd.DataFrame) -> None:
         self.stats = stats
         self.ranker = ranker
+        self.ranker_refused: tuple[str, ...] = ()  # model files that did not load (load_ranker)
         self._items = (
             items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id").set_index("item_id")
             if len(items) and "item_id" in items
@@ -64,7 +72,6 @@ class Recommender:
                 "lon": self.stats.lon,
             }
         )
-        self.popular = set(np.argsort(-self.stats.popularity)[:POPULAR_TOP].tolist())
 
     @classmethod
     def fit(
@@ -83,7 +90,10 @@ class Recommender:
         stats = CatalogStats.build(history, items)
         if model_path is not None and ranker == "learned":
             return cls(stats, LearnedRanker.load(Path(model_path)), items)
-        return cls(stats, load_ranker(ranker, models_dir), items)
+        refused: list[str] = []
+        out = cls(stats, load_ranker(ranker, models_dir, refused), items)
+        out.ranker_refused = tuple(refused)
+        return out
 
     def with_events(self, events: pd.DataFrame) -> Recommender:
         """A new Recommender with ``events`` folded into the shared statistics (popularity, time
@@ -127,7 +137,7 @@ class Recommender:
         if ctx.exclude_kinds:
             ok &= ~np.isin(norm, [c.lower() for c in ctx.exclude_kinds])
         if ctx.max_distance_km is not None and ref is not None:
-            ok &= haversine_to_all(self.stats, ref[0], ref[1]) <= ctx.max_distance_km
+            ok &= distance_at(self.stats, ref) <= ctx.max_distance_km
         if ctx.exclude_visited and uh.n:
             ok[uh.idx[uh.idx >= 0]] = False
         if ctx.exclude_items:
@@ -144,6 +154,7 @@ class Recommender:
         k: int = 10,
         *,
         pool_size: int = POOL,
+        source_depth: int = DEPTH,
         extra_sources: dict[str, list[str]] | None = None,
         extra_features: dict[str, dict[str, float]] | None = None,
         candidate_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
@@ -168,10 +179,9 @@ class Recommender:
         )
         hour, weekend = local_hour_weekend(ts, off)
         where = (ctx.lat, ctx.lon) if ctx.lat is not None and ctx.lon is not None else None
-        f = query_features(
+        q = query_vectors(
             self.stats, uh, ts.value / 3.6e12, hour, weekend, where=where, weekday=local_weekday(ts, off)
         )
-        t1 = time.perf_counter()
         ref = where
         if ref is None and uh.n and (uh.idx >= 0).any():
             last = uh.idx[uh.idx >= 0][-1]
@@ -186,46 +196,22 @@ class Recommender:
         allowed &= self._filters(ctx, uh, ref)
         if candidate_filter is not None:
             allowed &= np.asarray(candidate_filter(self.item_frame), dtype=bool)
-        stage1 = np.where(allowed, heuristic_score(f), -np.inf)
-        n_allowed = int(allowed.sum())
-        size = min(pool_size, n_allowed)
-        pool = np.argpartition(-stage1, size - 1)[:size] if size else np.array([], dtype=int)
-        for ix in extra_idx.values():
-            pool = np.union1d(pool, ix[allowed[ix]])
-        scores = self.ranker.score(f[pool]) if len(pool) else np.zeros(0)
+        extra = np.concatenate(list(extra_idx.values())) if extra_idx else None
+        cp = candidate_pool(self.stats, q, allowed, pool_size, extra=extra, depth=source_depth)
+        pool, f = cp.rows, cp.features
+        t1 = time.perf_counter()
+        scores = self.ranker.score(f) if len(pool) else np.zeros(0)
         order = np.argsort(-scores, kind="stable")[:k]
         t2 = time.perf_counter()
-        top = pool[order]
-        user_set = set(uh.idx[uh.idx >= 0].tolist())
-        # distances for the shown places only (the whole catalog's were a tenth of a request)
-        dist_ref: dict[int, float] | None = None
-        if ref is not None:
-            km = np.nan_to_num(
-                haversine_km(ref[0], ref[1], self.stats.lat[top], self.stats.lon[top]), nan=50.0
-            )
-            dist_ref = dict(zip(top.tolist(), km.tolist(), strict=True))
-        covis_top = set(np.argsort(-f[:, COL["covis_score"]])[:COVIS_TOP].tolist()) if uh.n else set()
+        sources = self._pool_sources(q, pool, f, extra_idx)
         out: list[Candidate] = []
-        for i, s in zip(top, scores[order], strict=True):
-            src = []
-            if i in user_set:
-                src.append("repeat")
-            if f[i, COL["global_trans_prob"]] > 0 or f[i, COL["user_trans_any_prob"]] > 0:
-                src.append("markov")
-            if dist_ref is not None and dist_ref[i] <= NEARBY_KM:
-                src.append("nearby")
-            if i in covis_top and f[i, COL["covis_score"]] > 0:
-                src.append("collaborative")
-            if i in self.popular:
-                src.append("popular")
-            src += [name for name, ix in extra_idx.items() if i in set(ix.tolist())]
-            if not src:
-                src.append("ranked")
+        for pos, s in zip(order, scores[order], strict=True):
+            i = int(pool[pos])
             item_id = str(self.stats.item_ids[i])
-            feats = {name: round(float(f[i, j]), 4) for j, name in enumerate(FEATURES)}
+            feats = {name: round(float(f[pos, j]), 4) for j, name in enumerate(FEATURES)}
             feats.update((extra_features or {}).get(item_id, {}))
-            if dist_ref is not None:
-                feats["distance_km"] = round(float(dist_ref[i]), 3)
+            if ref is not None:
+                feats["distance_km"] = round(float(km_to(ref, self.stats, i)), 3)
             out.append(
                 Candidate(
                     item_id=item_id,
@@ -233,7 +219,7 @@ class Recommender:
                     category=self.categories[i] if isinstance(self.categories[i], str) else None,
                     lat=None if np.isnan(self.stats.lat[i]) else float(self.stats.lat[i]),
                     lon=None if np.isnan(self.stats.lon[i]) else float(self.stats.lon[i]),
-                    sources=src,
+                    sources=[name for name, hit in sources.items() if hit[pos]] or ["ranked"],
                     features=feats,
                     score=round(float(s), 6),
                 )
@@ -243,4 +229,21 @@ class Recommender:
             ranker=self.ranker.name,
             pool_size=int(len(pool)),
             timings={"features_ms": round((t1 - t0) * 1000, 2), "rank_ms": round((t2 - t1) * 1000, 2)},
+            pool_sources={name: int(hit.sum()) for name, hit in sources.items()},
+            places_scored=cp.scored,
         )
+
+    def _pool_sources(
+        self, q: QueryVectors, pool: np.ndarray, f: np.ndarray, extra_idx: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Which sources found each pool place (a place may come from several; none: "ranked")."""
+        out = {
+            "repeat": f[:, COL["visited_before"]] > 0,
+            "markov": (f[:, COL["global_trans_prob"]] > 0) | (f[:, COL["user_trans_any_prob"]] > 0),
+            "nearby": f[:, COL["dist_last_km_log"]] <= np.log1p(NEARBY_KM),
+            "collaborative": np.isin(pool, q.covis.top(COVIS_TOP)) & (f[:, COL["covis_score"]] > 0),
+            "popular": np.isin(pool, self.stats.popular_order[:POPULAR_TOP]),
+        }
+        for name, ix in extra_idx.items():
+            out[name] = np.isin(pool, ix)
+        return out

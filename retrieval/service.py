@@ -26,6 +26,7 @@ from core.settings import Settings
 from core.state_changes import latest_seq
 from mining import UserProfile
 from retrieval import user_queries
+from retrieval.candidate_pool import DEPTH
 from retrieval.catalog import load_catalog
 from retrieval.catalog_stats import CatalogStats
 from retrieval.embedder import Embedder, shared_embedder
@@ -52,8 +53,10 @@ class Retriever:
         pool_size: int = 300,
         index_error: str | None = None,
         grounder: CategoryGrounder | None = None,
+        source_depth: int = DEPTH,
     ) -> None:
         self.state = state
+        self.source_depth = source_depth
         self.index = index
         self.embedder = embedder
         self.pool_size = pool_size
@@ -107,6 +110,7 @@ class Retriever:
             settings.retrieval.pool_size,
             error,
             grounder,
+            settings.retrieval.source_depth,
         )
         known = user_queries.load(settings.index_dir, embedder.name) if index is not None and embedder else {}
         with session_factory() as s:
@@ -263,6 +267,7 @@ class Retriever:
             ctx,
             k,
             pool_size=self.pool_size,
+            source_depth=self.source_depth,
             extra_sources=extra_sources,
             extra_features=extra_features,
             history=st.user_histories.get(user_id),
@@ -277,6 +282,7 @@ class Retriever:
             "users": len(st.histories),
             "state_version": st.version,
             "ranker": st.recommender.ranker.name,
+            "ranker_refused": list(st.recommender.ranker_refused),
             "index": {"kind": self.index.kind, "size": len(self.index), "model": self.index.model}
             if self.index
             else None,

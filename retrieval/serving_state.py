@@ -65,6 +65,7 @@ class ServingState:
     def build(
         cls, events: pd.DataFrame, catalog: pd.DataFrame, recommender: Recommender, version: int
     ) -> ServingState:
+        recommender.stats.warm()  # derived lookups built before any request reads them
         return cls(
             version=version,
             recommender=recommender,
@@ -88,6 +89,7 @@ class ServingState:
                 fresh.append(df[~df[C.EVENT_ID].isin(seen)] if seen else df)
         new_events = pd.concat(fresh, ignore_index=True) if fresh else EMPTY_EVENTS
         rec = self.recommender.with_events(new_events) if len(new_events) else self.recommender
+        rec.stats.warm()
         histories = dict(self.histories)
         uhs = dict(self.user_histories)
         for u, df in frames.items():

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core import columns as C
+from retrieval.candidate_pool import top_by_score
 from retrieval.catalog_stats import CatalogStats
 from retrieval.features import heuristic_score, query_features
 from retrieval.user_history import UserHistory
@@ -39,12 +40,10 @@ def local_weekday(ts: pd.Timestamp, tz_offset_min: int) -> int:
 
 
 def pool_of(scores: np.ndarray, allowed: np.ndarray, size: int) -> np.ndarray:
-    s = np.where(allowed, scores, -np.inf)
-    k = min(size, int(allowed.sum()))
-    if k == 0:
-        return np.array([], dtype=int)
-    top = np.argpartition(-s, k - 1)[:k]
-    return top[np.argsort(-s[top], kind="stable")]
+    """The best ``size`` allowed places by stage-1 score, best first, ties by index: the same
+    pool serving finds from its candidates (retrieval.candidate_pool)."""
+    rows = np.flatnonzero(allowed)
+    return rows[top_by_score(scores[rows], rows, size)]
 
 
 def build_training_set(

@@ -54,3 +54,5 @@ class RankedList:
     ranker: str  # e.g. "learned-lgbm@3f2a1c", "heuristic", "features (llm unavailable)"
     pool_size: int = 0  # candidates generated before ranking
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage
+    pool_sources: dict[str, int] = field(default_factory=dict)  # pool places found by each source
+    places_scored: int = 0  # places whose features were computed to find the pool

@@ -48,9 +48,33 @@ def readyz(state: State, session: SessionDep, response: Response) -> dict[str, A
         "understanding": "llm" if state.chat.understander.enabled and out["llm"]["reachable"] else "rules",
         "replies": "llm" if state.chat.writer.enabled and out["llm"]["reachable"] else "template",
     }
+    out["degraded"] = _degraded(out)
     if not out["ready"]:
         response.status_code = 503
     return out
+
+
+def _degraded(out: dict[str, Any]) -> list[str]:
+    """What serves less than it could, and why, in one list (each part above has the detail)."""
+    why = []
+    r = out["retrieval"]
+    if r.get("index_error"):
+        why.append(f"embedding source: {r['index_error']}")
+    why += [f"ranker: {x}" for x in r.get("ranker_refused", [])]
+    if str(r.get("ranker", "")) == "heuristic":
+        why.append("ranker: the heuristic blend (no learned model loaded)")
+    state = out["serving"]["state"]
+    if state and state.get("error"):
+        why.append(f"state follower: {state['error']} (serving state version {state['version']})")
+    if not out["llm"].get("enabled"):
+        why.append("llm: off in the settings (feature ranker order, template explanations, rule-based chat)")
+    elif not out["llm"].get("reachable"):
+        why.append("llm: unreachable (feature ranker order, template explanations, rule-based chat)")
+    elif out["llm"]["breaker"] != "closed":
+        why.append(f"llm: circuit breaker {out['llm']['breaker']}")
+    if out["serving"]["traces_pending"] > 1000:
+        why.append(f"traces: {out['serving']['traces_pending']} waiting to be written")
+    return why
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -17,7 +17,7 @@ from core.ingest import write_events
 from core.ingest.formats import ATTRS, LINE
 from core.models import Item
 from core.settings import Settings
-from retrieval.profile_store import mine_users
+from jobs.mine import mine_users
 from tests.retrieval.conftest import world
 
 

@@ -30,6 +30,7 @@ def test_health_and_openapi(client_keys: tuple[TestClient, Keys]) -> None:
     ready = c.get("/readyz").json()
     assert ready["db"]["ok"] and ready["retrieval"]["items"] > 40  # the visited part of the 60-place grid
     assert ready["llm"]["enabled"] is False
+    assert any(d.startswith("llm: off") for d in ready["degraded"])  # what is degraded, and why
     paths = c.get("/openapi.json").json()["paths"]
     for p in (
         "/v1/events",

@@ -117,7 +117,7 @@ def nyc_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     from api.auth import create_key
     from core.db import open_store
     from core.ingest import ingest_file
-    from retrieval.profile_store import mine_users
+    from jobs.mine import mine_users
 
     tmp = tmp_path_factory.mktemp("nyc")
     s = Settings(env="test", data_dir=tmp / "data", llm={"enabled": False}, retrieval={"ranker": "heuristic"})

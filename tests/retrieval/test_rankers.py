@@ -41,6 +41,28 @@ def test_model_is_versioned_and_loaded_newest(trained: tuple[LearnedRanker, Path
     np.testing.assert_allclose(loaded.score(x), model.score(x), rtol=1e-5)
 
 
+def test_a_corrupt_newer_model_is_refused_and_the_one_before_serves(
+    trained: tuple[LearnedRanker, Path], tmp_path: Path
+) -> None:
+    model, path = trained
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for src in (path, path.with_suffix(".json")):
+        (folder / src.name).write_bytes(src.read_bytes())
+    half = folder / "ranker-halfwritten.txt"  # a newer file cut off mid-write
+    half.write_text(path.read_text()[:300])
+    (folder / "ranker-halfwritten.json").write_text(json.dumps({"trained_at": "2099-01-01T00:00:00"}))
+    assert newest_model(folder) == half
+    refused: list[str] = []
+    loaded = load_ranker("learned", folder, refused)
+    assert isinstance(loaded, LearnedRanker) and loaded.version == model.version
+    assert len(refused) == 1 and "ranker-halfwritten.txt refused" in refused[0]
+    # nothing loadable at all: the heuristic, with every refusal listed
+    (folder / path.name).write_text("not a model")
+    refused = []
+    assert isinstance(load_ranker("learned", folder, refused), HeuristicRanker) and len(refused) == 2
+
+
 def test_no_model_degrades_to_heuristic(tmp_path: Path) -> None:
     assert isinstance(load_ranker("learned", tmp_path / "none"), HeuristicRanker)
     with pytest.raises(InvalidInputError):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from retrieval.profile_store import mine_users
+from jobs.mine import mine_users
 
 log = logging.getLogger(__name__)
 

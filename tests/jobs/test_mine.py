@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import NotFoundError
 from core.models import Event, Item, User
-from retrieval.profile_store import latest_profile, mine_users, profile_versions
+from jobs.mine import mine_users
+from retrieval.profile_store import latest_profile, profile_versions
 
 
 def _add_events(factory: sessionmaker[Session], user: str, start: int, n: int) -> None:

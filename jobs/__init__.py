@@ -1,0 +1,1 @@
+"""Batch work over the store: mining runs (and, later, batch recommendations)."""
