@@ -1,4 +1,4 @@
-"""A synthetic catalog and its users, for serving benchmarks beyond the NYC data's size.
+"""A synthetic catalog and its users, for serving and scale benchmarks beyond the NYC data's size.
 
     python benchmarks/synthetic_catalog.py --items 100000 --users 100000 --events-per-user 10 \
         --out /tmp/synthetic.jsonl
@@ -7,7 +7,9 @@
 
 Places lie in city-sized clusters of neighbourhoods, each with a category from a few hundred and a
 Zipf popularity; each user has a home neighbourhood, a handful of favourite places near it that
-they revisit at their own hours, and occasional trips anywhere. Deterministic for a seed. Writes
+they revisit at their own hours (half of them on weekdays only), and occasional trips anywhere.
+A population shaped like NYC at scale (benchmarks/scale.py): ``--users 100000 --events-per-user 100``
+(10M events). Deterministic for a seed. Writes
 the generic events format (docs/ingest-format.md), one JSON object per line.
 """
 
@@ -50,6 +52,7 @@ def main() -> None:
             p = popularity[near] / popularity[near].sum()
             favourites = rng.choice(near, size=min(5, len(near)), replace=False, p=p)
             hours = rng.integers(7, 23, len(favourites))
+            weekdays_only = rng.random(len(favourites)) < 0.5  # work-like places: Monday to Friday
             t = start + timedelta(days=float(rng.random() * 30))
             for _ in range(a.events_per_user):
                 if rng.random() < 0.8:
@@ -58,6 +61,8 @@ def main() -> None:
                 else:
                     item, hour = int(rng.integers(0, a.items)), int(rng.integers(0, 24))
                 t = (t + timedelta(days=float(rng.exponential(3)))).replace(hour=hour)
+                if item in favourites[weekdays_only] and t.weekday() >= 5:
+                    t += timedelta(days=7 - t.weekday())  # moved to the Monday after
                 fh.write(
                     json.dumps(
                         {

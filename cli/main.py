@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "cli.db",
     "cli.ingest",
     "cli.mine",
+    "cli.recommend_batch",
     "cli.index",
     "cli.rank",
     "cli.eval",

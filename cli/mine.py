@@ -16,12 +16,28 @@ profile_app = typer.Typer(help="Inspect mined profiles.", no_args_is_help=True)
 @handle_errors
 def mine_cmd(
     user: list[str] | None = typer.Option(None, "--user", help="Mine only this user (repeatable)."),
-    workers: int = typer.Option(0, "--workers", help="Processes (0: one per core, at most 4)."),
+    workers: int = typer.Option(
+        0,
+        "--workers",
+        help="Processes (local; 0: one per core, at most 4) or CPUs of a local Ray runtime (0: all).",
+    ),
+    engine: str = typer.Option("local", "--engine", help="local (processes on this machine) or ray."),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray: join the cluster at this address (default: start a local runtime)."
+    ),
+    restart: bool = typer.Option(
+        False, "--restart", help="Ignore an interrupted earlier run's progress and mine everyone."
+    ),
 ) -> None:
     """Mine per-user spatio-temporal profiles (facts + text); stores a new version when events changed."""
     from core.db import open_store
+    from core.errors import InvalidInputError
     from jobs.mine import mine_users
 
+    if engine not in ("local", "ray"):
+        raise InvalidInputError(f"unknown engine {engine!r}: local or ray")
+    if address and engine != "ray":
+        raise InvalidInputError("--address is for --engine ray")
     s = settings()
     _, factory = open_store(s)
     t0 = time.perf_counter()
@@ -34,15 +50,30 @@ def mine_cmd(
     if n_users == 0:
         console.print("no users in the store yet: run `chronotope ingest` first")
         return
-    with progress("mine profiles", n_users) as advance:
+    with progress(f"mine profiles ({engine})", n_users) as advance:
         out = mine_users(
-            factory, user or None, data_dir=s.data_dir, progress=advance, workers=workers or None
+            factory,
+            user or None,
+            data_dir=s.data_dir,
+            progress=advance,
+            workers=workers or None,
+            engine=engine,
+            address=address,
+            resume=not restart,
         )
     dt = time.perf_counter() - t0
+    mined = out["mined"]
+    skipped = f"; {out['skipped']:,} done by an interrupted earlier run" if out["skipped"] else ""
     console.print(
-        f"mined {out['mined']:,} users in {dt:.1f} s ({out['mined'] / max(dt, 1e-9):.0f} users/s); "
-        f"{out['new_versions']:,} new profile versions"
+        f"mined {mined:,} users in {dt:.1f} s ({mined / max(dt, 1e-9):.0f} users/s); "
+        f"{out['new_versions']:,} new profile versions{skipped}"
     )
+    failed = out["failed"]
+    for u, why in sorted(failed.items())[:20]:
+        console.print(f"[red]user {u} failed[/]: {why}", highlight=False)
+    if failed:
+        console.print(f"[red]{len(failed)} user(s) failed[/] (their earlier profile, if any, stays)")
+        raise typer.Exit(1)
 
 
 @profile_app.command("show")

@@ -34,7 +34,7 @@ def events_frame(session: Session, user_ids: Sequence[str] | None = None) -> pd.
             Item.lon.label("_item_lon"),
         )
         .outerjoin(Item, Item.id == Event.item_id)
-        .order_by(Event.user_id, Event.ts)
+        .order_by(Event.user_id, Event.ts, Event.id)  # ties broken the same way on every store and run
     )
     if user_ids is not None:
         stmt = stmt.where(Event.user_id.in_(list(user_ids)))

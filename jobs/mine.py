@@ -3,18 +3,32 @@ save new profile versions (``retrieval.profile_store``) and record the state cha
 
 A batch job, not part of serving: ``chronotope mine`` runs it for everyone, the API's background
 miner (``jobs.background_mining``) for the users whose events just arrived.
+
+Users are split into batches of ``CHUNK_USERS``; each batch is mined by the same function
+whichever engine runs it (``local``: this process or a process pool; ``ray``: Ray tasks, see
+``jobs.engines``) and stored in one transaction. Storing is idempotent (``save_profile`` writes no
+version when nothing changed), so a batch retried after a crash or a killed worker adds no
+duplicate versions. A whole-store run keeps a journal of finished batches under the data dir: a
+re-run after an interruption mines only the users left.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import pickle
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
@@ -25,7 +39,32 @@ from core.state_changes import record_change
 from mining import GlobalStats, UserProfile, build_profile, global_stats
 from retrieval.profile_store import latest_profile_version, save_profile
 
+log = logging.getLogger(__name__)
+
 CHUNK_USERS = 64
+STORE_TRIES = 3  # a dropped database connection is retried this many times per batch
+
+
+class MineCounts(TypedDict):
+    mined: int
+    new_versions: int
+    skipped: int  # done by an interrupted earlier run
+    failed: dict[str, str]  # user id -> why
+
+
+@dataclass
+class BatchResult:
+    mined: int = 0
+    new_versions: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # user id -> why their mining failed
+
+    def add(self, other: BatchResult) -> None:
+        self.mined += other.mined
+        self.new_versions += other.new_versions
+        self.failed.update(other.failed)
+
+
+Mined = tuple[list[UserProfile], dict[str, str]]  # profiles, and user id -> why mining failed
 
 
 def global_stats_path(data_dir: Path) -> Path:
@@ -41,11 +80,91 @@ def load_global_stats(data_dir: Path) -> GlobalStats | None:
     return gs if isinstance(gs, GlobalStats) else None
 
 
-def _mine_chunk(args: tuple[pd.DataFrame, list[str], GlobalStats | None]) -> list[UserProfile]:
-    df, users, gs = args
+def mine_frame(df: pd.DataFrame, users: Sequence[str], gs: GlobalStats | None) -> Mined:
+    """Profiles for ``users`` from their events in ``df``; a user whose mining raises is reported
+    (id -> error) and the others go on."""
     groups = dict(tuple(df.groupby(C.USER, sort=False))) if len(df) else {}
     empty = df.iloc[0:0]
-    return [build_profile(groups.get(u, empty), u, global_stats=gs) for u in users]
+    profiles, failed = [], {}
+    for u in users:
+        try:
+            profiles.append(build_profile(groups.get(u, empty), u, global_stats=gs))
+        except Exception as exc:  # corrupt events of one user must not sink the batch
+            failed[u] = f"{type(exc).__name__}: {exc}"[:300]
+            log.error("mining user %s failed: %s", u, failed[u])
+    return profiles, failed
+
+
+def store_profiles(factory: sessionmaker[Session], profiles: list[UserProfile]) -> int:
+    """Save the profiles in one transaction (a dropped connection is retried); returns how many
+    new versions were written. Idempotent: storing the same profiles again writes none."""
+    for attempt in range(1, STORE_TRIES + 1):
+        try:
+            with factory() as s:
+                changed = []
+                for p in profiles:
+                    before = latest_profile_version(s, p.user_id)
+                    if save_profile(s, p) != before:
+                        changed.append(p.user_id)
+                record_change(s, "profiles", changed)  # servers re-read what depends on the text
+                s.commit()
+            return len(changed)
+        except OperationalError as exc:
+            if attempt == STORE_TRIES:
+                raise
+            log.warning("storing %d profiles failed (%s); retrying", len(profiles), str(exc)[:200])
+            time.sleep(0.5 * 2**attempt)
+    return 0  # not reached
+
+
+def mine_batch_from_store(
+    factory: sessionmaker[Session], users: list[str], gs: GlobalStats | None
+) -> BatchResult:
+    """One batch end to end: read these users' events, mine, store (what a Ray task runs)."""
+    for attempt in range(1, STORE_TRIES + 1):
+        try:
+            with factory() as s:
+                df = events_frame(s, users)
+            break
+        except OperationalError as exc:
+            if attempt == STORE_TRIES:
+                raise
+            log.warning("reading %d users' events failed (%s); retrying", len(users), str(exc)[:200])
+            time.sleep(0.5 * 2**attempt)
+    profiles, failed = mine_frame(df, users, gs)
+    return BatchResult(len(profiles), store_profiles(factory, profiles), failed)
+
+
+def _mine_chunk(args: tuple[pd.DataFrame, list[str], GlobalStats | None]) -> Mined:
+    return mine_frame(*args)
+
+
+class Journal:
+    """The batches a whole-store run has finished, so an interrupted run resumes where it stopped.
+    Keyed by the run's user list: a store with other users starts a new journal."""
+
+    def __init__(self, data_dir: Path, users: Sequence[str]) -> None:
+        key = hashlib.sha256("\n".join(users).encode()).hexdigest()[:16]
+        self.path = data_dir / "jobs" / f"mine-{key}.done"
+
+    def done(self) -> set[str]:
+        if not self.path.exists():
+            return set()
+        out: set[str] = set()
+        for line in self.path.read_text().splitlines():
+            try:
+                out.update(json.loads(line))
+            except ValueError:  # a line cut off by the interruption: those users run again
+                continue
+        return out
+
+    def record(self, users: Sequence[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(list(users)) + "\n")
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def mine_users(
@@ -55,56 +174,95 @@ def mine_users(
     data_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
-) -> dict[str, int]:
+    engine: str = "local",
+    address: str | None = None,
+    resume: bool = True,
+) -> MineCounts:
     """Mine ``user_ids`` (default: every user) and store new profile versions.
 
     A full run also recomputes the global transition statistics (saved under ``data_dir``);
-    a run for some users reuses the saved ones, so re-mining one user stays cheap.
-    Returns counts: mined, new_versions."""
+    a run for some users reuses the saved ones, so re-mining one user stays cheap. ``engine``:
+    "local" (``workers`` processes) or "ray" (a local Ray runtime with ``workers`` CPUs, default all,
+    or the cluster at ``address``).
+    Returns counts: mined, new_versions, skipped (done by an interrupted earlier run), failed."""
     with factory() as s:
         all_users = [u for (u,) in s.execute(select(User.id).order_by(User.id))]
         targets = list(all_users if user_ids is None else user_ids)
         unknown = sorted(set(targets) - set(all_users))
         if unknown:
             raise NotFoundError(f"unknown user(s): {', '.join(unknown[:5])}")
-        df = events_frame(s, None if user_ids is None else targets)
+    journal = Journal(data_dir, targets) if data_dir is not None and user_ids is None else None
+    skip = journal.done() if journal is not None and resume else set()
+    if journal is not None and not resume:
+        journal.finish()
+    left = [u for u in targets if u not in skip]
+    if skip:
+        log.info("resuming an interrupted run: %d of %d users already mined", len(skip), len(targets))
+        if progress:
+            progress(len(skip))
     gs: GlobalStats | None = None
     if user_ids is None:
-        gs = global_stats(df)
-        if data_dir is not None:
-            p = global_stats_path(data_dir)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            with p.open("wb") as fh:
-                pickle.dump(gs, fh)
+        if data_dir is not None and skip:
+            gs = load_global_stats(data_dir)  # the interrupted run's, so every profile shares them
+        if gs is None:
+            with factory() as s:
+                gs = global_stats(events_frame(s))
+            if data_dir is not None:
+                p = global_stats_path(data_dir)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                with p.open("wb") as fh:
+                    pickle.dump(gs, fh)
     elif data_dir is not None:
         gs = load_global_stats(data_dir)
-    workers = workers or min(os.cpu_count() or 1, 4)
-    chunks = [targets[i : i + CHUNK_USERS] for i in range(0, len(targets), CHUNK_USERS)]
-    by_user = df.set_index(C.USER, drop=False)
-    jobs = [(by_user.loc[by_user.index.isin(c)].reset_index(drop=True), c, gs) for c in chunks]
-    new_versions = 0
-    mined = 0
+    batches = [left[i : i + CHUNK_USERS] for i in range(0, len(left), CHUNK_USERS)]
+    total = BatchResult()
+    if engine == "ray":
+        from jobs.engines import ray_mine
 
-    def store(profiles: list[UserProfile]) -> None:
-        nonlocal new_versions, mined
-        with factory() as s:
-            changed = []
-            for p in profiles:
-                before = latest_profile_version(s, p.user_id)
-                if save_profile(s, p) != before:
-                    new_versions += 1
-                    changed.append(p.user_id)
-            record_change(s, "profiles", changed)  # servers re-read what depends on the text
-            s.commit()
-        mined += len(profiles)
-        if progress:
-            progress(len(profiles))
-
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for profiles in pool.map(_mine_chunk, jobs):
-                store(profiles)
+        results = ray_mine(factory, batches, gs, address=address, num_cpus=workers)
+    elif engine == "local":
+        results = _local_mine(factory, batches, gs, workers)
     else:
-        for job in jobs:
-            store(_mine_chunk(job))
-    return {"mined": mined, "new_versions": new_versions}
+        from core.errors import InvalidInputError
+
+        raise InvalidInputError(f"unknown engine {engine!r}: local or ray")
+    for users, result in results:
+        total.add(result)
+        if journal is not None:
+            journal.record(users)
+        if progress:
+            progress(len(users))
+    if journal is not None:
+        journal.finish()
+    return {
+        "mined": total.mined,
+        "new_versions": total.new_versions,
+        "skipped": len(skip),
+        "failed": total.failed,
+    }
+
+
+def _local_mine(
+    factory: sessionmaker[Session], batches: list[list[str]], gs: GlobalStats | None, workers: int | None
+) -> Iterator[tuple[list[str], BatchResult]]:
+    """This process reads the events, a process pool mines, this process stores."""
+    workers = workers or min(os.cpu_count() or 1, 4)
+
+    def jobs() -> Iterator[tuple[pd.DataFrame, list[str], GlobalStats | None]]:
+        for users in batches:
+            with factory() as s:
+                yield events_frame(s, users), users, gs
+
+    def finish(
+        users: list[str], mined: tuple[list[UserProfile], dict[str, str]]
+    ) -> tuple[list[str], BatchResult]:
+        profiles, failed = mined
+        return users, BatchResult(len(profiles), store_profiles(factory, profiles), failed)
+
+    if workers > 1 and len(batches) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for users, mined in zip(batches, pool.map(_mine_chunk, jobs()), strict=True):
+                yield finish(users, mined)
+    else:
+        for job in jobs():
+            yield finish(job[1], _mine_chunk(job))

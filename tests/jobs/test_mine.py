@@ -44,12 +44,12 @@ def test_versions_and_incremental(session_factory: sessionmaker[Session], tmp_pa
     _add_events(session_factory, "a", 0, 30)
     _add_events(session_factory, "b", 0, 10)
     out = mine_users(session_factory, data_dir=tmp_path, workers=1)
-    assert out == {"mined": 2, "new_versions": 2}
+    assert out == {"mined": 2, "new_versions": 2, "skipped": 0, "failed": {}}
     # nothing changed: no pointless new versions
     assert mine_users(session_factory, data_dir=tmp_path, workers=1)["new_versions"] == 0
     _add_events(session_factory, "a", 30, 5)
     out = mine_users(session_factory, ["a"], data_dir=tmp_path)
-    assert out == {"mined": 1, "new_versions": 1}
+    assert out == {"mined": 1, "new_versions": 1, "skipped": 0, "failed": {}}
     with session_factory() as s:
         pa = latest_profile(s, "a")
         assert pa is not None and pa.n_events == 35
@@ -62,3 +62,71 @@ def test_versions_and_incremental(session_factory: sessionmaker[Session], tmp_pa
 def test_unknown_user_is_an_error(session_factory: sessionmaker[Session]) -> None:
     with pytest.raises(NotFoundError):
         mine_users(session_factory, ["ghost"])
+
+
+def test_an_interrupted_run_resumes_with_the_users_left(
+    session_factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.mine
+
+    for u in "abcdef":
+        _add_events(session_factory, u, 0, 12)
+    monkeypatch.setattr(jobs.mine, "CHUNK_USERS", 2)
+    seen: list[int] = []
+
+    def stop_after_two_batches(n: int) -> None:
+        seen.append(n)
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # Ctrl-C after the second batch was stored
+
+    with pytest.raises(KeyboardInterrupt):
+        mine_users(session_factory, data_dir=tmp_path, workers=1, progress=stop_after_two_batches)
+    with session_factory() as s:
+        assert sum(latest_profile(s, u) is not None for u in "abcdef") == 4
+    out = mine_users(session_factory, data_dir=tmp_path, workers=1)
+    assert out["skipped"] == 4 and out["mined"] == 2 and out["new_versions"] == 2
+    with session_factory() as s:
+        assert all([v["version"] for v in profile_versions(s, u)] == [1] for u in "abcdef")
+    # finished: the journal is gone, so the next run mines everyone again (and writes nothing new)
+    assert mine_users(session_factory, data_dir=tmp_path, workers=1) == {
+        "mined": 6, "new_versions": 0, "skipped": 0, "failed": {}
+    }  # fmt: skip
+
+
+def test_a_user_whose_mining_fails_fails_alone(
+    session_factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobs.mine
+
+    for u in ("good", "bad", "fine"):
+        _add_events(session_factory, u, 0, 12)
+    real = jobs.mine.build_profile
+
+    def corrupt_for_bad(df, user_id, **kw):  # type: ignore[no-untyped-def]
+        if user_id == "bad":
+            raise ValueError("events out of order beyond repair")
+        return real(df, user_id, **kw)
+
+    monkeypatch.setattr(jobs.mine, "build_profile", corrupt_for_bad)
+    out = mine_users(session_factory, data_dir=tmp_path, workers=1)
+    assert out["mined"] == 2 and set(out["failed"]) == {"bad"} and "out of order" in out["failed"]["bad"]
+    with session_factory() as s:
+        assert latest_profile(s, "good") is not None and latest_profile(s, "bad") is None
+
+
+def test_ray_engine_refuses_sqlite_for_a_cluster() -> None:
+    from core.errors import InvalidInputError
+    from jobs.engines import check_store_for_ray
+
+    with pytest.raises(InvalidInputError, match="PostgreSQL"):
+        check_store_for_ray("sqlite:////tmp/x.db", "10.0.0.1:6379")
+    check_store_for_ray("postgresql+psycopg://u@h/db", "10.0.0.1:6379")  # fine
+    check_store_for_ray("sqlite:////tmp/x.db", None)  # a local runtime: allowed, with a warning
+
+
+def test_an_unreachable_ray_cluster_is_one_clear_error() -> None:
+    from core.errors import NotReadyError
+    from jobs.engines import start_ray
+
+    with pytest.raises(NotReadyError, match="cannot reach the Ray cluster at 127.0.0.1:1|needs Ray"):
+        start_ray("127.0.0.1:1")

@@ -1,0 +1,234 @@
+"""Recommendations for many users at once (a nightly push, an email, a home-page cache).
+
+Each user's list comes from the same ``RecommendationService`` the API uses, so the ranker, the
+LLM rerank and explanations, the fallbacks and the stored trace (support staff can answer "why"
+for a pushed recommendation) are the API's. The engine decides where the services run:
+``local`` builds one in this process and runs ``concurrency`` users at a time (threads, so the
+LLM server sees concurrent requests and batches them); ``ray`` builds one per Ray actor (the
+serving state is loaded once per actor, not per user) and hands each actor batches of users.
+
+Results are appended to a JSONL file as they arrive, one line per user; a re-run with the same
+``out`` skips the users already in it, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent.service import RecommendationResult, RecommendationService
+from core.errors import InvalidInputError, NotFoundError
+from core.models import User
+from core.settings import Settings
+from retrieval.types import RequestContext
+
+log = logging.getLogger(__name__)
+
+BATCH_USERS = 32  # users per Ray actor call
+
+
+@dataclass
+class BatchSummary:
+    users: int = 0  # served in this run
+    skipped: int = 0  # already in the output file (an earlier, interrupted run)
+    llm_fallbacks: int = 0  # asked for the LLM, served the feature ranker's order or templates
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    out: str = ""
+    run_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "users": self.users,
+            "skipped": self.skipped,
+            "llm_fallbacks": self.llm_fallbacks,
+            "failed": len(self.failed),
+            "seconds": round(self.seconds, 1),
+            "users_per_s": round(self.users / self.seconds, 2) if self.seconds else None,
+            "out": self.out,
+            "run_id": self.run_id,
+        }
+
+
+def build_service(
+    settings: Settings, factory: sessionmaker[Session], *, use_llm: bool
+) -> RecommendationService:
+    """The API's service without the HTTP around it: the same retriever, LLM clients (one
+    circuit breaker for both) and stored traces (written in each call: a batch has no request
+    latency to protect)."""
+    from agent.llm.breaker import breaker_for
+    from agent.llm.explain import Explainer
+    from agent.llm.rerank import LLMReranker
+    from retrieval.service import Retriever
+
+    retriever = Retriever.load(settings, factory, grounding=False)
+    reranker = explainer = None
+    if use_llm and settings.llm.enabled:
+        breaker = breaker_for(settings.resolved_llm_base_url)
+        reranker = LLMReranker(settings, breaker=breaker)
+        explainer = Explainer(settings, breaker=breaker)
+    return RecommendationService(factory, retriever, reranker, explainer, traces=None)
+
+
+def result_line(r: RecommendationResult, use_llm: bool) -> dict[str, Any]:
+    """One user's output line: what was recommended, how, and where the full trace is."""
+    expl = r.explanation.items if r.explanation else {}
+    return {
+        "user_id": r.user_id,
+        "recommendation_id": r.recommendation_id,  # GET /v1/recommendations/{id}: the whole trace
+        "ranker": r.ranker,
+        "items": [
+            {
+                "item_id": c.item_id,
+                "name": r.labels.get(c.item_id) or c.name,
+                "category": c.category,
+                "score": c.final_score if c.final_score is not None else c.score,
+                "explanation": expl[c.item_id].text if c.item_id in expl else None,
+                "explained_by": expl[c.item_id].source if c.item_id in expl else None,
+            }
+            for c in r.items
+        ],
+        "llm_fallback": use_llm and _fell_back(r),
+        "notes": r.notes,
+    }
+
+
+def _fell_back(r: RecommendationResult) -> bool:
+    template = r.explanation is not None and r.explanation.source != "llm"
+    return "llm" not in r.ranker or template
+
+
+def recommend_users(
+    service: RecommendationService,
+    users: Sequence[str],
+    when: datetime,
+    *,
+    k: int,
+    use_llm: bool,
+    run_id: str,
+    concurrency: int = 1,
+) -> list[dict[str, Any]]:
+    """Lines for ``users`` from one service; a user whose request fails gets an ``error`` line."""
+
+    def one(u: str) -> dict[str, Any]:
+        try:
+            r = service.recommend(
+                u, RequestContext(time=when), k, explain=True, use_llm=use_llm,
+                trace_extra={"batch_run": run_id}, unknown_user_is_error=True,
+            )  # fmt: skip
+            return result_line(r, use_llm)
+        except Exception as exc:  # one user's failure is reported, the batch goes on
+            log.error("batch recommendation for user %s failed: %s", u, exc)
+            return {"user_id": u, "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+    if concurrency <= 1:
+        return [one(u) for u in users]
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(one, users))
+
+
+def target_users(factory: sessionmaker[Session], users: str | Path) -> list[str]:
+    """ "all" (every user in the store) or a file with one user id per line."""
+    with factory() as s:
+        known = [u for (u,) in s.execute(select(User.id).order_by(User.id))]
+    if str(users) == "all":
+        return known
+    path = Path(users)
+    if not path.is_file():
+        raise InvalidInputError(f"--users takes 'all' or a file of user ids; {path} is neither")
+    wanted = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise NotFoundError(f"{len(unknown)} unknown user id(s) in {path}: {', '.join(unknown[:5])}")
+    return list(dict.fromkeys(wanted))
+
+
+def done_users(out: Path) -> set[str]:
+    """Users already written to ``out`` without an error (a cut-off last line is ignored)."""
+    if not out.exists():
+        return set()
+    done = set()
+    for line in out.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if "error" not in row:
+            done.add(str(row["user_id"]))
+    return done
+
+
+def recommend_batch(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    users: Sequence[str],
+    out: Path,
+    when: datetime,
+    *,
+    k: int = 10,
+    use_llm: bool = False,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    concurrency: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BatchSummary:
+    if engine not in ("local", "ray"):
+        raise InvalidInputError(f"unknown engine {engine!r}: local or ray")
+    t0 = time.perf_counter()
+    summary = BatchSummary(out=str(out), run_id=uuid.uuid4().hex[:12])
+    done = done_users(out)
+    left = [u for u in users if u not in done]
+    summary.skipped = len(users) - len(left)
+    if summary.skipped and progress:
+        progress(summary.skipped)
+    concurrency = concurrency or (4 if use_llm else 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if engine == "local":
+        service = build_service(settings, factory, use_llm=use_llm)
+        chunks: Iterator[list[dict[str, Any]]] = (
+            recommend_users(
+                service,
+                left[i : i + BATCH_USERS],
+                when,
+                k=k,
+                use_llm=use_llm,
+                run_id=summary.run_id,
+                concurrency=concurrency,
+            )  # fmt: skip
+            for i in range(0, len(left), BATCH_USERS)
+        )
+    else:
+        from jobs.engines import ray_recommend
+
+        chunks = ray_recommend(
+            factory, settings.data_dir, [left[i : i + BATCH_USERS] for i in range(0, len(left), BATCH_USERS)],
+            when, k=k, use_llm=use_llm, run_id=summary.run_id, address=address,
+            actors=workers or max((os.cpu_count() or 1) - 1, 1), concurrency=concurrency,
+        )  # fmt: skip
+    with out.open("a") as fh:
+        for lines in chunks:
+            for row in lines:
+                if "error" in row:
+                    summary.failed[row["user_id"]] = row["error"]
+                else:
+                    summary.users += 1
+                    summary.llm_fallbacks += bool(row["llm_fallback"])
+                fh.write(json.dumps(row, default=str) + "\n")
+            fh.flush()
+            if progress:
+                progress(len(lines))
+    summary.seconds = time.perf_counter() - t0
+    return summary
