@@ -62,12 +62,16 @@ class BatchSummary:
         }
 
 
+BATCH_LLM_TIMEOUT_S = 180.0  # a batch waits for throughput, not for one person: no 20 s deadline
+
+
 def build_service(
     settings: Settings, factory: sessionmaker[Session], *, use_llm: bool
 ) -> RecommendationService:
     """The API's service without the HTTP around it: the same retriever, LLM clients (one
     circuit breaker for both) and stored traces (written in each call: a batch has no request
-    latency to protect)."""
+    latency to protect). The LLM deadline per user is at least BATCH_LLM_TIMEOUT_S: concurrent
+    users queue on the server, and a batch would rather wait than fall back."""
     from agent.llm.breaker import breaker_for
     from agent.llm.explain import Explainer
     from agent.llm.rerank import LLMReranker
@@ -76,6 +80,8 @@ def build_service(
     retriever = Retriever.load(settings, factory, grounding=False)
     reranker = explainer = None
     if use_llm and settings.llm.enabled:
+        timeout = max(settings.llm.timeout_s, BATCH_LLM_TIMEOUT_S)
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"timeout_s": timeout})})
         breaker = breaker_for(settings.resolved_llm_base_url)
         reranker = LLMReranker(settings, breaker=breaker)
         explainer = Explainer(settings, breaker=breaker)
@@ -106,8 +112,9 @@ def result_line(r: RecommendationResult, use_llm: bool) -> dict[str, Any]:
 
 
 def _fell_back(r: RecommendationResult) -> bool:
-    template = r.explanation is not None and r.explanation.source != "llm"
-    return "llm" not in r.ranker or template
+    """The LLM did not rank, or wrote none of the explanations (one text refused by the
+    faithfulness checker and replaced by the template is not a fallback: it is in the notes)."""
+    return "llm" not in r.ranker or (r.explanation is not None and r.explanation.source == "template")
 
 
 def recommend_users(
