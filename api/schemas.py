@@ -38,7 +38,11 @@ class EventsOut(BaseModel):
 
 
 class ContextIn(Strict):
-    time: SaneTime = Field(None, description="When the recommendation is for (default: now).")
+    time: SaneTime = Field(
+        None,
+        description="When the recommendation is for. Without it the request asks for the next place "
+        '("where next?", ranked as of now with the visit\'s own time unknown).',
+    )
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     text: str | None = Field(None, max_length=2000, description="Free text, e.g. 'somewhere quiet'.")

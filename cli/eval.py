@@ -19,6 +19,12 @@ def eval_cmd(
     sample: int | None = typer.Option(None, "--sample", help="Evaluate N targets drawn with --seed."),
     seed: int = typer.Option(0, "--seed", help="Seed for --sample."),
     pool: int = typer.Option(300, "--pool", help="Candidates handed to the ranker per target."),
+    no_query_time: bool = typer.Option(
+        False, "--no-query-time", help="Rank at the time of the check-in before the target ('where next?')."
+    ),
+    prefix_only: bool = typer.Option(
+        False, "--prefix-only", help="Test input: only the target trajectory's prefix (GETNext-like)."
+    ),
 ) -> None:
     """Rank all known POIs for the last check-in of each test trajectory; print and save metrics."""
     from core.errors import InvalidInputError
@@ -30,7 +36,7 @@ def eval_cmd(
     for p in (history, test):
         if not p.exists():
             raise InvalidInputError(f"{p}: no such file")
-    split = load_split(history, test, s.local_timezone)
+    split = load_split(history, test, s.local_timezone, query_time=not no_query_time, prefix_only=prefix_only)
     reranker = None
     base_name = "learned" if ranker == "llm" else ranker
     if base_name == "learned" and newest_model(s.models_dir) is None:

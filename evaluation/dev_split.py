@@ -25,6 +25,18 @@ class Query:
     tz_offset_min: int
     target_item: str
     prefix_rows: np.ndarray  # positions in the user's test rows that are before the target
+    # The "where next?" setting: ranked at the time of the check-in before the target (the
+    # target's own time unknown), and/or with only the target trajectory's prefix as test input.
+    prev_ts: pd.Timestamp | None = None
+    prev_tz_offset_min: int = 0
+    query_time_known: bool = True
+    prefix_only: bool = False
+
+    def rank_time(self) -> tuple[pd.Timestamp, int]:
+        """When the ranking is for, and that moment's UTC offset (minutes)."""
+        if self.query_time_known or self.prev_ts is None:
+            return self.ts, self.tz_offset_min
+        return self.prev_ts, self.prev_tz_offset_min
 
 
 @dataclass
@@ -34,7 +46,17 @@ class DevSplit:
     queries: list[Query]
 
 
-def load_split(history_csv: Path, test_csv: Path, zone: str = "America/New_York") -> DevSplit:
+def load_split(
+    history_csv: Path,
+    test_csv: Path,
+    zone: str = "America/New_York",
+    *,
+    query_time: bool = True,
+    prefix_only: bool = False,
+) -> DevSplit:
+    """``query_time=False``: rank each target at the time of the check-in before it (a live
+    "where next?" does not know when the next visit will be). ``prefix_only``: the test input is
+    only the target trajectory's prefix, not the user's earlier test trajectories (GETNext-like)."""
     hist, _, _, _, _ = parse_file(Path(history_csv), None, zone)
     test, _, _, _, fmt = parse_file(Path(test_csv), None, zone)
     if "trajectory_id" not in str(test["attributes"].iloc[0] if len(test) else ""):
@@ -51,6 +73,8 @@ def load_split(history_csv: Path, test_csv: Path, zone: str = "America/New_York"
         if len(g) < 2:
             continue
         last = g.loc[g[C.TIME].idxmax()]
+        rest = g.drop(index=last.name)
+        prev = rest.loc[rest[C.TIME].idxmax()]  # the check-in before the target
         queries.append(
             Query(
                 user_id=str(u),
@@ -59,6 +83,10 @@ def load_split(history_csv: Path, test_csv: Path, zone: str = "America/New_York"
                 tz_offset_min=int(last[C.TZ_OFFSET]),
                 target_item=str(last[C.ITEM]),
                 prefix_rows=np.array([], dtype=int),
+                prev_ts=prev[C.TIME],
+                prev_tz_offset_min=int(prev[C.TZ_OFFSET]),
+                query_time_known=query_time,
+                prefix_only=prefix_only,
             )
         )
     queries.sort(key=lambda q: (q.ts, q.user_id))
@@ -68,9 +96,12 @@ def load_split(history_csv: Path, test_csv: Path, zone: str = "America/New_York"
 def user_input(
     split: DevSplit, q: Query, by_user_hist: dict[str, pd.DataFrame], by_user_test: dict[str, pd.DataFrame]
 ) -> pd.DataFrame:
-    """The query's input: the user's history plus their test rows strictly before the target."""
+    """The query's input: the user's history plus their test rows strictly before the target
+    (with ``q.prefix_only``, only the target trajectory's)."""
     h = by_user_hist.get(q.user_id)
     t = by_user_test.get(q.user_id)
+    if t is not None and q.prefix_only:
+        t = t[t["trajectory_id"].astype(str) == q.trajectory_id]
     parts = []
     if h is not None:
         parts.append(h)

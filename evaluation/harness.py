@@ -59,9 +59,16 @@ def _features(
     stats: CatalogStats, q: Query, inp: pd.DataFrame
 ) -> tuple[np.ndarray, UserHistory, np.ndarray, QueryVectors]:
     uh = UserHistory.from_frame(inp, stats)
-    hour, weekend = local_hour_weekend(q.ts, q.tz_offset_min)
+    ts, tz = q.rank_time()
+    hour, weekend = local_hour_weekend(ts, tz)
     qv = query_vectors(
-        stats, uh, q.ts.value / 3.6e12, hour, weekend, weekday=local_weekday(q.ts, q.tz_offset_min)
+        stats,
+        uh,
+        ts.value / 3.6e12,
+        hour,
+        weekend,
+        weekday=local_weekday(ts, tz),
+        time_known=q.query_time_known,
     )
     f = features_at(stats, qv, np.arange(stats.n))
     allowed = stats.known.copy()
@@ -189,6 +196,14 @@ def evaluate(
         "features": round(t_feat, 2),
         "rank": round(t_rank, 2),
         "per_query_ms": round(1000 * (t_feat + t_rank) / max(len(queries), 1), 2),
+    }
+    result["setting"] = {
+        "query_time": "the target's own time"
+        if not queries or queries[0].query_time_known
+        else "unknown: ranked at the time of the check-in before the target",
+        "input": "the history and the target trajectory's prefix only"
+        if queries and queries[0].prefix_only
+        else "the history and every test row of the user before the target",
     }
     result["sample"] = sample
     result["seed"] = seed

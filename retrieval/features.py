@@ -59,6 +59,9 @@ FEATURES = (
     "covis_x_dist",
     "user_knn_score",
     "user_knn_rank_score",
+    # The "where next?" setting: the query's time is the last check-in's, the next visit's unknown.
+    "query_time_known",
+    "user_next_hour_affinity_share",  # at the last check-in's hour plus the user's typical gap
 )
 KNN_USERS = 30  # neighbours for the user-based collaborative signal
 
@@ -85,6 +88,7 @@ class QueryVectors:
     ref: tuple[float, float]  # (nan, nan): unknown
     centroid: tuple[float, float] | None
     hour_kernel: np.ndarray  # (24,) float32
+    time_known: bool = True  # False: "where next?", ranked at the time of the last check-in
 
     def at_places(self, name: str, rows: np.ndarray) -> np.ndarray:
         """The per-place value at ``rows`` (0 where the user never went)."""
@@ -99,6 +103,7 @@ def query_vectors(
     weekend: bool,
     where: tuple[float, float] | None = None,
     weekday: int | None = None,
+    time_known: bool = True,
 ) -> QueryVectors:
     n = stats.n
     valid = user.idx >= 0
@@ -112,7 +117,7 @@ def query_vectors(
         ref = where if where is not None else (np.nan, np.nan)
         return QueryVectors(
             n, 0, t_h, hour, weekend, weekday, np.zeros(0, dtype=np.int64), {}, empty, 0.0, np.inf,
-            empty, None, (float(ref[0]), float(ref[1])), None, hour_kernel,
+            empty, None, (float(ref[0]), float(ref[1])), None, hour_kernel, time_known,
         )  # fmt: skip
     places, inv, counts = np.unique(ui, return_inverse=True, return_counts=True)
     k = len(places)
@@ -126,6 +131,13 @@ def query_vectors(
     dh = np.abs(uh - hour)
     dh = np.minimum(dh, 24 - dh)
     pp["aff"] = np.bincount(inv, weights=np.exp(-(dh**2) / (2 * HOUR_SIGMA**2)), minlength=k)
+    # where the user tends to be one typical gap after now (the median gap between consecutive
+    # check-ins under MAX_GAP_H; 3 h without any)
+    gaps = np.diff(ut)
+    gaps = gaps[(gaps > 0) & (gaps <= MAX_GAP_H)]
+    dn = np.abs(uh - (hour + (float(np.median(gaps)) if len(gaps) else 3.0)) % 24)
+    dn = np.minimum(dn, 24 - dn)
+    pp["next_aff"] = np.bincount(inv, weights=np.exp(-(dn**2) / (2 * HOUR_SIGMA**2)), minlength=k)
     pp["weekend"] = np.bincount(inv, weights=(uw == weekend).astype(float), minlength=k)
     pp["recent10"] = np.bincount(inv[-10:], minlength=k).astype(float)
     pp["recent50"] = np.bincount(inv[-50:], minlength=k) / min(m, 50)
@@ -178,6 +190,7 @@ def query_vectors(
         ref=(float(ref[0]), float(ref[1])),
         centroid=(float(np.nanmedian(stats.lat[ui])), float(np.nanmedian(stats.lon[ui]))),
         hour_kernel=hour_kernel,
+        time_known=time_known,
     )
 
 
@@ -204,6 +217,9 @@ def features_at(stats: CatalogStats, q: QueryVectors, rows: np.ndarray) -> np.nd
         f[:, col["user_hour_affinity"]] = np.log1p(aff)
         f[:, col["user_hour_affinity_share"]] = np.where(cnt > 0, aff / safe, 0)
         f[:, col["user_weekend_match"]] = np.where(cnt > 0, q.at_places("weekend", rows) / safe, 0)
+        f[:, col["user_next_hour_affinity_share"]] = np.where(
+            cnt > 0, q.at_places("next_aff", rows) / safe, 0
+        )
         f[:, col["visited_before"]] = seen
         f[:, col["user_recent10_count"]] = q.at_places("recent10", rows)
         f[:, col["user_recent50_share"]] = q.at_places("recent50", rows)
@@ -248,6 +264,7 @@ def features_at(stats: CatalogStats, q: QueryVectors, rows: np.ndarray) -> np.nd
     f[:, col["covis_x_dist"]] = f[:, col["covis_rank_score"]] * f[:, col["dist_last_exp"]]
     f[:, col["recent_popularity_log"]] = np.log1p(stats.recent_popularity[rows])
     f[:, col["user_n_events_log"]] = np.log1p(q.m)
+    f[:, col["query_time_known"]] = float(q.time_known)
     return f
 
 
@@ -259,11 +276,12 @@ def query_features(
     weekend: bool,
     where: tuple[float, float] | None = None,
     weekday: int | None = None,
+    time_known: bool = True,
 ) -> np.ndarray:
     """Features for every POI in the catalog, for a query at ``t_h`` (UTC hours) and local
     ``hour``; ``where`` overrides the last check-in's location. Training and evaluation use this;
     serving scores only its candidates (retrieval.candidate_pool)."""
-    q = query_vectors(stats, user, t_h, hour, weekend, where, weekday)
+    q = query_vectors(stats, user, t_h, hour, weekend, where, weekday, time_known)
     return features_at(stats, q, np.arange(stats.n))
 
 

@@ -180,8 +180,9 @@ class Recommender:
         hour, weekend = local_hour_weekend(ts, off)
         where = (ctx.lat, ctx.lon) if ctx.lat is not None and ctx.lon is not None else None
         q = query_vectors(
-            self.stats, uh, ts.value / 3.6e12, hour, weekend, where=where, weekday=local_weekday(ts, off)
-        )
+            self.stats, uh, ts.value / 3.6e12, hour, weekend, where=where, weekday=local_weekday(ts, off),
+            time_known=ctx.time_known,
+        )  # fmt: skip
         ref = where
         if ref is None and uh.n and (uh.idx >= 0).any():
             last = uh.idx[uh.idx >= 0][-1]

@@ -24,6 +24,9 @@ class RequestContext:
     # match by substring, as the API has always done for words a caller types.
     include_kinds: tuple[str, ...] = ()
     exclude_kinds: tuple[str, ...] = ()
+    # False: the caller gave no time and asks "where next?" (ranked as of ``time``, the visit's own
+    # time unknown); True: the recommendation is for that moment.
+    time_known: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

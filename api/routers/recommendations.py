@@ -25,6 +25,7 @@ def _context(c: Any) -> RequestContext:
         raise InvalidInputError("give both lat and lon, or neither")
     return RequestContext(
         time=when,
+        time_known=c.time is not None,  # no time: "where next?", ranked as of now
         lat=c.lat,
         lon=c.lon,
         text=c.text,

@@ -259,3 +259,16 @@ def test_structured_json_request_logs(
             lg.setLevel(logging.NOTSET)
     req = [x for x in lines if x.get("request_id") == "log-check-1"]
     assert req and req[0]["path"] == "/healthz" and req[0]["status"] == 200 and req[0]["level"] == "INFO"
+
+
+def test_a_request_without_a_time_asks_where_next(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    r = c.post("/v1/recommendations", headers=bearer(k.u1), json={"user_id": "u1", "k": 3})
+    assert r.status_code == 200, r.text
+    trace = c.get(f"/v1/recommendations/{r.json()['recommendation_id']}", headers=bearer(k.support)).json()
+    assert trace["request"]["context"]["time_known"] is False
+    assert trace["candidates"][0]["features"].get("query_time_known", 0) == 0  # zero: not stored
+    timed = _rec(c, k.u1)
+    trace = c.get(f"/v1/recommendations/{timed['recommendation_id']}", headers=bearer(k.support)).json()
+    assert trace["request"]["context"]["time_known"] is True
+    assert trace["candidates"][0]["features"]["query_time_known"] == 1

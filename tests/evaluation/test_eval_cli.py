@@ -237,3 +237,29 @@ def test_eval_explain_reports_who_wrote_and_the_checker(
         app, ["eval-explain", "--history", str(h), "--test", str(t), "--json", str(out), "--k", "0"]
     )
     assert bad.exit_code != 0 and "--k" in bad.output
+
+
+def test_where_next_settings(tmp_path: Path, data_dir: Path) -> None:
+    """--no-query-time ranks at the check-in before the target; --prefix-only drops the user's
+    earlier test trajectories from the input; the JSON says which setting ran."""
+    from evaluation.dev_split import user_input
+
+    h, t = _files(tmp_path)
+    split = load_split(h, t, query_time=False, prefix_only=True)
+    by_h = {str(u): g for u, g in split.history.groupby("user_id")}
+    by_t = {str(u): g for u, g in split.test.groupby("user_id")}
+    q = next(q for q in split.queries if q.trajectory_id.endswith("_1"))  # the user's second trajectory
+    ts, _ = q.rank_time()
+    assert ts == q.prev_ts and ts < q.ts  # 12:00, the target is at 18:00
+    inp = user_input(split, q, by_h, by_t)
+    test_rows = inp[inp["ts"] >= split.test["ts"].min()]
+    assert len(test_rows) == 2 and set(test_rows["trajectory_id"]) == {q.trajectory_id}
+    full = load_split(h, t)
+    q_full = next(x for x in full.queries if x.trajectory_id == q.trajectory_id)
+    assert len(user_input(full, q_full, by_h, by_t)) == len(inp) + 3  # the first trajectory too
+    out = tmp_path / "next.json"
+    args = ["eval", "--history", str(h), "--test", str(t), "--json", str(out), "--ranker", "heuristic"]
+    res = runner.invoke(app, [*args, "--no-query-time", "--prefix-only"])
+    assert res.exit_code == 0, res.output
+    setting = json.loads(out.read_text())["setting"]
+    assert "before the target" in setting["query_time"] and "prefix only" in setting["input"]

@@ -104,3 +104,14 @@ def test_recommender_with_learned_model_and_extra_features(
     assert all(np.isfinite(c.score) for c in out.candidates)
     cold = rec.recommend("nobody", ev.iloc[0:0], RequestContext(time=T, lat=40.7, lon=-74.0), k=3)
     assert len(cold.candidates) == 3
+
+
+def test_training_mixes_known_time_and_where_next_queries() -> None:
+    from retrieval.training import build_training_set
+    from tests.retrieval.conftest import world
+
+    ev, _ = world()
+    ts = build_training_set(ev, weeks=2, max_queries=200)
+    known = ts.x[:, FEATURES.index("query_time_known")]
+    assert set(np.unique(known)) == {0.0, 1.0}  # both settings, one model
+    assert 0.3 < float(np.mean(known)) < 0.7
