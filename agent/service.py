@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent.labels import anchors, place_label, place_relation, readable_profile_text
+from agent.llm.admission import LLMAdmission
 from agent.llm.explain import Explainer, ExplanationSet, Situation, local_moment, template_explanations
 from agent.llm.rerank import LLMReranker, RerankOutcome
 from agent.trace_writer import TraceWriter
@@ -61,12 +63,18 @@ class RecommendationService:
         reranker: LLMReranker | None,
         explainer: Explainer | None,
         traces: TraceWriter | None = None,
+        admission: LLMAdmission | None = None,
     ) -> None:
         self.factory = factory
         self.retriever = retriever
         self.reranker = reranker
         self.explainer = explainer
         self.traces = traces  # None: each trace is written inside its request
+        llm_part = reranker or explainer
+        if admission is None and llm_part is not None:
+            llm = llm_part.settings.llm
+            admission = LLMAdmission(llm.max_in_flight, llm.max_waiting)
+        self.admission = admission  # bounds this process's concurrent LLM work
 
     def may_call_llm(self, use_llm: bool) -> bool:
         """Whether ``recommend(..., use_llm=use_llm)`` may wait on the LLM server."""
@@ -97,6 +105,27 @@ class RecommendationService:
         """``use_llm``: rerank with the LLM; ``explain_with_llm`` (default: ``use_llm``): have it
         write the explanations too, else the template does. ``trace_extra`` joins the stored
         request (the chat puts its understanding and grounding there)."""
+        with ExitStack() as llm_slot:  # an LLM slot taken inside is given back however this ends
+            return self._recommend(
+                user_id, ctx, k, explain, use_llm=use_llm, explain_with_llm=explain_with_llm,
+                conversation_id=conversation_id, trace_extra=trace_extra,
+                unknown_user_is_error=unknown_user_is_error, llm_slot=llm_slot,
+            )  # fmt: skip
+
+    def _recommend(
+        self,
+        user_id: str,
+        ctx: RequestContext,
+        k: int,
+        explain: bool,
+        *,
+        use_llm: bool,
+        explain_with_llm: bool | None,
+        conversation_id: str | None,
+        trace_extra: dict[str, Any] | None,
+        unknown_user_is_error: bool,
+        llm_slot: ExitStack,
+    ) -> RecommendationResult:
         t0 = time.perf_counter()
         notes: list[str] = []
         with self.factory() as s:
@@ -123,6 +152,13 @@ class RecommendationService:
         outcome: RerankOutcome | None = None
         candidates = ranked.candidates
         ranker = ranked.ranker
+        if use_llm and llm_part is not None and self.admission is not None:
+            busy = llm_slot.enter_context(self.admission.slot(deadline))
+            if busy:
+                use_llm = False
+                explain_with_llm = False
+                ranker = f"{ranked.ranker} (llm busy)"
+                notes.append(f"{busy}: served the feature ranker's order and template explanations")
         if use_llm and self.reranker is not None and len(candidates) > 1:
             try:
                 outcome = self.reranker.rerank(
@@ -141,7 +177,7 @@ class RecommendationService:
             ranker = outcome.ranker
             if outcome.error:
                 notes.append(f"LLM unavailable, served the feature ranker's order ({outcome.error})")
-        elif not use_llm or self.reranker is None:
+        elif self.reranker is None:
             ranker = ranked.ranker
         items = candidates[:k]
         anchor_list = anchors(profile)
@@ -173,6 +209,7 @@ class RecommendationService:
                 notes.append(
                     f"{len(replaced)} LLM explanation(s) failed the faithfulness check twice; template served"
                 )
+        llm_slot.close()  # the slot is held from the rerank to the last explanation
         t3 = time.perf_counter()
         timings = {
             **ranked.timings,

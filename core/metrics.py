@@ -59,3 +59,14 @@ TRACES_WRITTEN = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+LLM_SHED = Counter(
+    "chronotope_llm_shed_total",
+    "Requests served without the LLM because its queue (agent.llm.admission) was full.",
+    registry=REGISTRY,
+)
+LLM_QUEUE = Gauge(
+    "chronotope_llm_queue",
+    "Requests waiting for an LLM slot in this worker.",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)

@@ -100,6 +100,17 @@ class LLMSettings(BaseModel):
     )
     retries: int = Field(1, ge=0, le=5, description="Retries with backoff before falling back.")
     rerank_top_n: int = Field(20, ge=2, le=26, description="Candidates the LLM reranks (labelled A..Z).")
+    # On CPU the server works through one or two prompts at a time: more in flight only queue there.
+    max_in_flight: int = Field(
+        2, ge=1, le=256, description="Recommendation requests doing LLM work at once, per worker process."
+    )
+    max_waiting: int = Field(
+        4,
+        ge=0,
+        le=10_000,
+        description="Requests that may wait for an LLM slot (up to their deadline); beyond that a "
+        "request is served at once by the feature ranker and templates, with a note.",
+    )
     rerank_orders: int = Field(1, ge=1, le=4, description="Candidate orders averaged against position bias.")
     # 0.4: the middle of the plateau (0.3-0.6) where blending beat the learned ranker alone on 40 dev
     # targets (`chronotope eval --ranker llm --sample 40 --seed 1`); pure LLM order (1.0) was far worse.

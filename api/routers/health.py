@@ -40,6 +40,8 @@ def readyz(state: State, session: SessionDep, response: Response) -> dict[str, A
     out["llm"] = llm_status(state.settings, timeout_s=1.0)
     out["llm"]["warm_up"] = state.llm_warm_up
     out["llm"]["breaker"] = state.chat.breaker.state
+    admission = getattr(state.service, "admission", None)
+    out["llm"]["queue"] = admission.status() if admission is not None else None
     out["ready"] = out["db"]["ok"]
     out["ranker_in_use"] = (
         "llm+features" if out["llm"]["reachable"] and state.service.reranker else "features (llm unavailable)"

@@ -203,3 +203,48 @@ def test_feedback_is_a_linked_event_and_checked(
         svc.feedback(res.recommendation_id, "u1", "clicked", "not-shown", None)
     with pytest.raises(NotFoundError):
         svc.feedback("no-such-id", "u1", "clicked", None, None)
+
+
+class SlowReranker(ReverseReranker):
+    """Holds the LLM for a while, like a CPU server working through a queue."""
+
+    def __init__(self, settings: Settings, seconds: float) -> None:
+        super().__init__(settings)
+        self.seconds = seconds
+
+    def rerank(self, profile: Any, ctx: RequestContext, ranked: list[Candidate], **kw: Any) -> RerankOutcome:
+        import time
+
+        time.sleep(self.seconds)
+        return super().rerank(profile, ctx, ranked, **kw)
+
+
+def test_under_load_llm_work_queues_then_sheds_at_once(
+    store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
+) -> None:
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.llm.admission import LLMAdmission
+
+    svc = RecommendationService(
+        store, FakeRetriever(candidates), SlowReranker(settings, 0.6), FakeExplainer(),  # type: ignore[arg-type]
+        admission=LLMAdmission(max_in_flight=1, max_waiting=1),
+    )  # fmt: skip
+
+    def one(_: int) -> tuple[float, Any]:
+        t = time.perf_counter()
+        res = svc.recommend("u1", ctx, k=3)
+        return time.perf_counter() - t, res
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        out = list(pool.map(one, range(5)))
+    served = [r for _, r in out if r.ranker.startswith("llm")]
+    shed = [(dt, r) for dt, r in out if "llm busy" in r.ranker]
+    assert len(served) == 2  # one at work, one waiting for it
+    assert len(shed) == 3 and all(dt < 0.5 for dt, _ in shed)  # refused at once, not timed out
+    for _, r in shed:
+        assert any(n.startswith("LLM busy") for n in r.notes)
+        assert r.explanation is not None and r.explanation.source == "template"
+        assert [c.item_id for c in r.items] == [c.item_id for c in candidates[:3]]
+    assert svc.admission is not None and svc.admission.status()["in_flight"] == 0  # all slots back
