@@ -73,6 +73,7 @@ def build_state(
     from agent.llm.tokens import TokenCounter
     from agent.service import RecommendationService
     from agent.trace_writer import TraceWriter
+    from api.rate_limit import RateLimiter
     from jobs.background_mining import BackgroundMiner
     from retrieval.embedder import limit_threads
     from retrieval.service import Retriever
@@ -110,7 +111,10 @@ def build_state(
         else None
     )
     miner = BackgroundMiner(factory, settings.data_dir) if settings.api.remine_after_events else None
-    return AppState(settings, factory, service, chat, follower=follower, traces=traces, miner=miner)
+    limiter = RateLimiter(settings.api.rate_limit_per_s, settings.api.rate_limit_burst)
+    return AppState(
+        settings, factory, service, chat, follower=follower, traces=traces, miner=miner, limiter=limiter
+    )
 
 
 class ChunkedBodyLimit:

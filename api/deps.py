@@ -31,7 +31,10 @@ async def get_principal(request: Request, authorization: Annotated[str | None, H
     st = request.app.state.chronotope
     boot = st.settings.api.bootstrap_admin_key
     with st.factory() as session:
-        return authenticate(session, authorization, boot.get_secret_value() if boot else None)
+        principal = authenticate(session, authorization, boot.get_secret_value() if boot else None)
+    if st.limiter is not None:
+        st.limiter.check(principal.key_id)  # 429 before any work is done
+    return principal
 
 
 State = Annotated[AppState, Depends(get_state)]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import ChronotopeError
+from core.errors import ChronotopeError, RateLimitedError
 
 log = logging.getLogger("chronotope.api")
 
@@ -21,7 +22,12 @@ def error_body(message: str, type_: str, code: str) -> dict[str, dict[str, str]]
 def install(app: FastAPI) -> None:
     @app.exception_handler(ChronotopeError)
     async def _domain(_req: Request, exc: ChronotopeError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.type, exc.code), status_code=exc.status)
+        headers = None
+        if isinstance(exc, RateLimitedError):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+        return JSONResponse(
+            error_body(exc.message, exc.type, exc.code), status_code=exc.status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:

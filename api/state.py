@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent.chat import ChatAgent
 from agent.service import RecommendationService
 from agent.trace_writer import TraceWriter
+from api.rate_limit import RateLimiter
 from core.settings import Settings
 from jobs.background_mining import BackgroundMiner
 from retrieval.state_follower import StateFollower
@@ -29,6 +30,7 @@ class AppState:
     follower: StateFollower | None = None  # keeps this worker on the store's state version
     traces: TraceWriter | None = None  # batched trace writes (None: written in the request)
     miner: BackgroundMiner | None = None  # re-mines users after new events
+    limiter: RateLimiter | None = None  # per-key request rate (api.rate_limit_per_s)
 
     def serve_new_events(self, user_ids: Iterable[str]) -> None:
         """After a write: this worker serves it now (the others at their next poll), and the

@@ -197,6 +197,7 @@ def main() -> None:
         "CHRONOTOPE_LLM__ENABLED": "false",
         "CHRONOTOPE_API__BOOTSTRAP_ADMIN_KEY": ADMIN,
         "CHRONOTOPE_API__REMINE_AFTER_EVENTS": "false",
+        "CHRONOTOPE_API__RATE_LIMIT_PER_S": "0",  # one key drives the whole load
         "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
     }
     if a.no_embedding:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -69,10 +70,17 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+PROGRESS_EVERY_S = 10.0  # a line this often when the output is a log, not a terminal
+
+
 @contextmanager
 def progress(description: str, total: float | None) -> Iterator[Callable[[float], None]]:
-    """A progress bar on stderr; yields ``advance(n)``. Quiet when stderr is not a terminal
-    except for a final line, so CI logs stay readable."""
+    """A progress bar on stderr; yields ``advance(n)``. When stderr is not a terminal (a log, CI),
+    plain lines instead: one at the start, one every PROGRESS_EVERY_S and one at the end."""
+    if not sys.stderr.isatty():
+        with _progress_lines(description, total) as advance:
+            yield advance
+        return
     prog = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -82,7 +90,6 @@ def progress(description: str, total: float | None) -> Iterator[Callable[[float]
         TimeRemainingColumn(),
         console=err_console,
         transient=False,
-        disable=not sys.stderr.isatty(),
     )
     with prog:
         task = prog.add_task(description, total=total)
@@ -93,13 +100,40 @@ def progress(description: str, total: float | None) -> Iterator[Callable[[float]
         yield advance
 
 
+@contextmanager
+def _progress_lines(description: str, total: float | None) -> Iterator[Callable[[float], None]]:
+    t0 = time.monotonic()
+    state = {"done": 0.0, "last": t0}
+
+    def line() -> str:
+        done, elapsed = state["done"], time.monotonic() - t0
+        if not total:
+            return f"{description}: {done:,.0f} done after {elapsed:.0f} s"
+        left = f", ~{elapsed * (total - done) / done:.0f} s left" if 0 < done < total else ""
+        return (
+            f"{description}: {done:,.0f}/{total:,.0f} ({100 * done / total:.0f}%) after {elapsed:.0f} s{left}"
+        )
+
+    def advance(n: float = 1) -> None:
+        state["done"] += n
+        now = time.monotonic()
+        if now - state["last"] >= PROGRESS_EVERY_S:
+            state["last"] = now
+            print(line(), file=sys.stderr, flush=True)
+
+    print(line(), file=sys.stderr, flush=True)
+    yield advance
+    print(line(), file=sys.stderr, flush=True)
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "httpx2", "sentence_transformers", "alembic", "urllib3"):
+    # library chatter stays out of the default output (a request line per LLM call, FAISS's loader)
+    for noisy in ("httpx", "httpx2", "sentence_transformers", "alembic", "urllib3", "faiss", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -52,6 +52,18 @@ class ConflictError(ChronotopeError):
     type = "invalid_request_error"
 
 
+class RateLimitedError(ChronotopeError):
+    """Too many requests from one key; ``retry_after_s`` says when a request will pass."""
+
+    code = "rate_limited"
+    status = 429
+    type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class NotReadyError(ChronotopeError):
     """A part the request needs is not built yet (no profiles mined, no index)."""
 

@@ -161,6 +161,15 @@ class ChatSettings(BaseModel):
 
 class APISettings(BaseModel):
     max_body_bytes: int = Field(2_000_000, description="Requests with a larger body are refused (413).")
+    rate_limit_per_s: float = Field(
+        50.0,
+        ge=0,
+        description="Requests per second one API key may make to one worker on average (0: no limit); "
+        "beyond it 429 with Retry-After.",
+    )
+    rate_limit_burst: float = Field(
+        100.0, ge=1, description="Requests one key may make at once above the rate."
+    )
     bootstrap_admin_key: SecretStr | None = Field(
         None, description="Optional admin key accepted in addition to stored keys (deployment bootstrap)."
     )

@@ -48,6 +48,9 @@ def seed(factory: sessionmaker[Session], data_dir: Path) -> None:
 def api_settings(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("CHRONOTOPE_LLM__ENABLED", "false")
     monkeypatch.setenv("CHRONOTOPE_RETRIEVAL__RANKER", "heuristic")
+    # schemathesis and the route tests fire hundreds of requests with one key; the limit has its
+    # own test (test_rate_limit.py)
+    monkeypatch.setenv("CHRONOTOPE_API__RATE_LIMIT_PER_S", "0")
     return Settings(env="test")
 
 

@@ -58,3 +58,28 @@ def test_db_upgrade(data_dir: Path) -> None:
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert "schema at" in result.output
+
+
+def test_long_steps_print_progress_lines_into_a_log(data_dir: Path, tmp_path: Path) -> None:
+    """Not a terminal (a log file, CI): plain progress lines, start and end at least."""
+    f = tmp_path / "c.csv"
+    rows = [
+        f"{u},{10 + i % 3},,,,40.7,-74.0,2012-04-{3 + i // 8:02d} {8 + i % 8:02d}:00,train"
+        for u in (1, 2)
+        for i in range(40)
+    ]
+    f.write_text(
+        "user_id,stan_poi_id,POI_id,POI_catid,POI_catname,latitude,longitude,UTC_time_minute,split\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+    assert runner.invoke(app, ["ingest", str(f)]).exit_code == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "mine", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("mine profiles (local): ")]
+    assert lines[0].startswith("mine profiles (local): 0/2 (0%)") and "2/2 (100%)" in lines[-1]
