@@ -8,8 +8,10 @@ and keys. Steps already done are skipped.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -88,26 +90,23 @@ def demo_cmd(
     from cli.index import index_cmd
 
     index_cmd(kind="", rebuild=False, batch_size=128)
-    handle = None
+    llm: dict[str, Any] = {}  # the embedded server's handle, once started
+    llm_thread = None
     if no_llm:
         _step("LLM: skipped (--no-llm); the feature ranker serves")
     elif not s.llm_is_embedded:
         _step(f"LLM: using the external server {s.resolved_llm_base_url}")
-    else:
+    elif no_serve:
         _step("LLM: provision and start the embedded vLLM server")
-        try:
-            from agent.llm.provision import provision
-            from agent.llm.runtime import setup
-            from agent.llm.server import healthy, start_server
-
-            if healthy(s.resolved_llm_base_url):
-                err_console.print(f"an LLM server already answers at {s.resolved_llm_base_url}")
-            else:
-                py = setup(s, lambda m: err_console.print(m, highlight=False))
-                provision(s, py, lambda m: err_console.print(m, highlight=False))
-                handle = start_server(s, say=lambda m: err_console.print(m, highlight=False))
-        except Exception as exc:  # the demo goes on without the LLM, and says why
-            err_console.print(f"[yellow]LLM not started: {exc}[/]; continuing with the feature ranker")
+        _start_embedded_llm(s, llm)
+    else:
+        # The API answers now, with the feature ranker; the LLM joins when its server is healthy
+        # (the first install takes minutes), as every request checks it through its breaker.
+        _step("LLM: provisioning and starting the embedded vLLM server in the background")
+        llm_thread = threading.Thread(
+            target=_start_embedded_llm, args=(s, llm), name="llm-start", daemon=True
+        )
+        llm_thread.start()
     with factory() as sess:
         admin = create_key(sess, "admin")
         support = create_key(sess, "support")
@@ -121,9 +120,15 @@ def demo_cmd(
         highlight=False,
     )
     if no_serve:
-        if handle:
-            handle.stop()
+        if llm.get("handle"):
+            llm["handle"].stop()
         return
+    if llm_thread is not None:
+        console.print(
+            "The feature ranker serves until the LLM is up; its progress is on stderr and "
+            "`/readyz` (`llm.reachable`) says when it is.\n",
+            highlight=False,
+        )
     try:
         import uvicorn
 
@@ -132,8 +137,27 @@ def demo_cmd(
         configure_logging(logging.WARNING)
         uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
     finally:
-        if handle:
-            handle.stop()
+        if llm.get("handle"):
+            llm["handle"].stop()
+
+
+def _start_embedded_llm(s: Any, out: dict[str, Any]) -> None:
+    """Install the runtime and model if needed and start the server; on failure say why and leave
+    the feature ranker serving."""
+    try:
+        from agent.llm.provision import provision
+        from agent.llm.runtime import setup
+        from agent.llm.server import healthy, start_server
+
+        if healthy(s.resolved_llm_base_url):
+            err_console.print(f"an LLM server already answers at {s.resolved_llm_base_url}")
+            return
+        py = setup(s, lambda m: err_console.print(m, highlight=False))
+        provision(s, py, lambda m: err_console.print(m, highlight=False))
+        out["handle"] = start_server(s, say=lambda m: err_console.print(m, highlight=False))
+        err_console.print(f"the LLM serves at {s.resolved_llm_base_url}")
+    except Exception as exc:  # the demo goes on without the LLM, and says why
+        err_console.print(f"[yellow]LLM not started: {exc}[/]; continuing with the feature ranker")
 
 
 def register(app: typer.Typer) -> None:
