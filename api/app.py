@@ -161,7 +161,7 @@ class ChunkedBodyLimit:
         await self.app(scope, replay, send)
 
 
-class RequestContext:
+class RequestContextMiddleware:
     """Request id, the declared-size limit, latency metric and one JSON log line per request, as
     plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and two memory streams per request
     (and buffers streaming responses' start)."""
@@ -260,7 +260,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(ChunkedBodyLimit, limit=settings.api.max_body_bytes)
 
-    app.add_middleware(RequestContext, max_body=settings.api.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, max_body=settings.api.max_body_bytes)
 
     from api.routers import all_routers
 

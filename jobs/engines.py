@@ -175,16 +175,17 @@ def ray_recommend(
     n = max(1, min(actors, len(batches)))
     pool = [actor_cls.options(runtime_env={"env_vars": env}).remote(use_llm) for _ in range(n)]
     queue = list(batches)
-    pending: dict[Any, tuple[Any, list[str]]] = {}
-    for actor in pool:
+    pending: dict[Any, Any] = {}
+
+    def give_next(actor: Any) -> None:
         if queue:
-            users = queue.pop(0)
-            pending[actor.run.remote(users, when, k, use_llm, run_id, concurrency)] = (actor, users)
+            pending[actor.run.remote(queue.pop(0), when, k, use_llm, run_id, concurrency)] = actor
+
+    for actor in pool:
+        give_next(actor)
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
-            actor, _users = pending.pop(ref)
+            actor = pending.pop(ref)
             yield ray.get(ref)
-            if queue:
-                users = queue.pop(0)
-                pending[actor.run.remote(users, when, k, use_llm, run_id, concurrency)] = (actor, users)
+            give_next(actor)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 import pandas as pd
 from sqlalchemy import select
@@ -40,6 +40,8 @@ from mining import GlobalStats, UserProfile, build_profile, global_stats
 from retrieval.profile_store import latest_profile_version, save_profile
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CHUNK_USERS = 64
 STORE_TRIES = 3  # a dropped database connection is retried this many times per batch
@@ -98,39 +100,50 @@ def mine_frame(df: pd.DataFrame, users: Sequence[str], gs: GlobalStats | None) -
 def store_profiles(factory: sessionmaker[Session], profiles: list[UserProfile]) -> int:
     """Save the profiles in one transaction (a dropped connection is retried); returns how many
     new versions were written. Idempotent: storing the same profiles again writes none."""
-    for attempt in range(1, STORE_TRIES + 1):
+
+    def store() -> int:
+        with factory() as s:
+            changed = []
+            for p in profiles:
+                before = latest_profile_version(s, p.user_id)
+                if save_profile(s, p) != before:
+                    changed.append(p.user_id)
+            record_change(s, "profiles", changed)  # servers re-read what depends on the text
+            s.commit()
+        return len(changed)
+
+    return with_retries(store, f"storing {len(profiles)} profiles")
+
+
+def read_events(factory: sessionmaker[Session], users: list[str] | None = None) -> pd.DataFrame:
+    """These users' events, every event when ``users`` is None (a dropped connection is retried)."""
+
+    def read() -> pd.DataFrame:
+        with factory() as s:
+            return events_frame(s, users)
+
+    return with_retries(
+        read, "reading every event" if users is None else f"reading {len(users)} users' events"
+    )
+
+
+def with_retries(fn: Callable[[], T], what: str) -> T:
+    """``fn()``, run again with backoff (1, 2 s) when the database connection fails, STORE_TRIES
+    times in all; the last failure is raised."""
+    for attempt in range(1, STORE_TRIES):
         try:
-            with factory() as s:
-                changed = []
-                for p in profiles:
-                    before = latest_profile_version(s, p.user_id)
-                    if save_profile(s, p) != before:
-                        changed.append(p.user_id)
-                record_change(s, "profiles", changed)  # servers re-read what depends on the text
-                s.commit()
-            return len(changed)
+            return fn()
         except OperationalError as exc:
-            if attempt == STORE_TRIES:
-                raise
-            log.warning("storing %d profiles failed (%s); retrying", len(profiles), str(exc)[:200])
+            log.warning("%s failed (%s); retrying", what, str(exc)[:200])
             time.sleep(0.5 * 2**attempt)
-    return 0  # not reached
+    return fn()
 
 
 def mine_batch_from_store(
     factory: sessionmaker[Session], users: list[str], gs: GlobalStats | None
 ) -> BatchResult:
     """One batch end to end: read these users' events, mine, store (what a Ray task runs)."""
-    for attempt in range(1, STORE_TRIES + 1):
-        try:
-            with factory() as s:
-                df = events_frame(s, users)
-            break
-        except OperationalError as exc:
-            if attempt == STORE_TRIES:
-                raise
-            log.warning("reading %d users' events failed (%s); retrying", len(users), str(exc)[:200])
-            time.sleep(0.5 * 2**attempt)
+    df = read_events(factory, users)
     profiles, failed = mine_frame(df, users, gs)
     return BatchResult(len(profiles), store_profiles(factory, profiles), failed)
 
@@ -201,12 +214,13 @@ def mine_users(
         if progress:
             progress(len(skip))
     gs: GlobalStats | None = None
+    everyone: pd.DataFrame | None = None  # every event, when a whole-store run reads them anyway
     if user_ids is None:
         if data_dir is not None and skip:
             gs = load_global_stats(data_dir)  # the interrupted run's, so every profile shares them
         if gs is None:
-            with factory() as s:
-                gs = global_stats(events_frame(s))
+            everyone = read_events(factory)
+            gs = global_stats(everyone)
             if data_dir is not None:
                 p = global_stats_path(data_dir)
                 p.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +235,7 @@ def mine_users(
 
         results = ray_mine(factory, batches, gs, address=address, num_cpus=workers)
     elif engine == "local":
-        results = _local_mine(factory, batches, gs, workers)
+        results = _local_mine(factory, batches, gs, workers, everyone)
     else:
         from core.errors import InvalidInputError
 
@@ -243,19 +257,28 @@ def mine_users(
 
 
 def _local_mine(
-    factory: sessionmaker[Session], batches: list[list[str]], gs: GlobalStats | None, workers: int | None
+    factory: sessionmaker[Session],
+    batches: list[list[str]],
+    gs: GlobalStats | None,
+    workers: int | None,
+    everyone: pd.DataFrame | None = None,
 ) -> Iterator[tuple[list[str], BatchResult]]:
-    """This process reads the events, a process pool mines, this process stores."""
+    """This process reads the events (from ``everyone`` when it holds them already), a process
+    pool mines, this process stores."""
     workers = workers or min(os.cpu_count() or 1, 4)
+    groups = dict(tuple(everyone.groupby(C.USER, sort=False))) if everyone is not None else {}
+
+    def events_of(users: list[str]) -> pd.DataFrame:
+        if everyone is None:
+            return read_events(factory, users)
+        parts = [groups[u] for u in users if u in groups]
+        return pd.concat(parts) if parts else everyone.iloc[0:0]
 
     def jobs() -> Iterator[tuple[pd.DataFrame, list[str], GlobalStats | None]]:
         for users in batches:
-            with factory() as s:
-                yield events_frame(s, users), users, gs
+            yield events_of(users), users, gs
 
-    def finish(
-        users: list[str], mined: tuple[list[UserProfile], dict[str, str]]
-    ) -> tuple[list[str], BatchResult]:
+    def finish(users: list[str], mined: Mined) -> tuple[list[str], BatchResult]:
         profiles, failed = mined
         return users, BatchResult(len(profiles), store_profiles(factory, profiles), failed)
 

@@ -203,27 +203,22 @@ def recommend_batch(
         progress(summary.skipped)
     concurrency = concurrency or (4 if use_llm else 1)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if engine == "local":
+    batches = [left[i : i + BATCH_USERS] for i in range(0, len(left), BATCH_USERS)]
+    chunks: Iterator[list[dict[str, Any]]] = iter(())  # nothing left: no serving state is loaded
+    if batches and engine == "local":
         service = build_service(settings, factory, use_llm=use_llm)
-        chunks: Iterator[list[dict[str, Any]]] = (
+        chunks = (
             recommend_users(
-                service,
-                left[i : i + BATCH_USERS],
-                when,
-                k=k,
-                use_llm=use_llm,
-                run_id=summary.run_id,
-                concurrency=concurrency,
-            )  # fmt: skip
-            for i in range(0, len(left), BATCH_USERS)
+                service, users, when, k=k, use_llm=use_llm, run_id=summary.run_id, concurrency=concurrency
+            )
+            for users in batches
         )
-    else:
+    elif batches:
         from jobs.engines import ray_recommend
 
         chunks = ray_recommend(
-            factory, settings.data_dir, [left[i : i + BATCH_USERS] for i in range(0, len(left), BATCH_USERS)],
-            when, k=k, use_llm=use_llm, run_id=summary.run_id, address=address,
-            actors=workers or max((os.cpu_count() or 1) - 1, 1), concurrency=concurrency,
+            factory, settings.data_dir, batches, when, k=k, use_llm=use_llm, run_id=summary.run_id,
+            address=address, actors=workers or max((os.cpu_count() or 1) - 1, 1), concurrency=concurrency,
         )  # fmt: skip
     with out.open("a") as fh:
         for lines in chunks:

@@ -81,25 +81,22 @@ def candidate_pool(
 ) -> CandidatePool:
     """The ``pool_size`` allowed places with the best stage-1 score (as over the whole catalog),
     plus the allowed ``extra`` rows (e.g. embedding-search hits), with their features."""
-    if int(allowed.sum()) <= max(pool_size * 2, depth):
-        # few places allowed (a narrow filter): score them all
-        rows = np.flatnonzero(allowed)
-        f = features_at(stats, q, rows)
-        best = top_by_score(heuristic_score(f), rows, pool_size)
-        exact = True
-    else:
+    rows = np.zeros(0, dtype=np.int64)
+    best = rows
+    exact = True
+    if int(allowed.sum()) > max(pool_size * 2, depth):
         found, bound = _sources(stats, q, depth)
         rows = found[allowed[found]]
         f = features_at(stats, q, rows)
         s = heuristic_score(f)
         best = top_by_score(s, rows, pool_size)
         exact = len(best) == pool_size and float(s[best[-1]]) > bound
-        if len(best) < pool_size:
-            # a filter left the sources short: score every allowed place instead
-            rows = np.flatnonzero(allowed)
-            f = features_at(stats, q, rows)
-            best = top_by_score(heuristic_score(f), rows, pool_size)
-            exact = True
+    if len(best) < pool_size or not len(rows):
+        # few places allowed (a narrow filter), or the sources fell short of them: score them all
+        rows = np.flatnonzero(allowed)
+        f = features_at(stats, q, rows)
+        best = top_by_score(heuristic_score(f), rows, pool_size)
+        exact = True
     pool = rows[best]
     feats = f[best]
     if extra is not None and len(extra):

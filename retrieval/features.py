@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from retrieval.catalog_stats import MAX_GAP_H, CatalogStats, distance_at
-from retrieval.sparse_vector import SparseVector
+from retrieval.sparse_vector import SparseVector, gather
 from retrieval.user_history import UserHistory
 
 HOUR_SIGMA = 2.0  # hours; the kernel for "visits this place at this time of day"
@@ -89,10 +89,6 @@ class QueryVectors:
     centroid: tuple[float, float] | None
     hour_kernel: np.ndarray  # (24,) float32
     time_known: bool = True  # False: "where next?", ranked at the time of the last check-in
-
-    def at_places(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """The per-place value at ``rows`` (0 where the user never went)."""
-        return SparseVector(self.n, self.places, self.per_place[name]).at(rows)
 
 
 def query_vectors(
@@ -201,30 +197,30 @@ def features_at(stats: CatalogStats, q: QueryVectors, rows: np.ndarray) -> np.nd
     f = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
     col = {name: i for i, name in enumerate(FEATURES)}
     if q.m:
-        pv = SparseVector(q.n, q.places, np.ones(len(q.places)))
-        seen = pv.at(rows) > 0
-        cnt = q.at_places("count", rows)
+        # where each row sits among the user's places, looked up once for every per-place value
+        slot, seen = SparseVector(q.n, q.places, np.ones(len(q.places))).slots(rows)
+
+        def at_places(name: str) -> np.ndarray:  # 0 where the user never went
+            return gather(q.per_place[name], slot, seen)
+
+        cnt = at_places("count")
         safe = np.maximum(cnt, 1)
         f[:, col["user_count_log"]] = np.log1p(cnt)
         f[:, col["user_share"]] = cnt / q.m
-        f[:, col["steps_since_visit_log"]] = np.where(
-            seen, np.log1p(q.m - q.at_places("last_pos", rows)), 8.0
-        )
+        f[:, col["steps_since_visit_log"]] = np.where(seen, np.log1p(q.m - at_places("last_pos")), 8.0)
         f[:, col["hours_since_visit_log"]] = np.where(
-            seen, np.log1p(np.maximum(q.t_h - q.at_places("last_t", rows), 0)), 10.0
+            seen, np.log1p(np.maximum(q.t_h - at_places("last_t"), 0)), 10.0
         )
-        aff = q.at_places("aff", rows)
+        aff = at_places("aff")
         f[:, col["user_hour_affinity"]] = np.log1p(aff)
         f[:, col["user_hour_affinity_share"]] = np.where(cnt > 0, aff / safe, 0)
-        f[:, col["user_weekend_match"]] = np.where(cnt > 0, q.at_places("weekend", rows) / safe, 0)
-        f[:, col["user_next_hour_affinity_share"]] = np.where(
-            cnt > 0, q.at_places("next_aff", rows) / safe, 0
-        )
+        f[:, col["user_weekend_match"]] = np.where(cnt > 0, at_places("weekend") / safe, 0)
+        f[:, col["user_next_hour_affinity_share"]] = np.where(cnt > 0, at_places("next_aff") / safe, 0)
         f[:, col["visited_before"]] = seen
-        f[:, col["user_recent10_count"]] = q.at_places("recent10", rows)
-        f[:, col["user_recent50_share"]] = q.at_places("recent50", rows)
+        f[:, col["user_recent10_count"]] = at_places("recent10")
+        f[:, col["user_recent50_share"]] = at_places("recent50")
         if "dow" in q.per_place:
-            f[:, col["user_dow_affinity_share"]] = np.where(cnt > 0, q.at_places("dow", rows) / safe, 0)
+            f[:, col["user_dow_affinity_share"]] = np.where(cnt > 0, at_places("dow") / safe, 0)
         for name, key in (
             ("user_trans_any_prob", "trans_any"),
             ("user_trans_prev2_prob", "trans_prev2"),
@@ -232,7 +228,7 @@ def features_at(stats: CatalogStats, q: QueryVectors, rows: np.ndarray) -> np.nd
             ("user_trans_prob", "trans_prob"),
         ):
             if key in q.per_place:
-                f[:, col[name]] = q.at_places(key, rows)
+                f[:, col[name]] = at_places(key)
         g = q.global_trans.at(rows)
         rs = q.global_trans_row_sum
         f[:, col["global_trans_prob"]] = g / rs if rs > 0 else 0
@@ -283,15 +279,6 @@ def query_features(
     serving scores only its candidates (retrieval.candidate_pool)."""
     q = query_vectors(stats, user, t_h, hour, weekend, where, weekday, time_known)
     return features_at(stats, q, np.arange(stats.n))
-
-
-def _rank_score(v: np.ndarray) -> np.ndarray:
-    """1 / (1 + rank / 10) by descending value: scale-free, so users with long and short
-    histories get comparable numbers."""
-    order = np.argsort(-v, kind="stable")
-    rank = np.empty(len(v))
-    rank[order] = np.arange(len(v))
-    return 1 / (1 + rank / 10)
 
 
 # The hand-weighted blend's weights (the README's blend, plus co-visitation). candidate_pool

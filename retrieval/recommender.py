@@ -183,10 +183,8 @@ class Recommender:
             self.stats, uh, ts.value / 3.6e12, hour, weekend, where=where, weekday=local_weekday(ts, off),
             time_known=ctx.time_known,
         )  # fmt: skip
-        ref = where
-        if ref is None and uh.n and (uh.idx >= 0).any():
-            last = uh.idx[uh.idx >= 0][-1]
-            ref = (float(self.stats.lat[last]), float(self.stats.lon[last]))
+        # the request's place, else the last check-in's (None: a cold start without a place)
+        ref = q.ref if where is not None or q.m else None
         allowed = self.stats.known.copy()
         allowed[uh.idx[uh.idx >= 0]] = True
         extra_idx: dict[str, np.ndarray] = {}

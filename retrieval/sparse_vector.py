@@ -38,15 +38,17 @@ class SparseVector:
         nz = np.flatnonzero(v)
         return cls(len(v), nz.astype(np.int64), np.asarray(v, dtype=np.float64)[nz])
 
-    def at(self, rows: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(rows))
+    def slots(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each row, its position among the stored entries and whether it is stored there:
+        one lookup that any number of entry-aligned arrays can then be read through."""
+        rows = np.asarray(rows, dtype=np.int64)
         if not len(self.indices):
-            return out
-        pos = np.searchsorted(self.indices, rows)
-        pos_c = np.minimum(pos, len(self.indices) - 1)
-        hit = self.indices[pos_c] == rows
-        out[hit] = self.values[pos_c[hit]]
-        return out
+            return np.zeros(len(rows), dtype=np.int64), np.zeros(len(rows), dtype=bool)
+        pos = np.minimum(np.searchsorted(self.indices, rows), len(self.indices) - 1)
+        return pos, self.indices[pos] == rows
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        return gather(self.values, *self.slots(rows))
 
     def _entry_ranks(self) -> np.ndarray:
         """Rank in the dense order of each stored entry: positives first (value descending, index
@@ -66,15 +68,14 @@ class SparseVector:
         n_pos = int((self.values > 0).sum())
         # a zero comes after the positives, by index: i minus the stored entries before i
         rank = n_pos + rows - np.searchsorted(self.indices, rows).astype(np.float64)
-        if len(self.indices):
-            pos = np.searchsorted(self.indices, rows)
-            pos_c = np.minimum(pos, len(self.indices) - 1)
-            hit = self.indices[pos_c] == rows
-            rank[hit] = self._entry_ranks()[pos_c[hit]]
+        pos, hit = self.slots(rows)
+        if hit.any():
+            rank[hit] = self._entry_ranks()[pos[hit]]
         return rank
 
     def rank_score(self, rows: np.ndarray) -> np.ndarray:
-        """1 / (1 + rank / 10): see features._rank_score."""
+        """1 / (1 + rank / 10) by descending value: scale-free, so users with long and short
+        histories get comparable numbers."""
         return 1 / (1 + self.ranks(rows) / 10)
 
     def top(self, k: int) -> np.ndarray:
@@ -91,3 +92,10 @@ class SparseVector:
             zeros = span[~np.isin(span, self.indices)][:need]
             out = np.concatenate([out, zeros, neg[: need - len(zeros)]])
         return out
+
+
+def gather(values: np.ndarray, pos: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """``values`` (aligned with stored entries) read through ``slots``: 0 where a row is not stored."""
+    out = np.zeros(len(pos))
+    out[hit] = values[pos[hit]]
+    return out

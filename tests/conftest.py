@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,10 @@ def _pg_available() -> bool:
         return False
 
 
-@pytest.fixture
-def pg_engine() -> Iterator[Engine]:
-    """A fresh schema in the local PostgreSQL for each test (dropped afterwards)."""
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A fresh schema in the local PostgreSQL, dropped afterwards (skips, or fails on CI, when the
+    server is not there)."""
     if not _pg_available():
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL not reachable at {PG_URL}; CI must run the store tests on it")
@@ -80,13 +82,22 @@ def pg_engine() -> Iterator[Engine]:
     admin = create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    """A fresh schema in the local PostgreSQL for each test (dropped afterwards)."""
+    with pg_schema() as schema:
+        engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+        upgrade(engine)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, make_sessionmaker, upgrade
 from core.models import Profile
 from core.settings import Settings
 from jobs.mine import mine_users
-from tests.conftest import PG_URL, _pg_available
+from tests.conftest import PG_URL, pg_schema
 from tests.retrieval.conftest import store_events, world
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -37,24 +36,14 @@ def ray_runtime() -> Iterator[None]:
 @pytest.fixture
 def pg_store() -> Iterator[tuple[str, sessionmaker[Session]]]:
     """A fresh schema whose URL carries it (Ray tasks reopen the store from the URL)."""
-    if not _pg_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    upgrade(engine)
-    factory = make_sessionmaker(engine)
-    store_events(factory, world(n_users=12, days=40)[0])
-    yield url, factory
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with pg_schema() as schema:
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        engine = make_engine(url)
+        upgrade(engine)
+        factory = make_sessionmaker(engine)
+        store_events(factory, world(n_users=12, days=40)[0])
+        yield url, factory
+        engine.dispose()
 
 
 def _facts(factory: sessionmaker[Session]) -> dict[str, list[dict[str, object]]]:
