@@ -33,6 +33,7 @@ from agent.labels import (
 )
 from core.geo import km_between
 from mining import Fact, UserProfile
+from mining.feedback import category_fact_id
 from mining.habits import SLOTS
 from mining.rhythm import DAYS
 from retrieval.types import Candidate
@@ -288,6 +289,9 @@ def place_evidence(
                     topics=frozenset({"time"}),
                 )
             )
+    liked = _liked_kind(facts, c.category)
+    if liked is not None:
+        out.append(liked)
     if visits >= 2 and c.features.get("user_hour_affinity_share", 0) >= 0.5:
         out.append(
             Evidence(
@@ -326,6 +330,23 @@ def place_evidence(
     if not visits:
         out.append(Evidence("item.new", "You have not been here before.", topics=frozenset({"new"})))
     return PlaceEvidence(c.item_id, kind, c.category, visits, dist, _strongest(out))
+
+
+def _liked_kind(facts: dict[str, Fact], category: str | None) -> Evidence | None:
+    """ "You accepted 3 of 5 Coffee Shop suggestions." when they accepted more of that kind than
+    they rejected (mining.feedback); a kind they mostly reject is never offered as a reason."""
+    fact = facts.get(category_fact_id(category)) if category else None
+    v = fact.value if fact is not None and isinstance(fact.value, dict) else None
+    if fact is None or v is None or not v.get("accepted", 0) > v.get("rejected", 0):
+        return None
+    a, m = int(v["accepted"]), int(v["shown_with_reaction"])
+    return Evidence(
+        fact.id,
+        f"You accepted {a} of {m} {category} suggestions.",
+        frozenset({str(a), str(m)}),
+        kinds=frozenset({str(category)}),
+        topics=frozenset({"feedback"}),
+    )
 
 
 def _a(kind: str) -> str:

@@ -23,17 +23,16 @@ from agent.llm.explain import Explainer, ExplanationSet, Situation, local_moment
 from agent.llm.rerank import LLMReranker, RerankOutcome
 from agent.trace_writer import TraceWriter
 from core.errors import ForbiddenError, NotFoundError
-from core.models import Event, Recommendation, User, new_id, utcnow
+from core.experiments import Assignment, ExperimentsConfig
+from core.models import Event, Item, Recommendation, User, new_id, utcnow
 from mining import UserProfile
+from retrieval.feedback import FeedbackRules, FeedbackSignals, Reaction
 from retrieval.profile_store import latest_profile, latest_profile_and_version
 from retrieval.service import Retriever
 from retrieval.types import Candidate, RequestContext
 
 log = logging.getLogger(__name__)
 FEEDBACK_KINDS = ("clicked", "accepted", "rejected")
-# A place the user turned down ("not that one", or rejected feedback) is not shown to them again
-# for this long; learning more from feedback is the feedback issue's work.
-REJECTED_HIDDEN_FOR = timedelta(days=30)
 # How long a trace look-up waits for a trace another worker may still hold in its batched writer
 # (that writer stores within its interval, 0.1 s by default).
 TRACE_WAIT_S = 0.5
@@ -53,6 +52,8 @@ class RecommendationResult:
     model: str | None = None
     labels: dict[str, str] = field(default_factory=dict)  # item id -> readable label for this person
     where: dict[str, str] = field(default_factory=dict)  # item id -> "0.6 km from your likely work area"
+    experiment: dict[str, Any] | None = None  # {"name", "arm", "changes"} when in an experiment
+    feedback: dict[str, Any] = field(default_factory=dict)  # what earlier reactions hid or shifted
 
 
 class RecommendationService:
@@ -64,6 +65,8 @@ class RecommendationService:
         explainer: Explainer | None,
         traces: TraceWriter | None = None,
         admission: LLMAdmission | None = None,
+        feedback_rules: FeedbackRules | None = None,
+        experiments: ExperimentsConfig | None = None,
     ) -> None:
         self.factory = factory
         self.retriever = retriever
@@ -75,10 +78,25 @@ class RecommendationService:
             llm = llm_part.settings.llm
             admission = LLMAdmission(llm.max_in_flight, llm.max_waiting)
         self.admission = admission  # bounds this process's concurrent LLM work
+        self.feedback_rules = feedback_rules or FeedbackRules()
+        self.experiments = experiments or ExperimentsConfig()
 
-    def may_call_llm(self, use_llm: bool) -> bool:
-        """Whether ``recommend(..., use_llm=use_llm)`` may wait on the LLM server."""
-        return use_llm and (self.reranker is not None or self.explainer is not None)
+    def may_call_llm(self, use_llm: bool | None, user_id: str | None = None) -> bool:
+        """Whether ``recommend(user_id, ..., use_llm=use_llm)`` may wait on the LLM server."""
+        wanted = self.resolve_use_llm(use_llm, self.assignment(user_id) if user_id else None)
+        return wanted and (self.reranker is not None or self.explainer is not None)
+
+    def assignment(self, user_id: str) -> Assignment | None:
+        return self.experiments.assign(user_id)
+
+    @staticmethod
+    def resolve_use_llm(requested: bool | None, arm: Assignment | None) -> bool:
+        """The request's own choice, else its experiment arm's, else on."""
+        if requested is not None:
+            return requested
+        if arm is not None and arm.settings.use_llm is not None:
+            return arm.settings.use_llm
+        return True
 
     def profile(self, session: Session, user_id: str) -> UserProfile | None:
         return latest_profile(session, user_id)
@@ -96,15 +114,16 @@ class RecommendationService:
         k: int = 10,
         explain: bool = True,
         *,
-        use_llm: bool = True,
+        use_llm: bool | None = None,
         explain_with_llm: bool | None = None,
         conversation_id: str | None = None,
         trace_extra: dict[str, Any] | None = None,
         unknown_user_is_error: bool = False,
     ) -> RecommendationResult:
-        """``use_llm``: rerank with the LLM; ``explain_with_llm`` (default: ``use_llm``): have it
-        write the explanations too, else the template does. ``trace_extra`` joins the stored
-        request (the chat puts its understanding and grounding there)."""
+        """``use_llm``: rerank with the LLM (None: as the user's experiment arm says, else yes);
+        ``explain_with_llm`` (default: ``use_llm``): have it write the explanations too, else the
+        template does. ``trace_extra`` joins the stored request (the chat puts its understanding
+        and grounding there)."""
         with ExitStack() as llm_slot:  # an LLM slot taken inside is given back however this ends
             return self._recommend(
                 user_id, ctx, k, explain, use_llm=use_llm, explain_with_llm=explain_with_llm,
@@ -119,7 +138,7 @@ class RecommendationService:
         k: int,
         explain: bool,
         *,
-        use_llm: bool,
+        use_llm: bool | None,
         explain_with_llm: bool | None,
         conversation_id: str | None,
         trace_extra: dict[str, Any] | None,
@@ -128,23 +147,32 @@ class RecommendationService:
     ) -> RecommendationResult:
         t0 = time.perf_counter()
         notes: list[str] = []
+        arm = self.assignment(user_id)
+        requested_llm = use_llm
+        use_llm = self.resolve_use_llm(use_llm, arm)
+        if explain_with_llm is None and arm is not None:
+            explain_with_llm = arm.settings.explain_with_llm
         with self.factory() as s:
             profile, version = latest_profile_and_version(s, user_id)
             known_user = s.get(User, user_id) is not None
-            hidden = self.rejected_items(s, user_id, ctx.time) if known_user else set()
+            signals = self.reactions(s, user_id, ctx.time) if known_user else None
         if not known_user:
             if unknown_user_is_error:
                 raise NotFoundError(f"no user {user_id!r}: post their events first (POST /v1/events)")
             notes.append("unknown user: cold-start recommendations from context and popularity")
         elif profile is None:
             notes.append("no mined profile yet: run `chronotope mine`")
-        if hidden - set(ctx.exclude_items):
-            notes.append(
-                "hidden after an earlier rejection: " + ", ".join(sorted(hidden - set(ctx.exclude_items)))
-            )
-            ctx = replace(ctx, exclude_items=tuple(sorted(set(ctx.exclude_items) | hidden)))
+        ctx, signals, hidden = self._apply_reactions(ctx, signals, arm, notes)
         pool_k = max(k, self.reranker.settings.llm.rerank_top_n if self.reranker else k)
-        ranked = self.retriever.recommend(None, user_id, ctx, pool_k, profile)
+        ranked = self.retriever.recommend(
+            None,
+            user_id,
+            ctx,
+            pool_k,
+            profile,
+            ranker=arm.settings.ranker if arm is not None else None,
+            feedback=signals if signals is not None and signals.reactions else None,
+        )
         t1 = time.perf_counter()
         # One deadline for all of this request's LLM work: the rerank and every explanation share it.
         llm_part = self.reranker or self.explainer
@@ -180,6 +208,14 @@ class RecommendationService:
         elif self.reranker is None:
             ranker = ranked.ranker
         items = candidates[:k]
+        shifted = {
+            i: why for i, why in ranked.feedback.get("shown", {}).items() if i in {c.item_id for c in items}
+        }
+        if shifted:
+            notes.append(
+                f"{len(shifted)} of these places were moved by earlier feedback (rules: "
+                "like places you accepted are raised, like places you rejected are lowered)"
+            )
         anchor_list = anchors(profile)
         labels = {c.item_id: place_label(c, anchor_list) for c in items}
         where = {c.item_id: w for c in items if (w := place_relation(c, anchor_list))}
@@ -240,6 +276,7 @@ class RecommendationService:
                 "k": k,
                 "explain": explain,
                 "use_llm": use_llm,
+                **({"use_llm_requested": requested_llm} if requested_llm is not None and arm else {}),
                 **(trace_extra or {}),
             },
             profile_version=version,
@@ -278,7 +315,14 @@ class RecommendationService:
                 "places_scored": ranked.places_scored,
             },
             conversation_id=conversation_id,
+            experiment=arm.experiment if arm else None,
+            arm=arm.arm if arm else None,
         )
+        feedback_trace = self.feedback_trace(signals, hidden, shifted, ranked.feedback)
+        if feedback_trace:
+            record.request = {**record.request, "feedback": feedback_trace}
+        if arm is not None:
+            record.request = {**record.request, "experiment": arm.to_dict()}
         if known_user:  # a cold-start request for an unknown id stores no user data
             if self.traces is not None and conversation_id is None:
                 self.traces.submit(record)  # written within interval_s, off the request path
@@ -299,17 +343,72 @@ class RecommendationService:
             record.model,
             labels,
             where,
+            arm.to_dict() if arm else None,
+            feedback_trace,
         )
 
-    def rejected_items(self, session: Session, user_id: str, now: Any) -> set[str]:
-        """Items this user rejected within REJECTED_HIDDEN_FOR before ``now``."""
-        since = now - REJECTED_HIDDEN_FOR
-        rows = session.execute(
-            select(Event.item_id, Event.attributes).where(
-                Event.user_id == user_id, Event.kind == "feedback", Event.ts >= since
+    def _apply_reactions(
+        self, ctx: RequestContext, signals: FeedbackSignals | None, arm: Assignment | None, notes: list[str]
+    ) -> tuple[RequestContext, FeedbackSignals | None, dict[str, Reaction]]:
+        """Rejected places out of the request; the feedback rules as the arm says (hiding stays)."""
+        if signals is None:
+            return ctx, None, {}
+        hidden = {i: r for i, r in signals.hidden().items() if i not in ctx.exclude_items}
+        if hidden:
+            notes.append(
+                "hidden after an earlier rejection: "
+                + ", ".join(f"{i} (rejected on {r.at.date().isoformat()})" for i, r in sorted(hidden.items()))
             )
+            ctx = replace(ctx, exclude_items=tuple(sorted(set(ctx.exclude_items) | set(hidden))))
+        learning = self.feedback_rules.learning
+        if arm is not None and arm.settings.feedback_learning is not None:
+            learning = arm.settings.feedback_learning
+        if signals.rules.learning != learning:
+            signals = replace(signals, rules=replace(signals.rules, learning=learning))
+        return ctx, signals, hidden
+
+    def reactions(self, session: Session, user_id: str, now: Any) -> FeedbackSignals:
+        """This user's reactions to recommendations, as far back as the feedback rules read (one
+        indexed look-up of their feedback events, with each place's category)."""
+        since = now - self.feedback_rules.memory
+        rows = session.execute(
+            select(Event.item_id, Event.attributes, Event.ts, Event.recommendation_id, Item.category)
+            .outerjoin(Item, Item.id == Event.item_id)
+            .where(Event.user_id == user_id, Event.kind == "feedback", Event.ts >= since)
         ).all()
-        return {str(item) for item, attrs in rows if item and (attrs or {}).get("feedback") == "rejected"}
+        got = [
+            Reaction(str(item), str((attrs or {}).get("feedback")), ts, cat, rec_id)
+            for item, attrs, ts, rec_id, cat in rows
+            if item and (attrs or {}).get("feedback") in FEEDBACK_KINDS
+        ]
+        return FeedbackSignals.of(got, now, self.feedback_rules)
+
+    def rejected_items(self, session: Session, user_id: str, now: Any) -> set[str]:
+        """Places this user rejected that are hidden from them at ``now``."""
+        return set(self.reactions(session, user_id, now).hidden())
+
+    @staticmethod
+    def feedback_trace(
+        signals: FeedbackSignals | None,
+        hidden: dict[str, Reaction],
+        shifted: dict[str, str],
+        ranked_feedback: dict[str, Any],
+    ) -> dict[str, Any]:
+        """What support staff read: which places earlier feedback hid or moved, and why."""
+        if signals is None or not signals.reactions:
+            return {}
+        return {
+            **signals.summary(),
+            "hidden": {
+                i: f"place {i} hidden: rejected on {r.at.date().isoformat()}"
+                + (f" (recommendation {r.recommendation_id})" if r.recommendation_id else "")
+                for i, r in sorted(hidden.items())
+            },
+            "shifted": shifted,  # shown places the feedback moved
+            # places the feedback pushed out of the ranked list (they would have been shown)
+            "displaced": ranked_feedback.get("displaced", {}),
+            "shifted_in_pool": ranked_feedback.get("shifted_in_pool", 0),
+        }
 
     def situation(self, user_id: str, ctx: RequestContext) -> Situation:
         """The request's local moment, the user's last stop and names for places: what the
@@ -367,6 +466,46 @@ class RecommendationService:
             )
             s.commit()
         return eid
+
+    def feedback_history(self, session: Session, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The user's reactions, newest first, each with what it does now (hidden until when, or
+        counted towards its kind of place) and the recommendation it answered."""
+        rows = session.execute(
+            select(Event.id, Event.item_id, Event.attributes, Event.ts, Event.text, Event.recommendation_id)
+            .add_columns(Item.category, Item.name)
+            .outerjoin(Item, Item.id == Event.item_id)
+            .where(Event.user_id == user_id, Event.kind == "feedback")
+            .order_by(Event.ts.desc(), Event.id.desc())
+            .limit(limit)
+        ).all()
+        now = utcnow()
+        hidden = self.reactions(session, user_id, now).hidden()
+        rules = self.feedback_rules
+        out = []
+        for eid, item, attrs, ts, reason, rec_id, category, name in rows:
+            kind = (attrs or {}).get("feedback")
+            effect = "counted towards its kind of place" if category else "counted for this place"
+            if item in hidden and hidden[item].at == ts:
+                until = ts + timedelta(days=rules.hide_rejected_days)
+                effect = f"hidden from this user until {until.date().isoformat()}"
+            elif kind == "rejected" and ts < now - timedelta(days=rules.hide_rejected_days):
+                effect = "no longer hidden (older than the hiding window)"
+            elif kind == "rejected" and item not in hidden:
+                effect = "no longer hidden (accepted or clicked since)"
+            out.append(
+                {
+                    "event_id": eid,
+                    "at": ts.isoformat(),
+                    "kind": kind,
+                    "item_id": item,
+                    "category": category,
+                    "name": name,
+                    "recommendation_id": rec_id,
+                    "reason": reason,
+                    "effect": effect,
+                }
+            )
+        return out
 
     def recent(self, session: Session, user_id: str, limit: int = 20) -> list[Recommendation]:
         return list(

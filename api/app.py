@@ -74,8 +74,10 @@ def build_state(
     from agent.service import RecommendationService
     from agent.trace_writer import TraceWriter
     from api.rate_limit import RateLimiter
+    from core.experiments import load_experiments
     from jobs.background_mining import BackgroundMiner
     from retrieval.embedder import limit_threads
+    from retrieval.feedback import FeedbackRules
     from retrieval.service import Retriever
     from retrieval.state_follower import StateFollower
 
@@ -95,7 +97,15 @@ def build_state(
         if settings.api.trace_interval_s
         else None
     )
-    service = RecommendationService(factory, retriever, reranker, explainer, traces)
+    service = RecommendationService(
+        factory,
+        retriever,
+        reranker,
+        explainer,
+        traces,
+        feedback_rules=FeedbackRules.from_settings(settings.feedback),
+        experiments=load_experiments(settings.experiments_file),  # a bad file stops the start here
+    )
     tokens = TokenCounter(model_dir(settings) / "tokenizer.json" if settings.llm_is_embedded else None)
     chat = ChatAgent(
         service,

@@ -89,6 +89,9 @@ class RecommendOut(BaseModel):
     explanation_source: str | None
     notes: list[str]
     timings: dict[str, float]
+    experiment: dict[str, Any] | None = Field(
+        None, description="The online experiment and arm that served this request, and what the arm changes."
+    )
 
 
 class FeedbackIn(Strict):

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "cli.eval_explain",
     "cli.llm",
     "cli.keys",
+    "cli.experiments",
     "cli.serve",
     "cli.demo",
 )

@@ -28,23 +28,33 @@ def train_cmd(
     weeks: int = typer.Option(8, help="Pseudo-targets are the check-ins of the last WEEKS of the history."),
     queries: int = typer.Option(9000, help="At most this many training queries."),
     out: Path | None = typer.Option(None, help="Folder for the model (default: <data dir>/models)."),
+    feedback: bool = typer.Option(
+        True,
+        "--feedback/--no-feedback",
+        help="Also learn from served recommendations people accepted or clicked (store only).",
+    ),
 ) -> None:
     """Train on pseudo-targets cut from the end of the history; saves ranker-<version>.txt/.json.
 
     On the dev split pass ``--test NYC_val.csv`` (or ``--before``) so the val period is not trained on."""
     from core.ingest import parse_file
+    from retrieval.feedback_training import FeedbackQueries, feedback_queries
     from retrieval.train_cli_support import train_and_save
 
     s = settings()
+    reactions: FeedbackQueries | None = None
     if history is not None:
         df, _, _, _, _ = parse_file(history, None, s.local_timezone)
     else:
         from core.db import open_store
         from core.events_frame import events_frame
+        from retrieval.serving_state import behaviour
 
         _, factory = open_store(s)
         with factory() as sess:
-            df = events_frame(sess)
+            df = behaviour(events_frame(sess))  # feedback on recommendations is not a check-in
+            if feedback:
+                reactions = feedback_queries(sess)
     import pandas as pd
 
     from core import columns as C
@@ -64,10 +74,11 @@ def train_cmd(
         raise typer.BadParameter("no events to train on: ingest data first or pass --history")
     with progress("build training queries", queries) as advance:
         model, path = train_and_save(
-            df, out or s.models_dir, weeks=weeks, max_queries=queries, progress=advance
+            df, out or s.models_dir, weeks=weeks, max_queries=queries, progress=advance, feedback=reactions
         )
     console.print(
-        f"saved {path} ({model.name}; {model.meta['train_queries']} queries, "
+        f"saved {path} ({model.name}; {model.meta['train_queries']} queries, of which "
+        f"{model.meta['feedback_queries']} from people's feedback; "
         f"best iteration {model.meta['best_iteration']})"
     )
 

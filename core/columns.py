@@ -18,6 +18,10 @@ RATING = "rating"
 CATEGORY = "category"
 ITEM_NAME = "item_name"
 
+# Read from the store with the events (not part of the ingest format): a feedback event's reaction,
+# "accepted" | "clicked" | "rejected" (None for every other kind).
+FEEDBACK = "feedback"
+
 EVENT_COLUMNS = [EVENT_ID, USER, ITEM, KIND, TIME, TZ_OFFSET, LAT, LON, TEXT, RATING, CATEGORY, ITEM_NAME]
 
 EVENT_KINDS = ("checkin", "view", "click", "purchase", "rating", "review", "feedback")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from core import columns as C
@@ -32,6 +32,8 @@ def events_frame(session: Session, user_ids: Sequence[str] | None = None) -> pd.
             Item.name.label(C.ITEM_NAME),
             Item.lat.label("_item_lat"),
             Item.lon.label("_item_lon"),
+            # only feedback rows' attributes: what the reaction was (the others' stay unread)
+            case((Event.kind == "feedback", Event.attributes), else_=None).label("_attrs"),
         )
         .outerjoin(Item, Item.id == Event.item_id)
         .order_by(Event.user_id, Event.ts, Event.id)  # ties broken the same way on every store and run
@@ -39,10 +41,11 @@ def events_frame(session: Session, user_ids: Sequence[str] | None = None) -> pd.
     if user_ids is not None:
         stmt = stmt.where(Event.user_id.in_(list(user_ids)))
     rows = session.execute(stmt).all()
-    df = pd.DataFrame(rows, columns=[*C.EVENT_COLUMNS, "_item_lat", "_item_lon"])
+    df = pd.DataFrame(rows, columns=[*C.EVENT_COLUMNS, "_item_lat", "_item_lon", "_attrs"])
+    df[C.FEEDBACK] = [a.get("feedback") if isinstance(a, dict) else None for a in df["_attrs"]]
     df[C.LAT] = df[C.LAT].fillna(df["_item_lat"]).astype(float)
     df[C.LON] = df[C.LON].fillna(df["_item_lon"]).astype(float)
-    df = df.drop(columns=["_item_lat", "_item_lon"])
+    df = df.drop(columns=["_item_lat", "_item_lon", "_attrs"])
     df[C.TIME] = pd.to_datetime(df[C.TIME], utc=True)
     df[C.TZ_OFFSET] = df[C.TZ_OFFSET].fillna(0).astype(int)
     return df.reset_index(drop=True)

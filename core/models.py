@@ -142,6 +142,9 @@ class Recommendation(Base):
     conversation_id: Mapped[str | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="SET NULL"), index=True
     )
+    # The online experiment and arm that served it (core.experiments); None: in no experiment.
+    experiment: Mapped[str | None] = mapped_column(String(40), index=True)
+    arm: Mapped[str | None] = mapped_column(String(40))
 
 
 class Conversation(Base):

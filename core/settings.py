@@ -159,6 +159,42 @@ class ChatSettings(BaseModel):
     )
 
 
+class FeedbackSettings(BaseModel):
+    """What a user's reactions to earlier recommendations change in their next ones (rules in
+    retrieval/feedback.py; the learned ranker sees feedback only when trained on it)."""
+
+    hide_rejected_days: float = Field(
+        30.0,
+        ge=0,
+        description="A place the user rejected is not shown to them again for this long (0: never hidden).",
+    )
+    learning: bool = Field(
+        True,
+        description="Lower places of the category of places the user rejected and raise those like the "
+        "places they accepted or clicked (the hiding above applies either way).",
+    )
+    rejected_penalty: float = Field(
+        2.0,
+        ge=0,
+        le=10,
+        description="How far a category the user keeps rejecting is lowered, in standard "
+        "deviations of the pool's scores at saturation.",
+    )
+    accepted_boost: float = Field(
+        0.75,
+        ge=0,
+        le=10,
+        description="How far a category (and the very place) the user keeps accepting is "
+        "raised, in standard deviations of the pool's scores at saturation.",
+    )
+    half_life_days: float = Field(
+        30.0,
+        gt=0,
+        description="A reaction counts half as much after this long; after four half-lives it is "
+        "no longer read.",
+    )
+
+
 class APISettings(BaseModel):
     max_body_bytes: int = Field(2_000_000, description="Requests with a larger body are refused (413).")
     rate_limit_per_s: float = Field(
@@ -217,6 +253,12 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     api: APISettings = Field(default_factory=APISettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    experiments_file: Path | None = Field(
+        None,
+        description="YAML or JSON file of online experiments (arms, weights, what each arm changes; "
+        "docs/experiments.md). Unset: no experiments.",
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -28,7 +28,7 @@ from typing import TypedDict, TypeVar
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
@@ -112,7 +112,16 @@ def store_profiles(factory: sessionmaker[Session], profiles: list[UserProfile]) 
             s.commit()
         return len(changed)
 
-    return with_retries(store, f"storing {len(profiles)} profiles")
+    def store_once_more_if_raced() -> int:
+        # Another miner (the API's background one, a CLI run) stored a version of one of these
+        # users between our read and our write: store again over what it wrote (idempotent).
+        try:
+            return store()
+        except IntegrityError:
+            log.info("another miner stored a profile version meanwhile; storing again over it")
+            return store()
+
+    return with_retries(store_once_more_if_raced, f"storing {len(profiles)} profiles")
 
 
 def read_events(factory: sessionmaker[Session], users: list[str] | None = None) -> pd.DataFrame:

@@ -75,6 +75,7 @@ def build_service(
     from agent.llm.breaker import breaker_for
     from agent.llm.explain import Explainer
     from agent.llm.rerank import LLMReranker
+    from retrieval.feedback import FeedbackRules
     from retrieval.service import Retriever
 
     retriever = Retriever.load(settings, factory, grounding=False)
@@ -85,7 +86,10 @@ def build_service(
         breaker = breaker_for(settings.resolved_llm_base_url)
         reranker = LLMReranker(settings, breaker=breaker)
         explainer = Explainer(settings, breaker=breaker)
-    return RecommendationService(factory, retriever, reranker, explainer, traces=None)
+    # Feedback rules apply as in serving; batch runs take no part in online experiments (their
+    # requests are not people's and would only dilute the arms' rates).
+    rules = FeedbackRules.from_settings(settings.feedback)
+    return RecommendationService(factory, retriever, reranker, explainer, traces=None, feedback_rules=rules)
 
 
 def result_line(r: RecommendationResult, use_llm: bool) -> dict[str, Any]:

@@ -37,6 +37,9 @@ class UserProfile:
     last_event_ts: datetime | None
     miner_version: str = MINER_VERSION
     text_fact_ids: list[list[str]] = field(default_factory=list)  # fact ids behind each sentence
+    # "<count>@<latest time>" of the reactions to recommendations mined (they are not events of
+    # the profile, but a new one changes its feedback facts)
+    reactions: str = ""
 
     def fact(self, fact_id: str) -> Fact | None:
         return next((f for f in self.facts if f.id == fact_id), None)
@@ -54,6 +57,7 @@ class UserProfile:
             "last_event_ts": self.last_event_ts.isoformat() if self.last_event_ts else None,
             "miner_version": self.miner_version,
             "text_fact_ids": self.text_fact_ids,
+            "reactions": self.reactions,
         }
 
     @classmethod
@@ -67,6 +71,7 @@ class UserProfile:
             last_event_ts=datetime.fromisoformat(last) if isinstance(last, str) else last,
             miner_version=d.get("miner_version", MINER_VERSION),
             text_fact_ids=[list(x) for x in d.get("text_fact_ids", [])],
+            reactions=str(d.get("reactions", "")),
         )
 
 

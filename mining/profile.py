@@ -6,8 +6,10 @@ from datetime import datetime
 
 import pandas as pd
 
+from core import columns as C
 from mining.drift import drift_facts
 from mining.facts import MINER_VERSION, Fact, UserProfile
+from mining.feedback import feedback_facts, split_feedback
 from mining.frame import user_events
 from mining.habits import habit_facts
 from mining.rhythm import DAYS, rhythm_facts
@@ -28,7 +30,9 @@ def build_profile(
 ) -> UserProfile:
     """Mine one user's profile. ``events`` may hold other users' rows too (they are ignored).
 
-    ``now`` drops events stamped after it (clock errors), reported in the ``data.summary`` fact."""
+    ``now`` drops events stamped after it (clock errors), reported in the ``data.summary`` fact.
+    Feedback on recommendations is not behaviour: it only feeds the ``feedback.*`` facts."""
+    events, reactions = split_feedback(events)
     ev, n_future = user_events(events, user_id, now)
     facts: list[Fact] = [_summary(ev, n_future)]
     if ev.n:
@@ -40,6 +44,10 @@ def build_profile(
         facts += transition_facts(ev, global_stats)
         facts += drift_facts(ev)
         facts += sentiment_facts(ev)
+    own = reactions.iloc[0:0]
+    if len(reactions):
+        own = reactions[reactions[C.USER].astype(str) == str(user_id)] if C.USER in reactions else reactions
+        facts += feedback_facts(own)
     text, text_ids = render_text(facts)
     return UserProfile(
         user_id=str(user_id),
@@ -49,6 +57,7 @@ def build_profile(
         last_event_ts=ev.ts[-1].to_pydatetime() if ev.n else None,
         miner_version=MINER_VERSION,
         text_fact_ids=text_ids,
+        reactions=f"{len(own)}@{pd.to_datetime(own[C.TIME], utc=True).max().isoformat()}" if len(own) else "",
     )
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from core import columns as C
 from mining.facts import Fact, insufficient
+from mining.feedback import split_feedback
 from mining.frame import UserEvents
 
 MAX_GAP_H = 24.0  # a "next" event more than a day later is a new trajectory, not a transition
@@ -44,7 +45,9 @@ def _normalise(pairs: tuple[np.ndarray, np.ndarray], top: int = 10) -> dict[str,
 
 
 def global_stats(events: pd.DataFrame) -> GlobalStats:
-    """Global transition matrices over all users (sparse: top next states per state)."""
+    """Global transition matrices over all users (sparse: top next states per state). Feedback
+    on recommendations is left out: a reaction is not a move."""
+    events, _ = split_feedback(events)
     if len(events) == 0:
         return GlobalStats()
     df = events.sort_values([C.USER, C.TIME], kind="stable")

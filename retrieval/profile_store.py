@@ -26,6 +26,7 @@ def save_profile(session: Session, profile: UserProfile) -> int:
         and latest.n_events == profile.n_events
         and latest.last_event_ts == profile.last_event_ts
         and latest.miner_version == profile.miner_version
+        and (latest.data or {}).get("reactions", "") == profile.reactions
     ):
         return latest.version
     version = (latest.version if latest else 0) + 1
@@ -39,7 +40,7 @@ def save_profile(session: Session, profile: UserProfile) -> int:
             last_event_ts=profile.last_event_ts,
             facts=d["facts"],
             text=profile.text,
-            data={"text_fact_ids": profile.text_fact_ids},
+            data={"text_fact_ids": profile.text_fact_ids, "reactions": profile.reactions},
         )
     )
     session.flush()
@@ -56,6 +57,7 @@ def _from_row(row: Profile) -> UserProfile:
             "last_event_ts": row.last_event_ts,
             "miner_version": row.miner_version,
             "text_fact_ids": (row.data or {}).get("text_fact_ids", []),
+            "reactions": (row.data or {}).get("reactions", ""),
         }
     )
 

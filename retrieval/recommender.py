@@ -21,6 +21,7 @@ from core.geo import km_between
 from retrieval.candidate_pool import DEPTH, candidate_pool
 from retrieval.catalog_stats import CatalogStats, distance_at
 from retrieval.features import FEATURES, QueryVectors, query_vectors
+from retrieval.feedback import FeedbackSignals
 from retrieval.rankers import LearnedRanker, Ranker, load_ranker
 from retrieval.training import POOL, local_hour_weekend, local_weekday
 from retrieval.types import Candidate, RankedList, RequestContext
@@ -159,6 +160,8 @@ class Recommender:
         extra_features: dict[str, dict[str, float]] | None = None,
         candidate_filter: Callable[[pd.DataFrame], pd.Series] | None = None,
         history: UserHistory | None = None,
+        ranker: Ranker | None = None,
+        feedback: FeedbackSignals | None = None,
     ) -> RankedList:
         """Top ``k`` for one user at ``ctx.time``. ``user_history`` must hold only events before
         that time (the caller's job; nothing later may reach the features). An unknown user or an
@@ -167,7 +170,10 @@ class Recommender:
         on the candidates but never fed to the model (it is trained on a fixed list).
         ``candidate_filter`` gets the catalog frame (item_id, name, category, lat, lon) and returns
         a boolean mask of items allowed. ``history``: ``user_history`` already converted
-        (serving precomputes it; evaluation passes a different frame per query)."""
+        (serving precomputes it; evaluation passes a different frame per query). ``ranker``:
+        another than the loaded one (an experiment's arm). ``feedback``: the user's reactions to
+        earlier recommendations shift the ranker's scores (retrieval.feedback); a shifted place
+        shows ``feedback_shift`` (in standard deviations of the pool's scores) and why."""
         t0 = time.perf_counter()
         uh = history if history is not None else UserHistory.from_frame(user_history, self.stats)
         ts = pd.Timestamp(ctx.time).tz_convert("UTC")
@@ -199,11 +205,25 @@ class Recommender:
         cp = candidate_pool(self.stats, q, allowed, pool_size, extra=extra, depth=source_depth)
         pool, f = cp.rows, cp.features
         t1 = time.perf_counter()
-        scores = self.ranker.score(f) if len(pool) else np.zeros(0)
+        ranker = ranker or self.ranker
+        scores = ranker.score(f) if len(pool) else np.zeros(0)
+        shifted: dict[int, float] = {}
+        displaced: dict[str, str] = {}
+        if feedback is not None and len(pool):
+            ids = self.stats.item_ids[pool].astype(str)
+            unshifted = scores
+            scores, shifted = feedback.adjust(list(ids), list(self.categories[pool]), scores)
         order = np.argsort(-scores, kind="stable")[:k]
+        if shifted:  # the places the feedback pushed out of the list, for the trace
+            kept = set(order.tolist())
+            for p in np.argsort(-unshifted, kind="stable")[:k]:
+                if int(p) not in kept and int(p) in shifted and feedback is not None:
+                    i = int(pool[p])
+                    displaced[str(ids[p])] = feedback.why(str(ids[p]), self.categories[i], shifted[int(p)])
         t2 = time.perf_counter()
         sources = self._pool_sources(q, pool, f, extra_idx)
         out: list[Candidate] = []
+        why_shifted: dict[str, str] = {}
         for pos, s in zip(order, scores[order], strict=True):
             i = int(pool[pos])
             item_id = str(self.stats.item_ids[i])
@@ -211,6 +231,9 @@ class Recommender:
             feats.update((extra_features or {}).get(item_id, {}))
             if ref is not None:
                 feats["distance_km"] = round(float(km_to(ref, self.stats, i)), 3)
+            if (shift := shifted.get(int(pos))) is not None and feedback is not None:
+                feats["feedback_shift"] = shift
+                why_shifted[item_id] = feedback.why(item_id, self.categories[i], shift)
             out.append(
                 Candidate(
                     item_id=item_id,
@@ -225,11 +248,14 @@ class Recommender:
             )
         return RankedList(
             candidates=out,
-            ranker=self.ranker.name,
+            ranker=ranker.name,
             pool_size=int(len(pool)),
             timings={"features_ms": round((t1 - t0) * 1000, 2), "rank_ms": round((t2 - t1) * 1000, 2)},
             pool_sources={name: int(hit.sum()) for name, hit in sources.items()},
             places_scored=cp.scored,
+            feedback={"shifted_in_pool": len(shifted), "shown": why_shifted, "displaced": displaced}
+            if feedback is not None
+            else {},
         )
 
     def _pool_sources(

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +31,11 @@ from retrieval.candidate_pool import DEPTH
 from retrieval.catalog import load_catalog
 from retrieval.catalog_stats import CatalogStats
 from retrieval.embedder import Embedder, shared_embedder
+from retrieval.feedback import FeedbackSignals
 from retrieval.grounding import CategoryGrounder
 from retrieval.index import VectorIndex
 from retrieval.profile_store import latest_profile_texts
+from retrieval.rankers import LearnedRanker, Ranker, load_ranker
 from retrieval.recommender import Recommender
 from retrieval.serving_state import EMPTY_EVENTS, ServingState, behaviour, embedding_query, frames_by_user
 from retrieval.types import RankedList, RequestContext
@@ -63,6 +66,8 @@ class Retriever:
         self.index_error = index_error
         self.grounder = grounder  # the catalog's categories, embedded: grounds chat wishes
         self._write_lock = threading.Lock()  # writers build the next state one at a time
+        self.models_dir: Path | None = None  # where other rankers than the loaded one are found
+        self._rankers: dict[str, Ranker] = {}
 
     @classmethod
     def load(
@@ -112,6 +117,7 @@ class Retriever:
             grounder,
             settings.retrieval.source_depth,
         )
+        out.models_dir = settings.models_dir
         known = user_queries.load(settings.index_dir, embedder.name) if index is not None and embedder else {}
         with session_factory() as s:
             out.state = out.with_query_vectors(s, out.state, known=known)
@@ -238,6 +244,16 @@ class Retriever:
             log.info("%d users' embedding queries ready in %.1f s", len(queries), time.perf_counter() - t0)
         return replace(st, query_vectors=vectors)
 
+    def ranker_named(self, name: str) -> Ranker:
+        """'learned' or 'heuristic' for an experiment's arm: the loaded ranker when it is of that
+        kind, else loaded once here (learned without a model file is the heuristic, as at start)."""
+        current = self.recommender.ranker
+        if (name == "learned") == isinstance(current, LearnedRanker):
+            return current
+        if name not in self._rankers:
+            self._rankers[name] = load_ranker(name, self.models_dir)
+        return self._rankers[name]
+
     def recommend(
         self,
         session: Session | None,
@@ -245,8 +261,13 @@ class Retriever:
         ctx: RequestContext,
         k: int = 10,
         profile: UserProfile | None = None,
+        *,
+        ranker: str | None = None,
+        feedback: FeedbackSignals | None = None,
     ) -> RankedList:
-        """Ranked candidates for ``user_id`` (an unknown user is a cold start, not an error)."""
+        """Ranked candidates for ``user_id`` (an unknown user is a cold start, not an error).
+        ``ranker``: 'learned' or 'heuristic' instead of the loaded one; ``feedback``: the user's
+        reactions shift the scores (retrieval.feedback)."""
         st = self.state
         hist = st.history(user_id)
         extra_sources: dict[str, list[str]] = {}
@@ -271,6 +292,8 @@ class Retriever:
             extra_sources=extra_sources,
             extra_features=extra_features,
             history=st.user_histories.get(user_id),
+            ranker=self.ranker_named(ranker) if ranker else None,
+            feedback=feedback,
         )
         out.timings["embed_ms"] = round(t_embed, 2)
         return out

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from retrieval.feedback_training import FeedbackQueries
 from retrieval.rankers import LearnedRanker
 from retrieval.training import build_training_set
 
@@ -20,9 +21,11 @@ def train_and_save(
     max_queries: int = 9000,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    feedback: FeedbackQueries | None = None,
 ) -> tuple[LearnedRanker, Path]:
     """Pseudo-targets from the last ``weeks`` of ``history``; a sixth of the users held out for
-    early stopping (no evaluation data is used)."""
+    early stopping (no evaluation data is used). ``feedback``: served lists with people's accepts
+    and clicks (retrieval.feedback_training), trained on beside the pseudo-targets."""
     ts = build_training_set(history, weeks=weeks, max_queries=max_queries, seed=seed, progress=progress)
     if len(ts.groups) < 20:
         raise ValueError(f"too little history to train a ranker ({len(ts.groups)} usable queries)")
@@ -31,13 +34,24 @@ def train_and_save(
     val_users = set(rng.choice(users, size=max(1, len(users) // 6), replace=False).tolist())
     qv = np.array([u in val_users for u in ts.users])
     rv = np.repeat(qv, ts.groups)
+    x, y, groups = ts.x[~rv], ts.y[~rv], ts.groups[~qv]
+    n_feedback = 0
+    if feedback is not None and len(feedback.groups):
+        x, y = np.vstack([x, feedback.x]), np.concatenate([y, feedback.y])
+        groups = np.concatenate([groups, feedback.groups])
+        n_feedback = int(len(feedback.groups))
     model = LearnedRanker.train(
-        ts.x[~rv],
-        ts.y[~rv],
-        ts.groups[~qv],
+        x,
+        y,
+        groups,
         ts.x[rv],
         ts.y[rv],
         ts.groups[qv],
-        meta={"weeks": weeks, "pool_recall_train": round(ts.pool_recall, 4), "history_rows": len(history)},
+        meta={
+            "weeks": weeks,
+            "pool_recall_train": round(ts.pool_recall, 4),
+            "history_rows": len(history),
+            "feedback_queries": n_feedback,
+        },
     )
     return model, model.save(models_dir)

@@ -58,7 +58,10 @@ def build_training_set(
     """``next_share`` of the pseudo-targets are "where next?" queries, ranked at the time of the
     check-in before them (``query_time_known`` 0), the rest at their own time: one model serves
     both settings. (Every target in both settings trained no better: dev Acc@1 0.390 / 0.296.)"""
-    h = history.dropna(subset=[C.ITEM]).sort_values([C.USER, C.TIME], kind="stable").reset_index(drop=True)
+    h = history.dropna(subset=[C.ITEM])
+    if C.KIND in h:  # feedback on recommendations is not a check-in
+        h = h[h[C.KIND] != "feedback"]
+    h = h.sort_values([C.USER, C.TIME], kind="stable").reset_index(drop=True)
     ts = pd.to_datetime(h[C.TIME], utc=True)
     cut = ts.max() - pd.Timedelta(weeks=weeks)
     stats = CatalogStats.build(h[ts < cut])

@@ -59,3 +59,4 @@ class RankedList:
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage
     pool_sources: dict[str, int] = field(default_factory=dict)  # pool places found by each source
     places_scored: int = 0  # places whose features were computed to find the pool
+    feedback: dict[str, Any] = field(default_factory=dict)  # what the user's reactions shifted, and why

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.routers import chat, events, health, items, openai_compat, recommendations, users
+from api.routers import chat, events, experiments, health, items, openai_compat, recommendations, users
 
 
 def all_routers() -> list[APIRouter]:
@@ -14,4 +14,5 @@ def all_routers() -> list[APIRouter]:
         users.router,
         chat.router,
         openai_compat.router,
+        experiments.router,
     ]

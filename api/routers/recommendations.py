@@ -74,19 +74,21 @@ def r_label(result: Any, c: Any) -> str:
 @router.post("/v1/recommendations", response_model=RecommendOut)
 async def recommend(body: RecommendIn, key: CurrentKey, state: State) -> dict[str, Any]:
     key.require_act_as(body.user_id)
+    # Not stated in the request: the user's experiment arm (if any) decides.
+    use_llm = body.use_llm if "use_llm" in body.model_fields_set else None
     call = partial(
         state.service.recommend,
         body.user_id,
         _context(body.context),
         body.k,
         body.explain,
-        use_llm=body.use_llm,
+        use_llm=use_llm,
         unknown_user_is_error=True,
     )
     # Without the LLM a request is ~10 ms of CPU over in-memory state: it runs on the event loop
     # (one worker per core), as threads would only queue for the GIL. With it, it waits on the
     # model server, so a thread waits instead of the loop.
-    r = await run_in_threadpool(call) if state.service.may_call_llm(body.use_llm) else call()
+    r = await run_in_threadpool(call) if state.service.may_call_llm(use_llm, body.user_id) else call()
     return {
         "recommendation_id": r.recommendation_id,
         "user_id": r.user_id,
@@ -95,6 +97,7 @@ async def recommend(body: RecommendIn, key: CurrentKey, state: State) -> dict[st
         "explanation_source": r.explanation.source if r.explanation else None,
         "notes": r.notes,
         "timings": {k: v for k, v in r.timings.items() if isinstance(v, int | float)},
+        "experiment": r.experiment,
     }
 
 
@@ -118,6 +121,9 @@ def trace(recommendation_id: str, key: CurrentKey, state: State, session: Sessio
         "explanation": rec.explanation,
         "timings": rec.timings,
         "conversation_id": rec.conversation_id,
+        # which arm served it, and what the user's earlier feedback hid or moved
+        "experiment": {"name": rec.experiment, "arm": rec.arm} if rec.experiment else None,
+        "feedback": (rec.request or {}).get("feedback") or None,
     }
 
 
@@ -128,9 +134,20 @@ def feedback(
     rec = state.service.trace(session, recommendation_id)
     key.require_act_as(rec.user_id)
     session.close()  # give the connection back before the service opens its own
-    # Feedback is not a visit: histories do not change; rejections are read per request.
+    # Feedback is not a visit: histories do not change; reactions are read per request.
     eid = state.service.feedback(recommendation_id, rec.user_id, body.kind, body.item_id, body.reason)
+    if state.miner is not None:  # the profile's feedback facts follow in the background
+        state.miner.submit([rec.user_id])
     return {"event_id": eid}
+
+
+@router.get("/v1/users/{user_id}/feedback", tags=["support"])
+def feedback_history(
+    user_id: str, key: CurrentKey, state: State, session: SessionDep, limit: int = Query(50, ge=1, le=500)
+) -> dict[str, Any]:
+    """The user's reactions to recommendations, newest first, with what each does now."""
+    key.require_read(user_id)
+    return {"user_id": user_id, "feedback": state.service.feedback_history(session, user_id, limit)}
 
 
 @router.get("/v1/users/{user_id}/recommendations", tags=["support"])
@@ -147,6 +164,8 @@ def recent(
                 "items": r.items,
                 "labels": _labels(r),
                 "ranker": r.ranker,
+                "experiment": r.experiment,
+                "arm": r.arm,
             }
             for r in recs
         ]

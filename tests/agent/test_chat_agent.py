@@ -35,7 +35,7 @@ class FilteringRetriever(FakeRetriever):
     """The fake retriever, honouring the filters the chat sets (exact kinds, excluded items)."""
 
     def recommend(
-        self, session: Any, user_id: str, ctx: RequestContext, k: int = 10, profile: Any = None
+        self, session: Any, user_id: str, ctx: RequestContext, k: int = 10, profile: Any = None, **_: Any
     ) -> RankedList:
         self.contexts.append(ctx)
         keep = [

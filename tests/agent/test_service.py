@@ -32,8 +32,9 @@ class FakeRetriever:
         self.contexts: list[RequestContext] = []
 
     def recommend(
-        self, session: Any, user_id: str, ctx: RequestContext, k: int = 10, profile: Any = None
+        self, session: Any, user_id: str, ctx: RequestContext, k: int = 10, profile: Any = None, **kw: Any
     ) -> RankedList:
+        self.kwargs = kw
         self.calls.append((user_id, k))
         self.contexts.append(ctx)
         return RankedList([replace(c) for c in self.candidates[:k]], "heuristic", len(self.candidates))
@@ -248,3 +249,46 @@ def test_under_load_llm_work_queues_then_sheds_at_once(
         assert r.explanation is not None and r.explanation.source == "template"
         assert [c.item_id for c in r.items] == [c.item_id for c in candidates[:3]]
     assert svc.admission is not None and svc.admission.status()["in_flight"] == 0  # all slots back
+
+
+def test_an_experiment_arm_decides_what_the_request_leaves_open(
+    store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
+) -> None:
+    """The arm sets the ranker, the LLM and feedback learning; a request that states use_llm keeps it."""
+    from core.experiments import ExperimentsConfig
+
+    def config(salt: str) -> ExperimentsConfig:
+        arm_list = [
+            {"name": "plain", "weight": 0.5, "settings": {"use_llm": False, "ranker": "heuristic"}},
+            {"name": "llm", "weight": 0.5, "settings": {"use_llm": True, "feedback_learning": False}},
+        ]
+        return ExperimentsConfig.model_validate(
+            {"experiments": [{"name": "e", "salt": salt, "arms": arm_list}]}
+        )
+
+    # a salt that puts u1 and u2 in different arms, so both are checked
+    arms = next(
+        cfg
+        for cfg in (config(f"s{i}") for i in range(100))
+        if len({a.arm for u in ("u1", "u2") if (a := cfg.assign(u)) is not None}) == 2
+    )
+    retriever = FakeRetriever(candidates)
+    reranker: Any = ReverseReranker(settings)
+    svc = RecommendationService(store, retriever, reranker, FakeExplainer(), experiments=arms)  # type: ignore[arg-type]
+    for user in ("u1", "u2"):
+        arm = arms.assign(user)
+        assert arm is not None
+        res = svc.recommend(user, ctx, k=3)
+        assert res.experiment == {"name": "e", "arm": arm.arm, "changes": arm.settings.changes()}
+        if arm.arm == "plain":
+            assert res.ranker == "heuristic" and retriever.kwargs["ranker"] == "heuristic"
+            assert not svc.may_call_llm(None, user) and svc.may_call_llm(True, user)
+        else:
+            assert res.ranker.startswith("llm(") and retriever.kwargs["ranker"] is None
+            assert svc.may_call_llm(None, user) and not svc.may_call_llm(False, user)
+        stated = svc.recommend(user, ctx, k=3, use_llm=arm.arm == "plain")  # the request's own choice
+        assert stated.ranker.startswith("llm(") == (arm.arm == "plain")
+        with store() as s:
+            rec = s.get(Recommendation, stated.recommendation_id)
+            assert rec is not None and (rec.experiment, rec.arm) == ("e", arm.arm)
+            assert rec.request["use_llm_requested"] == (arm.arm == "plain")

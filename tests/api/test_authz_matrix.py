@@ -29,6 +29,9 @@ POLICY: dict[str, set[str]] = {
     "POST /v1/chat": {"own", "admin"},
     "GET /v1/conversations/{conversation_id}": {"own", "support", "admin"},
     "POST /v1/chat/completions": {"own", "admin"},
+    "GET /v1/users/{user_id}/feedback": {"own", "support", "admin"},
+    "GET /v1/admin/experiments": {"admin"},
+    "GET /v1/admin/experiments/report": {"admin"},
 }
 CALLERS = ("none", "own", "other", "support", "admin")
 

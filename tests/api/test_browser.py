@@ -93,6 +93,17 @@ def test_chat_and_support_views(live, tmp_path) -> None:  # type: ignore[no-unty
         assert "fact-checked" in recs and "template (rules)" in recs  # the LLM is off here
         assert not re.search(r"\b(Place|place) \d", recs)  # readable labels, never a bare id
         assert page.locator("#fy-list .cite").count() >= 1  # the facts each explanation cites
+        # u1 turns the first place down on the page; the next list hides it
+        first = page.locator("#fy-list .rec").first.get_attribute("data-item")
+        page.locator("#fy-list .rec").first.locator("[data-react=rejected]").click()
+        page.wait_for_selector("#fy-list .rec[data-reacted=rejected]", timeout=10_000)
+        assert "not shown to you again" in page.inner_text("#fy-list")
+        page.click("#fy-go")
+        page.wait_for_function(
+            f"!document.getElementById('fy-list').innerHTML.includes('data-item=\"{first}\"')"
+            " && document.querySelectorAll('#fy-list .rec').length > 0"
+        )
+        assert "hidden after an earlier rejection" in page.inner_text("#fy-status")
         # support view with a support key
         page.fill("#key", keys.support)
         page.click("#tab-support")
@@ -103,7 +114,10 @@ def test_chat_and_support_views(live, tmp_path) -> None:  # type: ignore[no-unty
         page.wait_for_selector("[data-rec]", timeout=20_000)
         page.click("[data-rec]")
         page.wait_for_selector("#sup-why:not(.hidden)", timeout=10_000)
+        history = page.inner_text("#sup-feedback")
+        assert "rejected" in history and first in history and "hidden from this user until" in history
         why = page.inner_text("#sup-why")
+        assert f"place {first} hidden: rejected on" in why  # the newest trace says what feedback changed
         assert "Facts cited" in why and "found by:" in why and "template (rules)" in why
         assert "fact-checked" in why  # the checker's verdict on each served explanation
         assert not page.is_visible("#sup-trace")  # the raw JSON stays behind its toggle
