@@ -22,7 +22,7 @@ from agent.llm.admission import LLMAdmission
 from agent.llm.explain import Explainer, ExplanationSet, Situation, local_moment, template_explanations
 from agent.llm.rerank import LLMReranker, RerankOutcome
 from agent.trace_writer import TraceWriter
-from core.errors import ForbiddenError, NotFoundError
+from core.errors import ForbiddenError, NotFoundError, RetryLaterError
 from core.experiments import Assignment, ExperimentsConfig
 from core.models import Event, Item, Recommendation, User, new_id, utcnow
 from mining import UserProfile
@@ -36,6 +36,7 @@ FEEDBACK_KINDS = ("clicked", "accepted", "rejected")
 # How long a trace look-up waits for a trace another worker may still hold in its batched writer
 # (that writer stores within its interval, 0.1 s by default).
 TRACE_WAIT_S = 0.5
+TRACE_FLUSH_S = 1.0
 
 
 @dataclass
@@ -426,7 +427,8 @@ class RecommendationService:
         rec = session.get(Recommendation, recommendation_id)
         if rec is None and self.traces is not None:
             # Maybe still queued here, or in another worker's writer (stored within its interval).
-            self.traces.flush()
+            # A writer waiting for the store does not finish its flush: wait a second at most.
+            self.traces.flush(timeout=TRACE_FLUSH_S)
             deadline = time.monotonic() + TRACE_WAIT_S
             while rec is None:
                 session.rollback()  # a fresh snapshot: see what other workers committed since
@@ -434,6 +436,13 @@ class RecommendationService:
                 if rec is not None or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
+        if rec is None and self.traces is not None and self.traces.holds(recommendation_id):
+            # served by this worker, its trace waiting for the store (down or full): not a 404
+            raise RetryLaterError(
+                f"recommendation {recommendation_id} was served but is not stored yet (the store is "
+                "unavailable); try again shortly",
+                retry_after_s=2,
+            )
         if rec is None:
             raise NotFoundError(f"no recommendation {recommendation_id!r}")
         return rec

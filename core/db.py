@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -14,8 +16,29 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.settings import Settings
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None: PostgreSQL's JSON refuses them
+    (SQLite takes them), and a trace or a profile must store on both."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def dumps_finite(obj: Any) -> str:
+    try:
+        return json.dumps(obj, allow_nan=False)
+    except ValueError:  # a NaN somewhere (a place without coordinates): walk and replace
+        return json.dumps(finite(obj), allow_nan=False)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the pragmas the product relies on (FK cascades and WAL on SQLite)."""
+    """An engine with the pragmas the product relies on (FK cascades and WAL on SQLite) and JSON
+    that both stores accept (``dumps_finite``)."""
+    kwargs.setdefault("json_serializer", dumps_finite)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

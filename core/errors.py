@@ -52,6 +52,19 @@ class ConflictError(ChronotopeError):
     type = "invalid_request_error"
 
 
+class RetryLaterError(ChronotopeError):
+    """Nothing is wrong with the request, but it cannot be answered yet (a served recommendation
+    whose trace waits for the store); 503 with ``retry_after_s``."""
+
+    code = "not_stored_yet"
+    status = 503
+    type = "server_error"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class RateLimitedError(ChronotopeError):
     """Too many requests from one key; ``retry_after_s`` says when a request will pass."""
 

@@ -168,7 +168,11 @@ def query_vectors(
         knn = SparseVector.from_sparse_row(
             sp.csr_matrix(sims[top].astype(np.float64)[None, :]) @ stats.user_items[top], n
         )
-    ref = (stats.lat[last], stats.lon[last]) if where is None else where
+    # the last check-in's place, or the latest located one before it (an event may name a place
+    # nobody has located yet: distances from nowhere would all be NaN)
+    located = ui[~np.isnan(stats.lat[ui])]
+    at = last if not np.isnan(stats.lat[last]) or not len(located) else located[-1]
+    ref = (stats.lat[at], stats.lon[at]) if where is None else where
     return QueryVectors(
         n=n,
         m=m,

@@ -124,9 +124,9 @@ class LLMReranker:
         # servers) gets the grammar unless a lookup is given too.
         self.label_tokens = label_tokens if label_tokens is not None or client else LabelTokens(settings)
 
-    def constraint(self, labels: list[str]) -> dict[str, Any]:
+    def constraint(self, labels: list[str], deadline: float | None = None) -> dict[str, Any]:
         """The request field that limits the one-token answer to the labels."""
-        ids = self.label_tokens.ids_for(labels) if self.label_tokens else None
+        ids = self.label_tokens.ids_for(labels, deadline) if self.label_tokens else None
         if ids:
             return {"allowed_token_ids": ids}
         return {"structured_outputs": {"choice": labels}}
@@ -147,6 +147,7 @@ class LLMReranker:
             reraise=True,
         )
         def call() -> Any:
+            constraint = self.constraint(labels, deadline)  # may look up token ids: time counts
             if left() < MIN_CALL_S:
                 raise TimeoutError("the request's LLM deadline has passed")
             return self.client.with_options(timeout=left()).chat.completions.create(
@@ -156,7 +157,7 @@ class LLMReranker:
                 temperature=0.0,
                 logprobs=True,
                 top_logprobs=20,
-                extra_body=self.constraint(labels),
+                extra_body=constraint,
             )
 
         return label_logprobs(call(), labels)

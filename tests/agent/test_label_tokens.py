@@ -19,7 +19,7 @@ def _lookup(monkeypatch: pytest.MonkeyPatch, vocab: dict[str, list[int]]) -> tup
     calls: list[str] = []
     lt = LabelTokens(Settings(env="test"))
 
-    def fake(text: str) -> list[int]:
+    def fake(text: str, *_: object) -> list[int]:
         calls.append(text)
         if text not in vocab:
             raise httpx.HTTPStatusError(
@@ -59,7 +59,7 @@ def test_an_unreachable_server_is_not_remembered(monkeypatch: pytest.MonkeyPatch
     lt = LabelTokens(Settings(env="test"))
     state = {"down": True}
 
-    def flaky(text: str) -> list[int]:
+    def flaky(text: str, *_: object) -> list[int]:
         if state["down"]:
             raise httpx.ConnectError("refused")
         return VOCAB[text]
@@ -83,3 +83,32 @@ def test_reranker_sends_token_ids_when_known_else_the_choice_grammar(
     client2 = FakeClient(lambda kw: logprob_response("A", {"A": -0.1}))
     LLMReranker(s, client=client2, label_tokens=lt_none).rerank(profile, ctx, candidates)
     assert client2.calls[0]["extra_body"] == {"structured_outputs": {"choice": ["A", "B", "C"]}}
+
+
+def test_a_hung_lookup_holds_no_request_past_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung /tokenize: the request doing the lookup gives up at its deadline, and one waiting
+    for the lookup's lock gives up at its own, instead of queueing behind it (found by
+    tests/integration/test_llm_faults.py: 2 s deadlines took 4 and 6 s)."""
+    import threading
+    import time
+
+    lt = LabelTokens(Settings(env="test", llm={"timeout_s": 5}))
+
+    def hung(text: str, timeout_s: float | None = None) -> list[int]:
+        time.sleep(timeout_s or 5)
+        raise httpx.ReadTimeout("timed out")
+
+    monkeypatch.setattr(lt, "_tokenize", hung)
+    took: list[float] = []
+
+    def ask() -> None:
+        t0 = time.monotonic()
+        assert lt.ids_for(["A"], deadline=t0 + 0.5) is None
+        took.append(time.monotonic() - t0)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(took) == 3 and max(took) < 0.8, took

@@ -99,3 +99,26 @@ def test_failed_transaction_leaves_nothing(session_factory: sessionmaker[Session
         raise RuntimeError("crash")
     with session_scope(session_factory) as s:
         assert s.get(User, "ghost") is None
+
+
+def test_json_with_nan_stores_on_both_stores(session_factory: sessionmaker[Session]) -> None:
+    """A trace with a NaN (a place without coordinates) was refused by PostgreSQL's JSON and lost;
+    non-finite numbers are stored as null on both stores (found by tests/integration/test_store_faults.py)."""
+    with session_scope(session_factory) as s:
+        s.add(User(id="u1"))
+        s.flush()
+        s.add(
+            Recommendation(
+                id="r-nan",
+                user_id="u1",
+                request={"k": 5},
+                ranker="heuristic",
+                candidates=[
+                    {"item_id": "i1", "features": {"distance_km": float("nan"), "x": float("inf"), "y": 1.5}}
+                ],
+            )
+        )
+    with session_factory() as s:
+        rec = s.get(Recommendation, "r-nan")
+        assert rec is not None
+        assert rec.candidates == [{"item_id": "i1", "features": {"distance_km": None, "x": None, "y": 1.5}}]

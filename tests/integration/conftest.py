@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -24,6 +28,58 @@ from agent.llm.runtime import venv_python
 from agent.llm.server import ServerHandle, start_server
 from core.settings import Settings
 from tests.conftest import DATASETS, REPO_ROOT
+
+SERVE_ADMIN = "ck_test_admin_key_for_served_processes"
+
+
+@contextmanager
+def served(
+    data_dir: Path, log_path: Path, *, workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`chronotope serve --workers N` over ``data_dir`` as a real process (LLM off unless ``env``
+    says otherwise; admin key SERVE_ADMIN); yields the base URL once /healthz answers."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "CHRONOTOPE_DATA_DIR": str(data_dir),
+        "CHRONOTOPE_LLM__ENABLED": "false",
+        "CHRONOTOPE_API__BOOTSTRAP_ADMIN_KEY": SERVE_ADMIN,
+        "CHRONOTOPE_API__STATE_POLL_S": "0.5",
+        "CHRONOTOPE_API__REMINE_AFTER_EVENTS": "false",
+        "CHRONOTOPE_API__RATE_LIMIT_PER_S": "0",
+        "HF_HUB_OFFLINE": "1",
+        **(env or {}),
+    }
+    cmd = [
+        str(Path(sys.executable).parent / "chronotope"),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    log = open(log_path, "wb")  # noqa: SIM115 - the server writes to it until the end
+    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "server did not start in 180 s"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
 def free_port() -> int:
