@@ -104,7 +104,7 @@ def demo_cmd(
         # (the first install takes minutes), as every request checks it through its breaker.
         _step("LLM: provisioning and starting the embedded vLLM server in the background")
         llm_thread = threading.Thread(
-            target=_start_embedded_llm, args=(s, llm), name="llm-start", daemon=True
+            target=_start_embedded_llm, args=(s, llm, True), name="llm-start", daemon=True
         )
         llm_thread.start()
     with factory() as sess:
@@ -137,11 +137,13 @@ def demo_cmd(
         configure_logging(logging.WARNING)
         uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
     finally:
+        if llm.get("supervisor"):
+            llm["supervisor"].stop()
         if llm.get("handle"):
             llm["handle"].stop()
 
 
-def _start_embedded_llm(s: Any, out: dict[str, Any]) -> None:
+def _start_embedded_llm(s: Any, out: dict[str, Any], supervise: bool = False) -> None:
     """Install the runtime and model if needed and start the server; on failure say why and leave
     the feature ranker serving."""
     try:
@@ -154,8 +156,17 @@ def _start_embedded_llm(s: Any, out: dict[str, Any]) -> None:
             return
         py = setup(s, lambda m: err_console.print(m, highlight=False))
         provision(s, py, lambda m: err_console.print(m, highlight=False))
-        out["handle"] = start_server(s, say=lambda m: err_console.print(m, highlight=False))
+        say = lambda m: err_console.print(m, highlight=False)  # noqa: E731
+        first = start_server(s, say=say)
+        out["handle"] = first
         err_console.print(f"the LLM serves at {s.resolved_llm_base_url}")
+        if supervise:  # serving: a server that dies is started again (after a backoff, logged)
+            from agent.llm.supervisor import Supervisor
+
+            handles = iter([first])
+            sup = Supervisor(lambda: next(handles, None) or start_server(s, say=say), say=say)
+            out["supervisor"] = sup
+            sup.run_in_background()
     except Exception as exc:  # the demo goes on without the LLM, and says why
         err_console.print(f"[yellow]LLM not started: {exc}[/]; continuing with the feature ranker")
 

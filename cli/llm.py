@@ -62,31 +62,34 @@ def pull_cmd(
 @llm_app.command("serve")
 @handle_errors
 def serve_cmd(port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (default 8001).")) -> None:
-    """Serve the configured model (CHRONOTOPE_LLM__PACKAGED_MODEL or __MODEL_DIR) until Ctrl-C."""
+    """Serve the configured model (CHRONOTOPE_LLM__PACKAGED_MODEL or __MODEL_DIR) until Ctrl-C;
+    a server that dies is started again after a backoff (logged)."""
     from agent.llm.provision import model_dir
     from agent.llm.server import start_server
+    from agent.llm.supervisor import Supervisor
 
     s = settings()
-    handle = start_server(s, port or None, say=_say)
+    first = start_server(s, port or None, say=_say)  # a server that cannot start is an error now
     console.print(
-        f"serving {s.llm.model_name} from {model_dir(s)} at {handle.base_url} "
-        f"(log: {handle.log_path}); Ctrl-C stops it"
+        f"serving {s.llm.model_name} from {model_dir(s)} at {first.base_url} "
+        f"(log: {first.log_path}); restarted if it dies; Ctrl-C stops it"
     )
-    stop = {"now": False}
+    handles = iter([first])
+    sup = Supervisor(lambda: next(handles, None) or start_server(s, port or None, say=_say), say=_say)
 
     def _stop(*_args: object) -> None:
-        stop["now"] = True
+        sup.stop()
 
     signal.signal(signal.SIGTERM, _stop)
+    thread = sup.run_in_background()
     try:
-        while not stop["now"] and handle.alive():
-            time.sleep(1)
+        while thread.is_alive():
+            thread.join(1)
     except KeyboardInterrupt:
         pass
     finally:
-        handle.stop()
-    if not stop["now"] and not handle.alive():
-        raise typer.Exit(1)
+        sup.stop()
+        thread.join(30)
 
 
 @llm_app.command("status")

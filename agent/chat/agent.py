@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -158,9 +159,37 @@ class ChatAgent:
         message = message[:MAX_MESSAGE_CHARS]
         conv_id, state, earlier, profile_text = self._open(user_id, message, conversation_id, prior)
         hist = recent_history(earlier, cs.history_tokens, self.tokens.count)
+        with ExitStack() as llm_slot:  # the turn's LLM work shares the worker's bounded queue
+            yield from self._turn(
+                user_id, message, conv_id, state, hist, profile_text, when, lat, lon, t0, deadline, llm_slot
+            )
+
+    def _turn(
+        self,
+        user_id: str,
+        message: str,
+        conv_id: str,
+        state: Any,
+        hist: list[dict[str, str]],
+        profile_text: str | None,
+        when: datetime,
+        lat: float | None,
+        lon: float | None,
+        t0: float,
+        deadline: float,
+        llm_slot: ExitStack,
+    ) -> Iterator[ChatEvent]:
+        cs = self.settings.chat
+        busy = None
+        admission = self.service.admission
+        if admission is not None and self.understander.enabled:
+            # Wait for a slot no longer than an understanding may take; past that, rules answer.
+            busy = llm_slot.enter_context(
+                admission.slot(min(deadline, time.monotonic() + cs.understand_timeout_s))
+            )
         left = deadline - time.monotonic()
         u = self.understander.understand(
-            message, state, hist, _summary(profile_text), min(cs.understand_timeout_s, left)
+            message, state, hist, _summary(profile_text), min(cs.understand_timeout_s, left), busy=busy
         )
         t_understood = time.perf_counter()
         turn = self._act(user_id, conv_id, message, state, u, when, lat, lon)
@@ -183,6 +212,7 @@ class ChatAgent:
             notes = list(turn["notes"])
             if u.source == "rules" and u.error and u.error != "llm disabled":
                 notes.append(f"rules understood this turn: {u.error}")
+            llm_slot.close()  # the reply has been written: the next request may use the LLM
             if outcome.source == "template" and outcome.note:
                 notes.append(f"template reply: {outcome.note}")
             first = (

@@ -139,12 +139,17 @@ class Understander:
         history: list[dict[str, str]],
         profile_summary: str,
         timeout_s: float,
+        busy: str | None = None,
     ) -> Understanding:
+        """``busy``: why the LLM may not be asked this turn (the worker's LLM queue is full); the
+        rules understand it and the reply is the template's."""
         earlier = "\n".join(m["content"] for m in history if m["role"] == "user")
         t0 = time.perf_counter()
         error: str | None = None
         llm_down = False
-        if self.enabled and timeout_s > 0.5:
+        if self.enabled and busy:
+            error, llm_down = busy, True
+        elif self.enabled and timeout_s > 0.5:
             messages = self.messages(
                 profile=profile_summary,
                 history=history,

@@ -295,3 +295,27 @@ def test_an_openai_style_client_continues_the_conversation_it_was_shown(
     second = agent.respond("u1", "closer please", when=WHEN, prior=prior)
     assert second.conversation_id == first.conversation_id
     assert second.constraints["wish"] == "park" and second.constraints["max_km"] == 2.0
+
+
+def test_a_full_llm_queue_means_rules_and_template_at_once(
+    store: sessionmaker[Session],  # noqa: F811
+    settings: Settings,
+    candidates: list[Candidate],
+) -> None:
+    """Chat turns share the worker's bounded LLM queue with recommendations: when it is full, the
+    turn is understood by rules and answered by the template at once, and says so."""
+    from agent.llm.admission import LLMAdmission
+
+    llm = FakeChatLLM(intents=[{"action": "recommend", "wish": "bar", "kinds": ["bar"]}], replies=["Try 1."])
+    agent, _ = _agent(store, settings, candidates, llm)
+    agent.service.admission = LLMAdmission(max_in_flight=1, max_waiting=0)
+    with agent.service.admission.slot(time.monotonic() + 60) as held:  # another request's LLM work
+        assert held is None
+        t0 = time.monotonic()
+        out = agent.respond("u1", "a bar please", when=WHEN)
+        took = time.monotonic() - t0
+    assert out.understood_by == "rules" and out.reply_source == "template"
+    assert any("LLM busy" in n for n in out.notes) and took < 2
+    assert llm.understanding_calls() == []  # the model was not asked
+    after = agent.respond("u1", "a bar please", when=WHEN)  # the slot is free again
+    assert after.understood_by == "llm" and agent.service.admission.status()["in_flight"] == 0

@@ -133,6 +133,7 @@ def test_the_llm_killed_mid_load(data_dir: Path) -> None:
     try:
         for base in _app(port, data_dir):
             answers = _burst(base, 6, during=lambda: (time.sleep(0.5), proc.kill()))
+            print("killed", sorted(round(a["took"], 2) for a in answers))
             _fell_back_in_time(answers)
             _fell_back_in_time(_burst(base, 4))  # nothing listens any more: refused at once
     finally:
