@@ -122,7 +122,9 @@ def test_a_misbehaving_llm_under_concurrent_requests(mode: str, data_dir: Path) 
             # 8 at once: 2 in flight, 4 waiting, the rest served at once without waiting
             shed = [a for a in first if any("requests in progress" in n for n in a["body"]["notes"])]
             print(mode, sorted(round(a["took"], 2) for a in first))
-            assert len(shed) >= 2 and all(a["took"] < SLACK_S for a in shed)
+            assert all(a["took"] < SLACK_S for a in shed)
+            if mode in ("hung", "slow"):  # the LLM holds its slots: the surplus must have been shed
+                assert len(shed) >= 2
             _fell_back_in_time(_burst(base, 4))  # and again, with the breaker's view of the server
     finally:
         proc.kill()
