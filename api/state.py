@@ -14,6 +14,7 @@ from agent.service import RecommendationService
 from agent.trace_writer import TraceWriter
 from api.rate_limit import RateLimiter
 from core.settings import Settings
+from core.state_changes import latest_seq
 from jobs.background_mining import BackgroundMiner
 from retrieval.state_follower import StateFollower
 
@@ -37,7 +38,9 @@ class AppState:
         users' profiles are re-mined in the background."""
         users = sorted(set(user_ids))
         if self.follower is not None:
-            self.follower.catch_up()
+            with self.factory() as s:
+                seq = latest_seq(s)  # at least the change this write committed
+            self.follower.catch_up_to(seq, timeout_s=self.settings.api.state_poll_s * 10)
         else:
             with self.factory() as s:
                 self.service.retriever.refresh_users(s, users)

@@ -39,31 +39,52 @@ class StateFollower:
         self._lock = threading.Lock()  # catch_up from a route and from the poller, one at a time
         STATE_VERSION.set(retriever.version)
 
+    def catch_up_to(self, seq: int, timeout_s: float = 10.0) -> bool:
+        """Return once the served version covers ``seq`` (a write this worker just committed), or
+        after ``timeout_s`` (the poller folds it in then). Concurrent writers coalesce: one folds in
+        everything pending while the others wait, and a writer whose change was folded in by
+        someone else's pass returns without a pass of its own (each used to run one, in turn)."""
+        deadline = time.monotonic() + timeout_s
+        while self.retriever.version < seq:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._lock.acquire(timeout=left):
+                return False
+            try:
+                if self.retriever.version < seq and not self._catch_up_locked():
+                    return False  # nothing newer in the store (it cannot reach seq): no busy loop
+            finally:
+                self._lock.release()
+        return True
+
     def catch_up(self) -> bool:
         """Fold in every change after the served version; True when the state moved."""
         with self._lock:
-            before = self.retriever.version
-            with self.factory() as s:
-                changes = changes_since(s, before, max_users=self.max_users)
-                if changes.seq <= before:
-                    self.last_poll = time.time()
-                    return False
-                t0 = time.perf_counter()
-                if changes.user_ids is None:
-                    s.close()
-                    self.retriever.reload(self.factory)
-                else:
-                    self.retriever.refresh_users(s, changes.user_ids, version=changes.seq)
-            STATE_VERSION.set(self.retriever.version)
-            self.last_poll = time.time()
-            log.info(
-                "serving state %d -> %d (%s) in %.0f ms",
-                before,
-                self.retriever.version,
-                "rebuilt" if changes.user_ids is None else f"{len(changes.user_ids)} user(s)",
-                (time.perf_counter() - t0) * 1000,
-            )
-            return True
+            return self._catch_up_locked()
+
+    def _catch_up_locked(self) -> bool:
+        """``catch_up`` for a caller that holds ``self._lock``."""
+        before = self.retriever.version
+        with self.factory() as s:
+            changes = changes_since(s, before, max_users=self.max_users)
+            if changes.seq <= before:
+                self.last_poll = time.time()
+                return False
+            t0 = time.perf_counter()
+            if changes.user_ids is None:
+                s.close()
+                self.retriever.reload(self.factory)
+            else:
+                self.retriever.refresh_users(s, changes.user_ids, version=changes.seq)
+        STATE_VERSION.set(self.retriever.version)
+        self.last_poll = time.time()
+        log.info(
+            "serving state %d -> %d (%s) in %.0f ms",
+            before,
+            self.retriever.version,
+            "rebuilt" if changes.user_ids is None else f"{len(changes.user_ids)} user(s)",
+            (time.perf_counter() - t0) * 1000,
+        )
+        return True
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.interval_s):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
@@ -113,3 +115,46 @@ def test_a_second_worker_follows_writes_made_through_the_first(
     )
     assert follower.catch_up()
     assert len(other.histories) == 2 * ev[C.USER].nunique()
+
+
+def test_concurrent_writers_share_one_catch_up(
+    settings: Settings,
+    sqlite_session_factory: sessionmaker[Session],
+    small_world: tuple[pd.DataFrame, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Writers that each wait for their own change to be served coalesce: the ones whose change a
+    pass already folded in return without a pass of their own."""
+    import threading
+    import time
+
+    from core.state_changes import latest_seq
+
+    ev, _ = small_world
+    keep = ev[C.USER].isin(["u0", "u1"])
+    store_events(sqlite_session_factory, ev[keep])
+    r = Retriever.load(settings, sqlite_session_factory, load_index=False, grounding=False)
+    follower = StateFollower(r, sqlite_session_factory, max_users=100)
+    passes: list[int] = []
+    real = r.refresh_users
+
+    def slow_refresh(session: Session, users: Any, version: int | None = None) -> None:
+        passes.append(len(list(users)))
+        time.sleep(0.2)  # a pass takes a while: the other writers queue behind it
+        real(session, users, version)
+
+    monkeypatch.setattr(r, "refresh_users", slow_refresh)
+    users = [u for u in ev[C.USER].unique() if u not in ("u0", "u1")][:6]
+    for u in users:  # six writes, committed before anyone catches up
+        store_events(sqlite_session_factory, ev[ev[C.USER] == u])
+    with sqlite_session_factory() as s:
+        seq = latest_seq(s)
+    done: list[bool] = []
+    threads = [threading.Thread(target=lambda: done.append(follower.catch_up_to(seq))) for _ in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert done == [True] * len(users) and r.version >= seq
+    assert len(passes) == 1 and passes[0] == len(users)  # one pass folded all six
+    assert all(len(r.history(u)) for u in users)
