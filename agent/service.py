@@ -54,7 +54,6 @@ class RecommendationResult:
     labels: dict[str, str] = field(default_factory=dict)  # item id -> readable label for this person
     where: dict[str, str] = field(default_factory=dict)  # item id -> "0.6 km from your likely work area"
     experiment: dict[str, Any] | None = None  # {"name", "arm", "changes"} when in an experiment
-    feedback: dict[str, Any] = field(default_factory=dict)  # what earlier reactions hid or shifted
 
 
 class RecommendationService:
@@ -209,9 +208,8 @@ class RecommendationService:
         elif self.reranker is None:
             ranker = ranked.ranker
         items = candidates[:k]
-        shifted = {
-            i: why for i, why in ranked.feedback.get("shown", {}).items() if i in {c.item_id for c in items}
-        }
+        shown = {c.item_id for c in items}
+        shifted = {i: why for i, why in ranked.feedback.get("shown", {}).items() if i in shown}
         if shifted:
             notes.append(
                 f"{len(shifted)} of these places were moved by earlier feedback (rules: "
@@ -345,7 +343,6 @@ class RecommendationService:
             labels,
             where,
             arm.to_dict() if arm else None,
-            feedback_trace,
         )
 
     def _apply_reactions(
@@ -383,10 +380,6 @@ class RecommendationService:
             if item and (attrs or {}).get("feedback") in FEEDBACK_KINDS
         ]
         return FeedbackSignals.of(got, now, self.feedback_rules)
-
-    def rejected_items(self, session: Session, user_id: str, now: Any) -> set[str]:
-        """Places this user rejected that are hidden from them at ``now``."""
-        return set(self.reactions(session, user_id, now).hidden())
 
     @staticmethod
     def feedback_trace(

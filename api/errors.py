@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import ChronotopeError, RateLimitedError, RetryLaterError
+from core.errors import ChronotopeError, RetryAfterError
 
 log = logging.getLogger("chronotope.api")
 STORE_RETRY_S = 2  # a restarting database is usually back within seconds
@@ -26,7 +26,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ChronotopeError)
     async def _domain(_req: Request, exc: ChronotopeError) -> JSONResponse:
         headers = None
-        if isinstance(exc, RateLimitedError | RetryLaterError):
+        if isinstance(exc, RetryAfterError):
             headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
         return JSONResponse(
             error_body(exc.message, exc.type, exc.code), status_code=exc.status, headers=headers

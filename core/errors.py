@@ -52,29 +52,29 @@ class ConflictError(ChronotopeError):
     type = "invalid_request_error"
 
 
-class RetryLaterError(ChronotopeError):
+class RetryAfterError(ChronotopeError):
+    """An error the client should retry after ``retry_after_s`` (the API sends ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RetryLaterError(RetryAfterError):
     """Nothing is wrong with the request, but it cannot be answered yet (a served recommendation
-    whose trace waits for the store); 503 with ``retry_after_s``."""
+    whose trace waits for the store); 503."""
 
     code = "not_stored_yet"
     status = 503
     type = "server_error"
 
-    def __init__(self, message: str, *, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
-
-class RateLimitedError(ChronotopeError):
+class RateLimitedError(RetryAfterError):
     """Too many requests from one key; ``retry_after_s`` says when a request will pass."""
 
     code = "rate_limited"
     status = 429
     type = "rate_limit_error"
-
-    def __init__(self, message: str, *, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 class NotReadyError(ChronotopeError):
