@@ -169,6 +169,44 @@ def freshness(base: str, user: str, n_workers: int) -> float:
     raise SystemExit(f"the new place was not served by every worker within 60 s (by {served_by})")
 
 
+def start_serve(workers: int, extra_env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
+    """`chronotope serve --workers N` on a free 127.0.0.1 port as its own process group: LLM off,
+    the benchmark's admin key, no rate limit (one key drives the whole load), plus ``extra_env``.
+    Stop it with ``os.killpg(server.pid, signal.SIGTERM)``."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHRONOTOPE_LLM__ENABLED": "false",
+        "CHRONOTOPE_API__BOOTSTRAP_ADMIN_KEY": ADMIN,
+        "CHRONOTOPE_API__RATE_LIMIT_PER_S": "0",
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
+        **extra_env,
+    }
+    exe = Path(sys.executable).parent / "chronotope"
+    server = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return f"http://127.0.0.1:{port}", server
+
+
+def wait_workers(base: str, server: subprocess.Popen[bytes], workers: int) -> float:
+    """Seconds until every worker has loaded its state and answers."""
+    t0 = time.monotonic()
+    pids: set[int] = set()
+    while len(pids) < workers:
+        if server.poll() is not None or time.monotonic() - t0 > 600:
+            raise SystemExit("the server did not start (run `chronotope serve` by hand to see why)")
+        try:
+            pids.add(int(readyz(base)["serving"]["worker_pid"]))  # type: ignore[index]
+        except (httpx.HTTPError, KeyError, ValueError):
+            time.sleep(0.5)
+    return time.monotonic() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -191,38 +229,13 @@ def main() -> None:
         users = list(sess.scalars(select(User.id).limit(2000)))
     if not users:
         raise SystemExit(f"no users in {settings.resolved_db_url}: run `chronotope demo --no-serve` first")
-    port = free_port()
-    env = {
-        **os.environ,
-        "CHRONOTOPE_LLM__ENABLED": "false",
-        "CHRONOTOPE_API__BOOTSTRAP_ADMIN_KEY": ADMIN,
-        "CHRONOTOPE_API__REMINE_AFTER_EVENTS": "false",
-        "CHRONOTOPE_API__RATE_LIMIT_PER_S": "0",  # one key drives the whole load
-        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
-    }
+    extra = {"CHRONOTOPE_API__REMINE_AFTER_EVENTS": "false"}
     if a.no_embedding:
-        env["CHRONOTOPE_RETRIEVAL__EMBEDDING_SOURCE"] = "false"
-    exe = Path(sys.executable).parent / "chronotope"
-    server = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port), "--workers", str(a.workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+        extra["CHRONOTOPE_RETRIEVAL__EMBEDDING_SOURCE"] = "false"
+    base, server = start_serve(a.workers, extra)
     driver = a.driver if a.driver != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
     try:
-        t0 = time.monotonic()
-        pids: set[int] = set()
-        while len(pids) < a.workers:  # every worker has loaded its state and answers
-            if server.poll() is not None or time.monotonic() - t0 > 600:
-                raise SystemExit("the server did not start (run `chronotope serve` by hand to see why)")
-            try:
-                pids.add(int(readyz(base)["serving"]["worker_pid"]))  # type: ignore[index]
-            except (httpx.HTTPError, KeyError, ValueError):
-                time.sleep(0.5)
-        started = time.monotonic() - t0
+        started = wait_workers(base, server, a.workers)
         asyncio.run(httpx_load(base, users, 4, 3))  # warm-up
         res = (
             wrk_load(base, users, a.connections, a.seconds)

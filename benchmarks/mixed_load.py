@@ -19,15 +19,8 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-import httpx
-
-ADMIN = "ck_benchmark_admin_key_loopback_only"
+from load_api import ADMIN, start_serve, wait_workers  # beside this script
 
 
 def main() -> None:
@@ -50,34 +43,9 @@ def main() -> None:
         items = list(s.scalars(select(Item.id).order_by(Item.id).limit(5000)))
     if not users:
         raise SystemExit(f"no users in {settings.resolved_db_url}: prepare a store first")
-    sock_port = _free_port()
-    env = {
-        **os.environ,
-        "CHRONOTOPE_LLM__ENABLED": "false",
-        "CHRONOTOPE_API__BOOTSTRAP_ADMIN_KEY": ADMIN,
-        "CHRONOTOPE_API__RATE_LIMIT_PER_S": "0",
-        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
-    }
-    exe = Path(sys.executable).parent / "chronotope"
-    server = subprocess.Popen(
-        [str(exe), "serve", "--port", str(sock_port), "--workers", str(a.workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{sock_port}"
+    base, server = start_serve(a.workers, {})  # background re-mining on, as served by default
     try:
-        t0 = time.monotonic()
-        pids: set[int] = set()
-        while len(pids) < a.workers:
-            if server.poll() is not None or time.monotonic() - t0 > 600:
-                raise SystemExit("the server did not start (run `chronotope serve` by hand to see why)")
-            try:
-                r = httpx.get(f"{base}/readyz", headers={"Connection": "close"}, timeout=5).json()
-                pids.add(int(r["serving"]["worker_pid"]))
-            except (httpx.HTTPError, KeyError, ValueError):
-                time.sleep(0.5)
+        wait_workers(base, server, a.workers)
         result = asyncio.run(
             run_load(base, ADMIN, users, items, seconds=a.seconds, connections=a.connections)
         )
@@ -86,14 +54,6 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
     print(json.dumps({"load": result.summary(), "audit": found}, indent=2))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
-import time
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import Keys
-from tests.integration.conftest import free_port
+from tests.integration.conftest import serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -40,31 +37,13 @@ def _launch(p):  # type: ignore[no-untyped-def]
     )
 
 
-def _serve(client: TestClient):  # type: ignore[no-untyped-def]
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, log_level="warning"))
-    server.config.lifespan = "off"  # the TestClient already ran the lifespan; reuse its state
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    return f"http://127.0.0.1:{port}/", server, t
-
-
 @pytest.fixture
 def live(client_keys: tuple[TestClient, Keys]):  # type: ignore[no-untyped-def]
     _need_chromium()
     client, keys = client_keys
-    url, server, t = _serve(client)
-    yield url, keys
-    server.should_exit = True
-    t.join(timeout=10)
+    base, server = serve_app(client.app)
+    yield base + "/", keys
+    server.stop()
 
 
 def test_chat_and_support_views(live, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -160,7 +139,8 @@ def test_the_chat_page_shows_the_reply_as_it_streams(api_settings, tmp_path) -> 
         delay_s=0.25,
     )
     with TestClient(create_app(s, chat_client=fake)) as client:
-        url, server, t = _serve(client)
+        base, server = serve_app(client.app)
+        url = base + "/"
         try:
             with sync_playwright() as p:
                 browser = _launch(p)
@@ -183,8 +163,7 @@ def test_the_chat_page_shows_the_reply_as_it_streams(api_settings, tmp_path) -> 
                 final = page.inner_text(".msg-bot")
                 browser.close()
         finally:
-            server.should_exit = True
-            t.join(timeout=10)
+            server.stop()
     assert page is not None
     partial = [x for x in seen if x != seen[-1]]
     assert seen[-1] == words  # the guard let it through: no reset, no template

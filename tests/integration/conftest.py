@@ -150,6 +150,28 @@ def nyc_subset(tmp: Path, n_users: int = 25) -> Path:
     return path
 
 
+def wait_answering(url: str, tries: int = 100) -> None:
+    """Poll ``url`` until something answers there (any status), 0.1 s apart."""
+    for _ in range(tries):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+
+def serve_app(app: Any) -> tuple[str, ServerThread]:
+    """``app`` (its lifespan already run by a TestClient, whose state it reuses) under uvicorn on
+    a free loopback port; returns the base URL once it answers, and the server to ``stop()``."""
+    port = free_port()
+    server = ServerThread(app, port)
+    server.server.config.lifespan = "off"
+    server.start()
+    base = f"http://127.0.0.1:{port}"
+    wait_answering(f"{base}/healthz")
+    return base, server
+
+
 class ServerThread(threading.Thread):
     def __init__(self, app: Any, port: int) -> None:
         import uvicorn

@@ -11,7 +11,6 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -25,7 +24,7 @@ from core.settings import Settings
 from prompts.loader import load_prompt
 from tests.api.conftest import seed
 from tests.api.test_chat import _sse
-from tests.integration.conftest import ServerThread, free_port
+from tests.integration.conftest import serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm, pytest.mark.slow]
 
@@ -174,19 +173,7 @@ def test_the_model_cannot_be_talked_into_another_users_data(llm_app: tuple[TestC
 @pytest.fixture
 def llm_server(llm_app: tuple[TestClient, str]) -> Iterator[tuple[str, str]]:
     c, key = llm_app
-    port = free_port()
-    server = ServerThread(c.app, port)
-    server.server.config.lifespan = "off"  # the TestClient ran the lifespan; reuse its state
-    server.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            import time
-
-            time.sleep(0.1)
+    base, server = serve_app(c.app)
     yield base, key
     server.stop()
 

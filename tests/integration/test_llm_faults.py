@@ -21,7 +21,7 @@ from api.app import create_app
 from core.db import open_store
 from core.settings import Settings
 from tests.api.conftest import seed
-from tests.integration.conftest import ServerThread, free_port
+from tests.integration.conftest import free_port, serve_app, wait_answering
 
 pytestmark = pytest.mark.integration
 ADMIN = "ck_test_admin_key_for_llm_faults"
@@ -35,12 +35,7 @@ def _llm(mode: str) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(
         [sys.executable, str(SERVER), "--port", str(port), "--mode", mode, "--delay", "6"]
     )
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
+    wait_answering(f"http://127.0.0.1:{port}/v1/models")
     return proc, port
 
 
@@ -58,17 +53,7 @@ def _app(llm_port: int, data_dir: Path) -> Iterator[str]:
     from fastapi.testclient import TestClient
 
     with TestClient(create_app(s)) as c:  # runs the lifespan; uvicorn below serves the same app
-        port = free_port()
-        server = ServerThread(c.app, port)
-        server.server.config.lifespan = "off"
-        server.start()
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+        base, server = serve_app(c.app)
         yield base
         server.stop()
 

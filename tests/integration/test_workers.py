@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,11 +16,11 @@ import pytest
 
 from core.db import open_store
 from core.settings import Settings
-from tests.integration.conftest import free_port
+from tests.integration.conftest import SERVE_ADMIN, served
 from tests.retrieval.conftest import store_events, world
 
 pytestmark = pytest.mark.integration
-ADMIN = "ck_test_admin_key_for_workers"
+ADMIN = SERVE_ADMIN
 
 
 @pytest.fixture
@@ -30,35 +29,8 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
     settings = Settings(env="test", data_dir=tmp_path / "data")
     _, factory = open_store(settings)
     store_events(factory, ev)
-    port = free_port()
-    env = {
-        **os.environ,
-        "CHRONOTOPE_DATA_DIR": str(settings.data_dir),
-        "CHRONOTOPE_LLM__ENABLED": "false",
-        "CHRONOTOPE_API__BOOTSTRAP_ADMIN_KEY": ADMIN,
-        "CHRONOTOPE_API__STATE_POLL_S": "0.5",
-        "CHRONOTOPE_API__REMINE_AFTER_EVENTS": "false",
-        "HF_HUB_OFFLINE": "1",
-    }
-    cmd = [str(Path(sys.executable).parent / "chronotope"), "serve", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "wb")
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+    with served(settings.data_dir, tmp_path / "serve.log", workers=2) as (base, proc):
         yield base, proc
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def _ready(base: str) -> dict:  # type: ignore[type-arg]
