@@ -21,6 +21,7 @@ from agent.labels import anchors, place_label, place_relation, readable_profile_
 from agent.llm.admission import LLMAdmission
 from agent.llm.explain import Explainer, ExplanationSet, Situation, local_moment, template_explanations
 from agent.llm.rerank import LLMReranker, RerankOutcome
+from agent.llm.rerank_policy import decide
 from agent.trace_writer import TraceWriter
 from core.errors import ForbiddenError, NotFoundError, RetryLaterError
 from core.experiments import Assignment, ExperimentsConfig
@@ -187,7 +188,14 @@ class RecommendationService:
                 explain_with_llm = False
                 ranker = f"{ranked.ranker} (llm busy)"
                 notes.append(f"{busy}: served the feature ranker's order and template explanations")
-        if use_llm and self.reranker is not None and len(candidates) > 1:
+        decision = (
+            decide(self.reranker.settings.llm.rerank_when, ctx)
+            if use_llm and self.reranker is not None and len(candidates) > 1
+            else None
+        )
+        if decision is not None and not decision.use:
+            notes.append(f"LLM rerank not used: {decision.why}")
+        if decision is not None and decision.use and self.reranker is not None:
             try:
                 outcome = self.reranker.rerank(
                     profile, ctx, candidates, base_ranker=ranked.ranker, deadline=deadline
@@ -276,6 +284,7 @@ class RecommendationService:
                 "explain": explain,
                 "use_llm": use_llm,
                 **({"use_llm_requested": requested_llm} if requested_llm is not None and arm else {}),
+                **({"llm_rerank": decision.to_dict()} if decision is not None else {}),
                 **(trace_extra or {}),
             },
             profile_version=version,

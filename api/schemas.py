@@ -57,7 +57,11 @@ class RecommendIn(Strict):
     context: ContextIn = Field(default_factory=ContextIn)
     k: int = Field(10, ge=1, le=50)
     explain: bool = True
-    use_llm: bool = True
+    use_llm: bool = Field(
+        True,
+        description="Let the LLM write the explanations, and rerank where llm.rerank_when allows (by "
+        "default only requests with context.text); the notes say when it did not rerank and why.",
+    )
 
 
 class ItemOut(BaseModel):

@@ -1,7 +1,7 @@
 """LLM stage latency against a running server (the embedded vLLM by default).
 
     .venv/bin/chronotope llm serve &   # or set CHRONOTOPE_LLM_BASE_URL
-    .venv/bin/python benchmarks/llm.py [--runs 10] [--users 8]
+    .venv/bin/python benchmarks/llm.py [--runs 10] [--users 8] [--rerank-only]
 
 Prints rerank latency p50/p95 for 20 candidates, explanation latency for 5 items, and batched
 throughput: the same N rerank requests sent concurrently vs one at a time (vLLM batches them).
@@ -76,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--users", type=int, default=8)
+    ap.add_argument("--rerank-only", action="store_true", help="Time the rerank alone (no explanations).")
     a = ap.parse_args()
     s = Settings(llm={"timeout_s": 120, "retries": 0})
     rr, ex = LLMReranker(s), Explainer(s)
@@ -87,7 +88,9 @@ def main() -> None:
         out = rr.rerank(profile(i % 3), ctx, candidates(i))
         times.append(time.perf_counter() - t)
         assert out.error is None, out.error
-    print(f"rerank, 20 candidates, 1 order: {pct(times)} over {a.runs} runs")
+    print(f"rerank, 20 candidates, 1 order: {pct(times)} over {a.runs} runs ({s.llm.model_name})")
+    if a.rerank_only:
+        return
     times = []
     for i in range(max(3, a.runs // 3)):
         t = time.perf_counter()

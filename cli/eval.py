@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -24,6 +25,12 @@ def eval_cmd(
     ),
     prefix_only: bool = typer.Option(
         False, "--prefix-only", help="Test input: only the target trajectory's prefix (GETNext-like)."
+    ),
+    with_wish: bool = typer.Option(
+        False,
+        "--with-wish",
+        help="Give each target a chat wish for its kind (evaluation/chat_wishes.yaml) that only the LLM "
+        "reads; targets of kinds the bank lacks are left out. For --ranker llm.",
     ),
 ) -> None:
     """Rank all known POIs for the last check-in of each test trajectory; print and save metrics."""
@@ -54,10 +61,27 @@ def eval_cmd(
         reranker = make_eval_reranker(s)
     if sample is not None and sample <= 0:
         raise InvalidInputError("--sample must be a positive number")
-    n = min(sample or len(split.queries), len(split.queries))
+    if with_wish and reranker is None:
+        raise InvalidInputError("--with-wish needs --ranker llm: no other ranker reads request text")
+    wishes = None
+    n_targets = len(split.queries)
+    if with_wish:
+        from evaluation.chat_bank import load_bank, target_wishes
+
+        wishes = target_wishes(split.test, load_bank(), seed)
+        n_targets = sum(wishes(q) is not None for q in split.queries)
+    n = min(sample or n_targets, n_targets)
     with progress(f"evaluate {getattr(model, 'name', ranker)}", n) as advance:
         result = evaluate(
-            split, model, pool_size=pool, sample=sample, seed=seed, reranker=reranker, progress=advance
+            split,
+            model,
+            pool_size=pool,
+            sample=sample,
+            seed=seed,
+            reranker=reranker,
+            blend_weight=s.llm.blend_weight,
+            wishes=wishes,
+            progress=advance,
         )
     if reranker is not None:
         result["llm_failures"] = reranker.failures["n"]  # type: ignore[attr-defined]
@@ -67,6 +91,8 @@ def eval_cmd(
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(result, indent=2, default=str))
     _print_table(table_rows(result))
+    if "llm" in result:
+        _print_llm(result["llm"])
     console.print(
         f"candidate recall@{pool}: {result['candidate_recall']:.3f}; {result['timing_s']['total']:.1f} s; "
         f"written to {json_out}"
@@ -84,6 +110,30 @@ def _print_table(rows: list[dict[str, object]]) -> None:
     for row in rows:
         table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()])
     Console(width=max(console.width, 120)).print(table)
+
+
+def _print_llm(llm: dict[str, Any]) -> None:
+    for name, b in llm["vs_ranker"].items():
+        console.print(
+            f"LLM blend (weight {llm['blend_weight']}) vs ranker alone, {name} ({b['n']} targets): MRR "
+            f"{b['mrr_a']:.4f} vs {b['mrr_b']:.4f}, difference {b['diff']:+.4f} "
+            f"(95% CI {b['lo']:+.4f} to {b['hi']:+.4f}; {b['targets_up']} up, {b['targets_down']} down)"
+        )
+    pb = llm.get("position_bias")
+    if pb:
+        console.print(
+            f"position bias over {pb['orders']} orders: the LLM's top changes with the order for "
+            f"{pb['top_changes']:.1%} of targets; its top is the candidate listed first "
+            + ", ".join(f"{v:.1%}" for v in pb["top_is_listed_first"])
+        )
+        for name, m in pb["per_order"].items():
+            console.print(
+                f"  {name}: blend MRR {m['blend_mrr']:.4f}, LLM alone {m['llm_alone_mrr']:.4f}, "
+                f"vs ranker {m['vs_ranker']['diff']:+.4f} ({m['vs_ranker']['lo']:+.4f} to "
+                f"{m['vs_ranker']['hi']:+.4f})"
+            )
+        a = pb["averaged"]
+        console.print(f"  averaged: blend MRR {a['blend_mrr']:.4f}, LLM alone {a['llm_alone_mrr']:.4f}")
 
 
 def register(app: typer.Typer) -> None:

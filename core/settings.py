@@ -112,6 +112,14 @@ class LLMSettings(BaseModel):
         "request is served at once by the feature ranker and templates, with a note.",
     )
     rerank_orders: int = Field(1, ge=1, le=4, description="Candidate orders averaged against position bias.")
+    # never: decided by the dev split's intervals, where the blend did not beat the learned ranker
+    # with request text or without (agent/llm/rerank_policy.py, docs/measurements.md)
+    rerank_when: Literal["always", "with_text", "never"] = Field(
+        "never",
+        description="When the LLM reranks: every request, only requests that carry text (a chat wish, "
+        "context.text) the feature ranker cannot read, or never. Explanations and the chat are not "
+        "affected.",
+    )
     # 0.4: the middle of the plateau (0.3-0.6) where blending beat the learned ranker alone on 40 dev
     # targets (`chronotope eval --ranker llm --sample 40 --seed 1`); pure LLM order (1.0) was far worse.
     blend_weight: float = Field(0.4, ge=0, le=1, description="Weight of the LLM score in the final blend.")

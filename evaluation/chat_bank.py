@@ -6,12 +6,18 @@ written separately from the prompts, and tests/agent checks the prompts' example
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
+
+from core import columns as C
+from evaluation.dev_split import Query
 
 FOLLOWUP_KINDS = (
     "closer",
@@ -99,3 +105,21 @@ def load_bank(path: Path | None = None) -> WishBank:
         for r in data.get("requests") or []
     ]
     return WishBank(cats, exclusions, followups, requests)
+
+
+def target_wishes(test: pd.DataFrame, bank: WishBank, seed: int = 0) -> Callable[[Query], str | None]:
+    """A wish in everyday words for each dev target whose own category the bank covers (what a
+    person asking for that kind of place might type), drawn per trajectory with ``seed``; None for
+    the rest. The target's category is the request's meaning here, so only a reranker that reads
+    the text may see it, never the features."""
+    last = test.sort_values(C.TIME, kind="stable").groupby([C.USER, "trajectory_id"], sort=False).last()
+    kind = {(str(u), str(t)): c for (u, t), c in last[C.CATEGORY].items()}
+
+    def wish(q: Query) -> str | None:
+        cw = bank.categories.get(str(kind.get((q.user_id, q.trajectory_id))))
+        if cw is None or not cw.wishes:
+            return None
+        h = int.from_bytes(hashlib.sha256(f"{seed}:{q.trajectory_id}".encode()).digest()[:4], "big")
+        return cw.wishes[h % len(cw.wishes)]
+
+    return wish

@@ -19,7 +19,8 @@ import pandas as pd
 
 from core import columns as C
 from evaluation.dev_split import DevSplit, Query, user_input
-from evaluation.metrics import rank_of, summarize
+from evaluation.known_categories import KnownCategories
+from evaluation.metrics import paired_bootstrap, rank_of, summarize
 from retrieval.blend import blend_scores
 from retrieval.candidate_pool import candidate_pool
 from retrieval.catalog_stats import CatalogStats
@@ -30,8 +31,21 @@ from retrieval.types import Candidate
 from retrieval.user_history import UserHistory
 
 COL = {name: i for i, name in enumerate(FEATURES)}
-# Reranks the top of a ranked list: (query, the user's input frame, top candidates best first) -> new order
-Reranker = Callable[[Query, pd.DataFrame, list[Candidate]], list[Candidate]]
+
+
+@dataclass
+class Reranked:
+    """A reranker's answer: the new order, and each candidate order's LLM scores by candidate (the
+    top-N as given; empty when the LLM call failed and the feature order came back)."""
+
+    candidates: list[Candidate]
+    order_scores: list[list[float]]
+    orders: list[list[int]]  # per candidate order, the candidates (top-N index) as listed
+
+
+# Reranks the top of a ranked list: (query, the user's input frame, top candidates best first,
+# the request's text or None) -> the new order
+Reranker = Callable[[Query, pd.DataFrame, list[Candidate], str | None], Reranked]
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))  # LLM blend weights swept by an LLM eval
 
 
@@ -94,15 +108,27 @@ def evaluate(
     seed: int = 0,
     reranker: Reranker | None = None,
     rerank_top: int = 20,
+    blend_weight: float = 0.4,
+    wishes: Callable[[Query], str | None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
+    """``wishes``: the request text of a target (a chat wish), or None to leave the target out;
+    with it only targets that have one are evaluated, and only the reranker reads the text."""
     t_start = time.perf_counter()
     stats = catalog_of(split)
+    kinds = KnownCategories(split.test)
     queries = split.queries
+    wish_of: dict[int, str] = {}
+    if wishes is not None:
+        texts = [wishes(q) for q in queries]
+        wish_of = {i: w for i, w in enumerate(texts) if w}
+        queries = [queries[i] for i in sorted(wish_of)]
+        wish_of = {j: wish_of[i] for j, i in enumerate(sorted(wish_of))}
     if sample is not None and sample < len(queries):
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(queries), size=sample, replace=False))
         queries = [queries[i] for i in pick]
+        wish_of = {j: wish_of[int(i)] for j, i in enumerate(pick) if int(i) in wish_of}
     by_hist = {str(u): g for u, g in split.history.groupby(C.USER, sort=False)}
     by_test = {str(u): g for u, g in split.test.groupby(C.USER, sort=False)}
     ranks: list[float] = []
@@ -113,7 +139,7 @@ def evaluate(
     sweep_inputs: list[SweepInput] = []
     t_feat = t_rank = 0.0
     exact_pools = same_pools = 0
-    for q in queries:
+    for qi, q in enumerate(queries):
         t0 = time.perf_counter()
         inp = user_input(split, q, by_hist, by_test)
         f, uh, allowed, qv = _features(stats, q, inp)
@@ -130,9 +156,11 @@ def evaluate(
         order = pool[np.argsort(-pool_scores, kind="stable")]
         if reranker is not None and len(order):
             top_scores = np.sort(pool_scores)[::-1][:rerank_top]
+            at = q.rank_time()[0]
             cands = [
                 Candidate(
                     item_id=str(stats.item_ids[i]),
+                    category=kinds.at(str(stats.item_ids[i]), at),
                     lat=None if np.isnan(stats.lat[i]) else float(stats.lat[i]),
                     lon=None if np.isnan(stats.lon[i]) else float(stats.lon[i]),
                     features={name: float(f[i, j]) for j, name in enumerate(FEATURES)},
@@ -140,13 +168,14 @@ def evaluate(
                 )
                 for i, s in zip(order[:rerank_top], top_scores, strict=True)
             ]
-            reranked = reranker(q, inp, cands)
+            answer = reranker(q, inp, cands, wish_of.get(qi))
+            reranked = answer.candidates
             new_ids = [c.item_id for c in reranked]
             if sorted(new_ids) != sorted(c.item_id for c in cands):
                 raise RuntimeError("reranker returned items that were not among its candidates")
             feature_ranks.append(_final_rank(stage1, order, target, allowed))
             sweep_inputs.append(
-                _sweep_input(cands, reranked, str(stats.item_ids[target]) if target >= 0 else None)
+                _sweep_input(cands, reranked, str(stats.item_ids[target]) if target >= 0 else None, answer)
             )
             order = np.concatenate([stats.index_of(np.array(new_ids, dtype=object)), order[rerank_top:]])
         ranks.append(_final_rank(stage1, order, target, allowed))
@@ -191,6 +220,9 @@ def evaluate(
             "ranker": getattr(ranker, "name", "unknown")
         }
         result["blend_sweep"] = blend_sweep(sweep_inputs, np.array(feature_ranks))
+        result["llm"] = llm_report(
+            sweep_inputs, np.array(feature_ranks), r, new, with_text=bool(wish_of), weight=blend_weight
+        )
     result["timing_s"] = {
         "total": round(time.perf_counter() - t_start, 2),
         "features": round(t_feat, 2),
@@ -198,6 +230,10 @@ def evaluate(
         "per_query_ms": round(1000 * (t_feat + t_rank) / max(len(queries), 1), 2),
     }
     result["setting"] = {
+        "request_text": "a chat wish for the target's kind (evaluation/chat_wishes.yaml), read by the "
+        "reranker only; targets of kinds the bank lacks left out"
+        if wish_of
+        else "none",
         "query_time": "the target's own time"
         if not queries or queries[0].query_time_known
         else "unknown: ranked at the time of the check-in before the target",
@@ -225,9 +261,13 @@ class SweepInput:
     feature: list[float]
     llm: list[float] | None  # None: the LLM call failed and the feature order was served
     target_pos: int | None
+    by_order: list[list[float]]  # each candidate order's scores (the position-bias check)
+    orders: list[list[int]]  # per candidate order, the candidates (top-N index) as listed
 
 
-def _sweep_input(cands: list[Candidate], reranked: list[Candidate], target_id: str | None) -> SweepInput:
+def _sweep_input(
+    cands: list[Candidate], reranked: list[Candidate], target_id: str | None, answer: Reranked
+) -> SweepInput:
     llm_by_id = {c.item_id: c.llm_score for c in reranked}
     llm = [llm_by_id.get(c.item_id) for c in cands]
     ids = [c.item_id for c in cands]
@@ -235,7 +275,87 @@ def _sweep_input(cands: list[Candidate], reranked: list[Candidate], target_id: s
         feature=[c.score for c in cands],
         llm=None if any(v is None for v in llm) else [float(v) for v in llm if v is not None],
         target_pos=ids.index(target_id) if target_id in ids else None,
+        by_order=answer.order_scores,
+        orders=answer.orders,
     )
+
+
+def _blend_ranks(
+    inputs: list[SweepInput], feature_ranks: np.ndarray, weight: float, scores_of: Callable[[SweepInput], Any]
+) -> np.ndarray:
+    """Each target's rank when the top-N is blended with ``scores_of(input)`` (None: kept as is)."""
+    ranks = feature_ranks.copy()
+    for i, si in enumerate(inputs):
+        llm = scores_of(si)
+        if llm is None or si.target_pos is None:
+            continue
+        order = np.argsort(-blend_scores(si.feature, llm, weight), kind="stable")
+        ranks[i] = float(np.flatnonzero(order == si.target_pos)[0] + 1)
+    return ranks
+
+
+def llm_report(
+    inputs: list[SweepInput],
+    feature_ranks: np.ndarray,
+    served_ranks: np.ndarray,
+    new: np.ndarray,
+    *,
+    with_text: bool,
+    weight: float,
+) -> dict[str, Any]:
+    """The LLM blend against the ranker alone on the same targets: the MRR difference with a paired
+    bootstrap interval, overall and by slice; and the position-bias check, from the candidate
+    orders each target was scored in (the same candidates, listed in a different order)."""
+    slices = {"all": np.ones(len(new), dtype=bool), "revisit": ~new, "new place": new}
+    if with_text:
+        slices = {f"{k}, with request text": v for k, v in slices.items()}
+    out: dict[str, Any] = {
+        "blend_weight": weight,
+        "failures": sum(si.llm is None for si in inputs),
+        "vs_ranker": {
+            name: paired_bootstrap(served_ranks[m], feature_ranks[m]) for name, m in slices.items() if m.any()
+        },
+    }
+    n_orders = min((len(si.by_order) for si in inputs if si.llm is not None), default=0)
+    if n_orders >= 2:
+        scored = [si for si in inputs if si.llm is not None and len(si.by_order) >= n_orders]
+        tops = np.array([[int(np.argmax(si.by_order[o])) for o in range(n_orders)] for si in scored])
+        pairs = list(zip(tops, scored, strict=True))
+        per_order = {}
+        for o in range(n_orders):
+
+            def order_only(si: SweepInput, o: int = o) -> list[float] | None:
+                return si.by_order[o] if si.llm is not None else None
+
+            blended = _blend_ranks(inputs, feature_ranks, weight, order_only)
+            alone = _blend_ranks(inputs, feature_ranks, 1.0, order_only)
+            per_order[f"order {o + 1}"] = {
+                "blend_mrr": summarize(blended)["mrr"],
+                "llm_alone_mrr": summarize(alone)["mrr"],
+                "vs_ranker": paired_bootstrap(blended, feature_ranks),
+            }
+        mean_alone = _blend_ranks(inputs, feature_ranks, 1.0, lambda si: si.llm)
+        out["position_bias"] = {
+            "orders": n_orders,
+            "orders_are": "as ranked, reversed, then rotations (agent.llm.rerank.orders)",
+            "top_changes": float(np.mean(np.any(tops != tops[:, :1], axis=1))) if len(tops) else 0.0,
+            # how often the LLM's top pick is whatever candidate is listed first, per order
+            "top_is_listed_first": [
+                float(np.mean([t[o] == si.orders[o][0] for t, si in zip(tops, scored, strict=True)]))
+                for o in range(n_orders)
+            ],
+            # where in the list (0 = first listed) the LLM's top pick sat, counted over every order
+            "top_listed_at": np.bincount(
+                [si.orders[o].index(t[o]) for t, si in pairs for o in range(n_orders)],
+                minlength=max((len(si.feature) for si in scored), default=0),
+            ).tolist(),
+            "per_order": per_order,
+            "averaged": {
+                "blend_mrr": summarize(served_ranks)["mrr"],
+                "llm_alone_mrr": summarize(mean_alone)["mrr"],
+            },
+        }
+    return out
 
 
 def blend_sweep(

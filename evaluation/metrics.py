@@ -36,3 +36,34 @@ def rank_of(scores: np.ndarray, target: int, allowed: np.ndarray) -> float:
     higher = int(np.sum(s > t))
     ties = int(np.sum(s == t)) - 1
     return float(1 + higher + ties / 2)
+
+
+def reciprocal(ranks: np.ndarray) -> np.ndarray:
+    r = np.asarray(ranks, dtype=float)
+    return np.where(np.isfinite(r), 1 / r, 0.0)
+
+
+def paired_bootstrap(
+    ranks_a: np.ndarray, ranks_b: np.ndarray, *, n_boot: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """MRR of A minus MRR of B on the same targets, with a 95% percentile interval from resampling
+    the targets (paired: one resample draws both methods' ranks of each target) and the share of
+    resamples where A is not better (a one-sided bootstrap p-value)."""
+    a, b = reciprocal(ranks_a), reciprocal(ranks_b)
+    n = len(a)
+    if n == 0:
+        return {"n": 0, "diff": 0.0, "lo": 0.0, "hi": 0.0, "p_not_better": 1.0}
+    d = a - b
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    boots = d[idx].mean(axis=1)
+    return {
+        "n": n,
+        "mrr_a": float(a.mean()),
+        "mrr_b": float(b.mean()),
+        "diff": float(d.mean()),
+        "lo": float(np.percentile(boots, 2.5)),
+        "hi": float(np.percentile(boots, 97.5)),
+        "p_not_better": float(np.mean(boots <= 0)),
+        "targets_up": int(np.sum(d > 0)),
+        "targets_down": int(np.sum(d < 0)),
+    }

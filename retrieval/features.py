@@ -62,7 +62,14 @@ FEATURES = (
     # The "where next?" setting: the query's time is the last check-in's, the next visit's unknown.
     "query_time_known",
     "user_next_hour_affinity_share",  # at the last check-in's hour plus the user's typical gap
+    # Places new to the user: how often this user goes somewhere new (all history, last 20
+    # check-ins), and how far a place is from the nearest of their most visited places.
+    "user_novelty_rate",
+    "user_recent_novelty_rate",
+    "dist_anchor_km_log",
 )
+ANCHORS = 5  # the user's most visited places that "distance from anchors" measures from
+RECENT_NOVELTY = 20
 KNN_USERS = 30  # neighbours for the user-based collaborative signal
 
 
@@ -89,6 +96,8 @@ class QueryVectors:
     centroid: tuple[float, float] | None
     hour_kernel: np.ndarray  # (24,) float32
     time_known: bool = True  # False: "where next?", ranked at the time of the last check-in
+    novelty: tuple[float, float] = (0.0, 0.0)  # share of first visits: all history, recent
+    anchors: np.ndarray | None = None  # (k, 2) lat/lon of the user's most visited located places
 
 
 def query_vectors(
@@ -115,8 +124,13 @@ def query_vectors(
             n, 0, t_h, hour, weekend, weekday, np.zeros(0, dtype=np.int64), {}, empty, 0.0, np.inf,
             empty, None, (float(ref[0]), float(ref[1])), None, hour_kernel, time_known,
         )  # fmt: skip
-    places, inv, counts = np.unique(ui, return_inverse=True, return_counts=True)
+    places, first, inv, counts = np.unique(ui, return_index=True, return_inverse=True, return_counts=True)
     k = len(places)
+    recent = min(m, RECENT_NOVELTY)
+    novelty = (k / m, float(np.sum(first >= m - recent)) / recent)
+    by_visits = places[np.argsort(-counts, kind="stable")]
+    by_visits = by_visits[~np.isnan(stats.lat[by_visits])][:ANCHORS]
+    anchors = np.column_stack([stats.lat[by_visits], stats.lon[by_visits]]) if len(by_visits) else None
     cnt = counts.astype(float)
     pp: dict[str, np.ndarray] = {"count": cnt}
     last_pos = np.zeros(k)
@@ -191,6 +205,8 @@ def query_vectors(
         centroid=(float(np.nanmedian(stats.lat[ui])), float(np.nanmedian(stats.lon[ui]))),
         hour_kernel=hour_kernel,
         time_known=time_known,
+        novelty=novelty,
+        anchors=anchors,
     )
 
 
@@ -245,11 +261,18 @@ def features_at(stats: CatalogStats, q: QueryVectors, rows: np.ndarray) -> np.nd
             f[:, col["user_knn_rank_score"]] = q.knn.rank_score(rows)
         assert q.centroid is not None
         f[:, col["dist_centroid_km_log"]] = np.log1p(distance_at(stats, q.centroid, rows))
+        f[:, col["user_novelty_rate"]], f[:, col["user_recent_novelty_rate"]] = q.novelty
+        if q.anchors is not None:
+            near = np.min([distance_at(stats, (float(a[0]), float(a[1])), rows) for a in q.anchors], axis=0)
+            f[:, col["dist_anchor_km_log"]] = np.log1p(near)
+        else:
+            f[:, col["dist_anchor_km_log"]] = np.log1p(50.0)
     else:
         f[:, col["steps_since_visit_log"]] = 8.0
         f[:, col["hours_since_visit_log"]] = 10.0
         f[:, col["gap_since_last_h_log"]] = 10.0
         f[:, col["dist_centroid_km_log"]] = np.log1p(50.0)
+        f[:, col["dist_anchor_km_log"]] = np.log1p(50.0)
     d = distance_at(stats, q.ref, rows)
     f[:, col["dist_last_km_log"]] = np.log1p(d)
     f[:, col["dist_last_exp"]] = np.exp(-d / 2)

@@ -57,14 +57,21 @@ class RerankOutcome:
     prompt_version: str | None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # Each candidate order's label log-probabilities, by candidate (the top-N as given): what the
+    # position-bias check compares; ``llm_score`` is their mean.
+    order_scores: list[list[float]] = field(default_factory=list)
+    orders: list[list[int]] = field(default_factory=list)  # the candidates (top-N index) as listed
 
 
 def candidate_text(c: Candidate) -> str:
-    """What the model sees of a candidate: category, coarse place and behavioural signals only.
-    Kept short: prompt length is the rerank latency on a CPU."""
-    # No bare ids: an id tells the model nothing and costs tokens; the kind and the signals do.
-    parts = [p for p in (c.name, c.category or ("a place of unknown kind" if not c.name else None)) if p]
-    parts.append(place_description(c.lat, c.lon).removeprefix("near "))
+    """What the model sees of a candidate: its kind, its distance (else a landmark it is near) and
+    the user's visits. Kept short (about ten tokens): prompt length is the rerank latency on a CPU."""
+    # No bare ids and no coordinate cells ("area 40.7, -74.0"): they tell the model nothing and
+    # cost tokens; the kind, a named landmark and the signals do.
+    parts = [p for p in (c.name, c.category or ("unknown kind" if not c.name else None)) if p]
+    where = place_description(c.lat, c.lon)
+    if where.startswith("near ") and "distance_km" not in c.features:  # the distance says more
+        parts.append(where.removeprefix("near "))
     visits = c.features.get("user_count_log")
     parts.append(f"{round(math.expm1(visits))} visits" if visits else "new")
     if "distance_km" in c.features:
@@ -185,6 +192,7 @@ class LLMReranker:
         labels = list(LABELS[:n])
         when, where = describe_context(ctx)
         scores = [0.0] * n
+        per_order: list[list[float]] = []
         t0 = time.perf_counter()
         try:
             self.breaker.before_call()
@@ -201,8 +209,11 @@ class LLMReranker:
                     labels=labels,
                 )
                 lp = self._score_once(messages, labels, deadline)
+                these = [0.0] * n
                 for pos, i in enumerate(order):
+                    these[i] = lp[labels[pos]]
                     scores[i] += lp[labels[pos]] / self.settings.llm.rerank_orders
+                per_order.append(these)
             self.breaker.success()
             LLM_CALLS.labels("rerank", "ok").inc()
         except CircuitOpenError as exc:
@@ -228,4 +239,6 @@ class LLMReranker:
             self.prompt.id,
             None,
             {"llm_ms": round((time.perf_counter() - t0) * 1000, 1)},
+            per_order,
+            orders(n, self.settings.llm.rerank_orders),
         )

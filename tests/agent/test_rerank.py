@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -54,10 +55,8 @@ def test_rerank_follows_the_model_and_is_a_permutation(
     assert call["extra_body"] == {"structured_outputs": {"choice": ["A", "B", "C", "D", "E"]}}
     assert call["max_tokens"] == 1 and call["logprobs"] is True
     # fixed part first, candidates last (prefix caching)
-    assert call["messages"][-1]["content"].index("User profile") < call["messages"][-1]["content"].index(
-        "Candidates"
-    )
-    assert out.prompt_version == "rerank@1"
+    assert call["messages"][-1]["content"].index("Profile:") < call["messages"][-1]["content"].index("A. ")
+    assert out.prompt_version == "rerank@2"
 
 
 def test_rerank_never_invents_items(
@@ -109,7 +108,10 @@ def test_disabled_llm_and_tiny_lists(
 
 def test_candidate_text_has_no_raw_coordinates(candidates: list[Candidate]) -> None:
     t = candidate_text(candidates[0])
-    assert "40.75" not in t and "73.98" not in t and "Midtown Manhattan" in t
+    assert "40.75" not in t and "73.98" not in t and t.endswith("3 visits, 0.0 km")
+    assert candidate_text(replace(candidates[0], features={})).endswith(
+        "Midtown Manhattan, new"
+    )  # no distance
     assert t.startswith(candidates[0].category or "") and "i0" not in t  # its kind, never its id
     unknown = candidate_text(Candidate(item_id="635", lat=40.75, lon=-73.98))
-    assert unknown.startswith("a place of unknown kind") and "635" not in unknown
+    assert unknown.startswith("unknown kind") and "635" not in unknown

@@ -8,6 +8,7 @@ the logic around them: order, fallbacks, the never-a-new-item guard and what is 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,15 @@ from core.settings import Settings
 from mining import UserProfile
 from retrieval.profile_store import save_profile
 from retrieval.types import Candidate, RankedList, RequestContext
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    """These tests exercise the rerank path, so it is on for every request here (off by default:
+    test_the_llm_rerank_is_off_by_default_and_each_setting_says_why)."""
+    s = Settings(env="test", llm={"rerank_when": "always"})
+    s.ensure_dirs()
+    return s
 
 
 class FakeRetriever:
@@ -292,3 +302,40 @@ def test_an_experiment_arm_decides_what_the_request_leaves_open(
             rec = s.get(Recommendation, stated.recommendation_id)
             assert rec is not None and (rec.experiment, rec.arm) == ("e", arm.arm)
             assert rec.request["use_llm_requested"] == (arm.arm == "plain")
+
+
+def _when(settings: Settings, when: str) -> Settings:
+    return settings.model_copy(update={"llm": settings.llm.model_copy(update={"rerank_when": when})})
+
+
+def test_the_llm_rerank_is_off_by_default_and_each_setting_says_why(
+    store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
+) -> None:
+    from dataclasses import replace as dc_replace
+
+    assert Settings(env="test").llm.rerank_when == "never"  # decided by the dev split's intervals
+    no_text = dc_replace(ctx, text=None)
+
+    def served(when: str, c: RequestContext) -> tuple[Any, Recommendation]:
+        svc = _service(store, candidates, ReverseReranker(_when(settings, when)), FakeExplainer())
+        res = svc.recommend("u1", c, k=3)
+        with store() as s:
+            rec = s.get(Recommendation, res.recommendation_id)
+            assert rec is not None
+            return res, rec
+
+    off, rec = served("never", ctx)
+    assert [c.item_id for c in off.items] == [c.item_id for c in candidates[:3]]  # the feature order
+    assert not off.ranker.startswith("llm(")
+    assert any(n.startswith("LLM rerank not used: off by default") for n in off.notes)
+    assert off.explanation is not None and off.explanation.source == "llm"  # the LLM still explains
+    assert rec.request["llm_rerank"]["used"] is False and "95% CI" in rec.request["llm_rerank"]["why"]
+    worded, rec = served("with_text", ctx)
+    assert worded.ranker.startswith("llm(") and rec.request["llm_rerank"]["used"] is True
+    plain, rec = served("with_text", no_text)
+    assert not plain.ranker.startswith("llm(")
+    assert rec.request["llm_rerank"] == {
+        "used": False,
+        "why": "llm.rerank_when=with_text and the request carries no text",
+    }
+    assert served("always", no_text)[0].ranker.startswith("llm(")

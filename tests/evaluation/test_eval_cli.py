@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from evaluation.dev_split import load_split
-from evaluation.harness import evaluate
+from evaluation.harness import Reranked, evaluate
 from retrieval.rankers import HeuristicRanker
 
 runner = CliRunner()
@@ -179,13 +179,27 @@ def test_rank_train_then_eval_with_the_model(tmp_path: Path, data_dir: Path) -> 
     assert data["acc@1"] >= data["baselines"]["popularity"]["acc@1"]
 
 
-def _reversing_reranker(q: object, inp: object, top: list) -> list:
+def _reversing_reranker(q: object, inp: object, top: list, wish: str | None) -> Reranked:
     """A stand-in LLM that prefers the feature order reversed; returns the order it would serve at
     blend weight 1 (pure LLM), with its raw scores, as agent.llm.rerank does."""
     from dataclasses import replace
 
     scored = [replace(c, llm_score=float(i)) for i, c in enumerate(top)]  # last = best
-    return sorted(scored, key=lambda c: -(c.llm_score or 0.0))
+    ids = list(range(len(top)))
+    return Reranked(sorted(scored, key=lambda c: -(c.llm_score or 0.0)), [[float(i) for i in ids]], [ids])
+
+
+def _first_listed_reranker(q: object, inp: object, top: list, wish: str | None) -> Reranked:
+    """A stand-in LLM with pure position bias: in each of two orders (as given, reversed) it
+    prefers whatever is listed first, so its averaged scores say nothing."""
+    from dataclasses import replace
+
+    n = len(top)
+    given = [-float(i) for i in range(n)]
+    reversed_ = [-float(n - 1 - i) for i in range(n)]
+    mean = [(a + b) / 2 for a, b in zip(given, reversed_, strict=True)]
+    out = [replace(c, llm_score=m) for c, m in zip(top, mean, strict=True)]
+    return Reranked(out, [given, reversed_], [list(range(n)), list(range(n))[::-1]])
 
 
 def test_llm_eval_reports_features_alone_and_a_blend_sweep_on_the_same_targets(tmp_path: Path) -> None:
@@ -201,13 +215,57 @@ def test_llm_eval_reports_features_alone_and_a_blend_sweep_on_the_same_targets(t
     assert set(sweep) == {f"{0.1 * i:.1f}" for i in range(11)}
 
 
+def test_llm_report_has_paired_intervals_by_slice(tmp_path: Path) -> None:
+    h, t = _files(tmp_path)
+    res = evaluate(load_split(h, t), HeuristicRanker(), reranker=_reversing_reranker, rerank_top=5)
+    vs = res["llm"]["vs_ranker"]
+    assert set(vs) >= {"all", "revisit"}
+    b = vs["all"]
+    assert b["diff"] == pytest.approx(res["mrr"] - res["without_reranker"]["mrr"])
+    assert b["lo"] <= b["diff"] <= b["hi"] and b["hi"] < 0  # reversing a near-perfect order is worse
+    assert b["targets_down"] > 0 and b["p_not_better"] == 1.0
+    assert "position_bias" not in res["llm"]  # one order: nothing to compare
+
+
+def test_position_bias_check_sees_a_reranker_that_picks_the_first_listed(tmp_path: Path) -> None:
+    h, t = _files(tmp_path)
+    split = load_split(h, t)
+    plain = evaluate(split, HeuristicRanker())
+    res = evaluate(split, HeuristicRanker(), reranker=_first_listed_reranker, rerank_top=5)
+    pb = res["llm"]["position_bias"]
+    assert pb["orders"] == 2 and pb["top_changes"] == 1.0 and pb["top_is_listed_first"] == [1.0, 1.0]
+    assert pb["top_listed_at"][0] == 2 * res["n"] and sum(pb["top_listed_at"]) == 2 * res["n"]
+    # order 1 alone agrees with the feature order, order 2 alone reverses it; averaged, no change
+    first, second = pb["per_order"]["order 1"], pb["per_order"]["order 2"]
+    assert first["llm_alone_mrr"] == pytest.approx(plain["mrr"])
+    assert second["llm_alone_mrr"] < plain["mrr"]
+    assert pb["averaged"]["blend_mrr"] == pytest.approx(plain["mrr"])
+
+
+def test_wishes_reach_the_reranker_only_and_name_the_slice(tmp_path: Path) -> None:
+    h, t = _files(tmp_path)
+    split = load_split(h, t)
+    seen: list[str | None] = []
+
+    def recording(q: object, inp: object, top: list, wish: str | None) -> Reranked:
+        seen.append(wish)
+        return _reversing_reranker(q, inp, top, wish)
+
+    only_user_0 = lambda q: "somewhere quiet" if q.user_id == "0" else None  # noqa: E731
+    res = evaluate(split, HeuristicRanker(), reranker=recording, rerank_top=5, wishes=only_user_0)
+    assert res["n"] == 2 and seen == ["somewhere quiet"] * 2  # user 0's two trajectories only
+    assert "all, with request text" in res["llm"]["vs_ranker"]
+    assert res["setting"]["request_text"].startswith("a chat wish")
+    assert evaluate(split, HeuristicRanker())["setting"]["request_text"] == "none"
+
+
 def test_a_reranker_that_invents_an_item_is_refused(tmp_path: Path) -> None:
     from dataclasses import replace
 
     h, t = _files(tmp_path, n_users=3)
 
-    def inventing(q: object, inp: object, top: list) -> list:
-        return [replace(top[0], item_id="not-a-candidate"), *top[1:]]
+    def inventing(q: object, inp: object, top: list, wish: str | None) -> Reranked:
+        return Reranked([replace(top[0], item_id="not-a-candidate"), *top[1:]], [], [])
 
     with pytest.raises(RuntimeError, match="not among its candidates"):
         evaluate(load_split(h, t), HeuristicRanker(), reranker=inventing)

@@ -44,7 +44,14 @@ def _app(llm_port: int, data_dir: Path) -> Iterator[str]:
         env="test",
         data_dir=data_dir,
         llm_base_url=f"http://127.0.0.1:{llm_port}/v1",
-        llm={"timeout_s": TIMEOUT_S, "retries": 1, "warm_up": False, "max_in_flight": 2, "max_waiting": 4},
+        llm={
+            "timeout_s": TIMEOUT_S,
+            "retries": 1,
+            "warm_up": False,
+            "max_in_flight": 2,
+            "max_waiting": 4,
+            "rerank_when": "with_text",  # the default is off: these requests carry text to exercise it
+        },
         retrieval={"ranker": "heuristic"},
         api={"bootstrap_admin_key": ADMIN, "rate_limit_per_s": 0, "remine_after_events": False},
     )
@@ -64,7 +71,9 @@ def _burst(base: str, n: int, during: Any = None) -> list[dict[str, Any]]:
     lock = threading.Lock()
 
     def one(i: int) -> None:
-        body = {"user_id": f"u{i % 8}", "k": 5, "use_llm": True, "context": {"time": "2012-05-14T16:00:00Z"}}
+        # with text, so the LLM reranks too (without it only the explanations would call it)
+        context = {"time": "2012-05-14T16:00:00Z", "text": "somewhere to eat"}
+        body = {"user_id": f"u{i % 8}", "k": 5, "use_llm": True, "context": context}
         t0 = time.monotonic()
         r = httpx.post(
             f"{base}/v1/recommendations", json=body, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60

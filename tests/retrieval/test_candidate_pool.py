@@ -147,3 +147,45 @@ def test_sparse_vector_reads_like_the_dense_vector(seed: int) -> None:
     for k in (1, 10, 60, 200, n):
         assert np.array_equal(sv.top(k), order[:k])
     assert np.array_equal(SparseVector.empty(n).top(3), np.arange(3))
+
+
+def test_novelty_and_anchor_features() -> None:
+    """A user who went to a, a, b, a, c: 3 first visits of 5; a (3 visits) is the first anchor,
+    so a place beside a is near an anchor and one 10 km away is not."""
+    t0 = pd.Timestamp("2012-04-02 12:00", tz="UTC")
+    seq = ["a", "a", "b", "a", "c"]
+    pos = {
+        "a": (40.70, -74.00),
+        "b": (40.80, -73.90),
+        "c": (40.75, -73.95),
+        "d": (40.7001, -74.0),
+        "e": (40.79, -74.0),
+    }
+    ev = pd.DataFrame(
+        {
+            C.USER: ["u"] * len(seq),
+            C.ITEM: seq,
+            C.TIME: [t0 + pd.Timedelta(hours=3 * i) for i in range(len(seq))],
+            C.LAT: [pos[p][0] for p in seq],
+            C.LON: [pos[p][1] for p in seq],
+            C.TZ_OFFSET: -240,
+        }
+    )
+    items = pd.DataFrame(
+        {"item_id": list(pos), "lat": [v[0] for v in pos.values()], "lon": [v[1] for v in pos.values()]}
+    )
+    stats = CatalogStats.build(ev, items)
+    uh = UserHistory.from_frame(ev, stats)
+    from retrieval.features import FEATURES
+
+    col = {name: i for i, name in enumerate(FEATURES)}
+    f = query_features(stats, uh, t0.value / 3.6e12 + 20, 12.0, False)
+    row = {p: f[int(stats.index_of(np.array([p]))[0])] for p in pos}
+    assert row["d"][col["user_novelty_rate"]] == pytest.approx(3 / 5)
+    assert row["d"][col["user_recent_novelty_rate"]] == pytest.approx(3 / 5)  # fewer than 20 check-ins
+    assert np.expm1(row["d"][col["dist_anchor_km_log"]]) < 0.1  # 11 m from a
+    assert 5 < np.expm1(row["e"][col["dist_anchor_km_log"]]) < 12  # ~10 km from a, b, c's nearest
+    empty = query_features(stats, UserHistory.from_frame(ev.iloc[0:0], stats), 0.0, 12.0, False)
+    assert np.all(empty[:, col["user_novelty_rate"]] == 0) and np.allclose(
+        np.expm1(empty[:, col["dist_anchor_km_log"]]), 50
+    )
