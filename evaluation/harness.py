@@ -118,17 +118,15 @@ def evaluate(
     stats = catalog_of(split)
     kinds = KnownCategories(split.test)
     queries = split.queries
-    wish_of: dict[int, str] = {}
+    texts: list[str | None] = [None] * len(queries)  # each query's request text, aligned with them
     if wishes is not None:
-        texts = [wishes(q) for q in queries]
-        wish_of = {i: w for i, w in enumerate(texts) if w}
-        queries = [queries[i] for i in sorted(wish_of)]
-        wish_of = {j: wish_of[i] for j, i in enumerate(sorted(wish_of))}
+        worded = [(q, w) for q in queries if (w := wishes(q))]
+        queries, texts = [q for q, _ in worded], [w for _, w in worded]
     if sample is not None and sample < len(queries):
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(queries), size=sample, replace=False))
         queries = [queries[i] for i in pick]
-        wish_of = {j: wish_of[int(i)] for j, i in enumerate(pick) if int(i) in wish_of}
+        texts = [texts[i] for i in pick]
     by_hist = {str(u): g for u, g in split.history.groupby(C.USER, sort=False)}
     by_test = {str(u): g for u, g in split.test.groupby(C.USER, sort=False)}
     ranks: list[float] = []
@@ -136,6 +134,7 @@ def evaluate(
     in_pool: list[bool] = []
     is_new: list[bool] = []
     feature_ranks: list[float] = []  # with a reranker: the same targets ranked without it
+    reranked_at: list[int] = []  # which queries those are (the positions in ``ranks``)
     sweep_inputs: list[SweepInput] = []
     t_feat = t_rank = 0.0
     exact_pools = same_pools = 0
@@ -168,12 +167,13 @@ def evaluate(
                 )
                 for i, s in zip(order[:rerank_top], top_scores, strict=True)
             ]
-            answer = reranker(q, inp, cands, wish_of.get(qi))
+            answer = reranker(q, inp, cands, texts[qi])
             reranked = answer.candidates
             new_ids = [c.item_id for c in reranked]
             if sorted(new_ids) != sorted(c.item_id for c in cands):
                 raise RuntimeError("reranker returned items that were not among its candidates")
             feature_ranks.append(_final_rank(stage1, order, target, allowed))
+            reranked_at.append(qi)
             sweep_inputs.append(
                 _sweep_input(cands, reranked, str(stats.item_ids[target]) if target >= 0 else None, answer)
             )
@@ -221,7 +221,12 @@ def evaluate(
         }
         result["blend_sweep"] = blend_sweep(sweep_inputs, np.array(feature_ranks))
         result["llm"] = llm_report(
-            sweep_inputs, np.array(feature_ranks), r, new, with_text=bool(wish_of), weight=blend_weight
+            sweep_inputs,
+            np.array(feature_ranks),
+            r[reranked_at],
+            new[reranked_at],
+            with_text=wishes is not None,
+            weight=blend_weight,
         )
     result["timing_s"] = {
         "total": round(time.perf_counter() - t_start, 2),
@@ -232,7 +237,7 @@ def evaluate(
     result["setting"] = {
         "request_text": "a chat wish for the target's kind (evaluation/chat_wishes.yaml), read by the "
         "reranker only; targets of kinds the bank lacks left out"
-        if wish_of
+        if wishes is not None
         else "none",
         "query_time": "the target's own time"
         if not queries or queries[0].query_time_known
@@ -363,16 +368,7 @@ def blend_sweep(
 ) -> dict[str, dict[str, float]]:
     """Metrics for each LLM blend weight, blended as served (retrieval.blend). A target outside
     the top-N keeps its feature rank."""
-    out: dict[str, dict[str, float]] = {}
-    for w in weights:
-        ranks = feature_ranks.copy()
-        for i, si in enumerate(inputs):
-            if si.llm is None or si.target_pos is None:
-                continue
-            order = np.argsort(-blend_scores(si.feature, si.llm, w), kind="stable")
-            ranks[i] = float(np.flatnonzero(order == si.target_pos)[0] + 1)
-        out[f"{w:.1f}"] = summarize(ranks)
-    return out
+    return {f"{w:.1f}": summarize(_blend_ranks(inputs, feature_ranks, w, lambda si: si.llm)) for w in weights}
 
 
 def table_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
