@@ -59,8 +59,8 @@ class RecommendIn(Strict):
     explain: bool = True
     use_llm: bool = Field(
         True,
-        description="Let the LLM write the explanations, and rerank where llm.rerank_when allows (by "
-        "default only requests with context.text); the notes say when it did not rerank and why.",
+        description="Let the LLM write the explanations, and rerank where llm.rerank_when allows (never "
+        "by default; with_text: requests with context.text); the notes say when it did not rerank and why.",
     )
 
 
