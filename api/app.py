@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import errors
 from api.errors import error_body
-from api.state import AppState
+from api.state import AppState, Remining
 from core.db import open_store
 from core.metrics import HTTP_LATENCY
 from core.settings import Settings, get_settings
@@ -60,71 +60,32 @@ def build_state(
     settings: Settings,
     *,
     retriever: Any = None,
-    reranker: Any = None,
-    explainer: Any = None,
     use_llm: bool = True,
     chat_client: Any = None,
+    remining: Callable[[Any], Remining | None] | None = None,
 ) -> AppState:
-    from agent.chat import ChatAgent
-    from agent.llm.breaker import breaker_for
-    from agent.llm.explain import Explainer
-    from agent.llm.provision import model_dir
-    from agent.llm.rerank import LLMReranker
-    from agent.llm.tokens import TokenCounter
-    from agent.service import RecommendationService
-    from agent.trace_writer import TraceWriter
+    """The serving core (agent.assembly) plus what only the API has: the state follower, the
+    background re-miner (``remining(factory)``, passed in by the composition root) and the rate
+    limiter."""
+    from agent.assembly import build_services
     from api.rate_limit import RateLimiter
-    from core.experiments import load_experiments
-    from jobs.background_mining import BackgroundMiner
     from retrieval.embedder import limit_threads
-    from retrieval.feedback import FeedbackRules
     from retrieval.service import Retriever
     from retrieval.state_follower import StateFollower
 
     limit_threads(settings.retrieval.serving_threads)
     _, factory = open_store(settings)
-    retriever = retriever or Retriever.load(settings, factory)
     if not use_llm:
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"enabled": False})})
-    # One breaker for every LLM caller: when the server is down, the reranker, the explainer and
-    # the chat all stop waiting for it at once.
-    breaker = breaker_for(settings.resolved_llm_base_url)
-    if settings.llm.enabled:
-        reranker = reranker or LLMReranker(settings, breaker=breaker)
-        explainer = explainer or Explainer(settings, breaker=breaker)
-    traces = (
-        TraceWriter(factory, interval_s=settings.api.trace_interval_s)
-        if settings.api.trace_interval_s
-        else None
-    )
-    service = RecommendationService(
-        factory,
-        retriever,
-        reranker,
-        explainer,
-        traces,
-        feedback_rules=FeedbackRules.from_settings(settings.feedback),
-        experiments=load_experiments(settings.experiments_file),  # a bad file stops the start here
-    )
-    tokens = TokenCounter(model_dir(settings) / "tokenizer.json" if settings.llm_is_embedded else None)
-    chat = ChatAgent(
-        service,
-        settings,
-        grounder=getattr(retriever, "grounder", None),
-        client=chat_client,
-        breaker=breaker,
-        tokens=tokens,
-    )
+    services = build_services(settings, factory, retriever=retriever, client=chat_client)
     follower = (
-        StateFollower(retriever, factory, interval_s=settings.api.state_poll_s)
-        if isinstance(retriever, Retriever)
+        StateFollower(services.retriever, factory, interval_s=settings.api.state_poll_s)
+        if isinstance(services.retriever, Retriever)
         else None
     )
-    miner = BackgroundMiner(factory, settings.data_dir) if settings.api.remine_after_events else None
+    miner = remining(factory) if remining is not None and settings.api.remine_after_events else None
     limiter = RateLimiter(settings.api.rate_limit_per_s, settings.api.rate_limit_burst)
-    return AppState(
-        settings, factory, service, chat, follower=follower, traces=traces, miner=miner, limiter=limiter
-    )
+    return AppState(settings, services, follower=follower, miner=miner, limiter=limiter)
 
 
 class ChunkedBodyLimit:
@@ -282,10 +243,3 @@ def create_app(
         return HTMLResponse((resources.files("api") / "static" / "index.html").read_text(encoding="utf-8"))
 
     return app
-
-
-def serving_app() -> FastAPI:
-    """The import-string factory each `chronotope serve` worker calls (settings from the
-    environment, JSON logs)."""
-    configure_logging()
-    return create_app(get_settings())

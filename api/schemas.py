@@ -40,16 +40,28 @@ class EventsOut(BaseModel):
 class ContextIn(Strict):
     time: SaneTime = Field(
         None,
-        description="When the recommendation is for. Without it the request asks for the next place "
-        '("where next?", ranked as of now with the visit\'s own time unknown).',
+        description="When the recommendation is for. Without it the request asks for the next item "
+        '("what next?", ranked as of now with the next event\'s own time unknown).',
     )
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90, description="Where the person is (catalogs of places).")
+    lon: float | None = Field(None, ge=-180, le=180, description="Where the person is (catalogs of places).")
     text: str | None = Field(None, max_length=2000, description="Free text, e.g. 'somewhere quiet'.")
-    include_categories: list[str] = Field(default_factory=list, max_length=50)
-    exclude_categories: list[str] = Field(default_factory=list, max_length=50)
-    max_distance_km: float | None = Field(None, gt=0, le=20_000)
-    exclude_visited: bool = False
+    include_categories: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Only items with a kind containing one of these words.",
+    )
+    exclude_categories: list[str] = Field(
+        default_factory=list, max_length=50, description="No item with a kind containing one of these words."
+    )
+    max_distance_km: float | None = Field(
+        None, gt=0, le=20_000, description="At most this far (catalogs of places; ignored elsewhere)."
+    )
+    exclude_visited: bool | None = Field(
+        None,
+        description="Leave out items the person already had; unset: the catalog's default (places may "
+        "be shown again, a film already rated never is).",
+    )
 
 
 class RecommendIn(Strict):
@@ -66,11 +78,16 @@ class RecommendIn(Strict):
 
 class ItemOut(BaseModel):
     item_id: str
-    label: str = Field(description="How the place is named to this user (kind and where it is for them).")
+    label: str = Field(
+        description="How the item is named to this user (a place: its kind and where it is for "
+        "them; a film: its title and year)."
+    )
     name: str | None
-    category: str | None
+    category: str | None = Field(description="The item's primary kind.")
+    kinds: list[str] = Field(default_factory=list, description="Every kind of the item (a film's genres).")
     lat: float | None
     lon: float | None
+    year: int | None = Field(None, description="A film's year.")
     score: float
     feature_score: float
     llm_score: float | None
@@ -92,6 +109,9 @@ class RecommendOut(BaseModel):
     items: list[ItemOut]
     explanation_source: str | None
     notes: list[str]
+    emptied_by: dict[str, Any] | None = Field(
+        None, description="When no item is left: the filter that left none, and how many it started from."
+    )
     timings: dict[str, float]
     experiment: dict[str, Any] | None = Field(
         None, description="The online experiment and arm that served this request, and what the arm changes."
@@ -110,16 +130,17 @@ class ChatIn(Strict):
     conversation_id: str | None = Field(None, max_length=32)
     stream: bool = False
     time: SaneTime = None
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90, description="Where the person is (catalogs of places).")
+    lon: float | None = Field(None, ge=-180, le=180, description="Where the person is (catalogs of places).")
 
 
 class ChatItemOut(BaseModel):
     item_id: str
     name: str | None
     category: str | None
-    label: str = Field(description="How the place is named to the user.")
-    details: list[str] = Field(default_factory=list, description="Distance, familiarity.")
+    kinds: list[str] = Field(default_factory=list)
+    label: str = Field(description="How the item is named to the user.")
+    details: list[str] = Field(default_factory=list, description="Distance, familiarity, year.")
     score: float
     sources: list[str]
     explanation: str | None

@@ -25,9 +25,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from agent.service import RecommendationService
 from sqlalchemy import delete
 
-from agent.service import RecommendationService
 from core.db import open_store
 from core.models import Event
 from core.settings import Settings

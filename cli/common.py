@@ -152,18 +152,20 @@ def echo_table(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 def dev_world(s: Any, split: Any, work_dir: Path, ranker: str) -> Any:
-    """The scratch world the chat and explanation evaluations run in (agent/chat/evaluate.py):
+    """The scratch world the chat and explanation evaluations run in (evaluation/world.py):
     a fresh store in ``work_dir``, the ranker trained on the history first if none is there yet."""
-    from agent.chat.evaluate import build_world
+    from domains.places import PLACES
+    from evaluation.world import build_world
     from retrieval.rankers import newest_model
 
+    fset = PLACES.feature_set()
     if ranker == "learned" and newest_model(work_dir / "models") is None:
         from retrieval.train_cli_support import train_and_save
 
         console.print("no ranker trained on this history yet: training one (pseudo-targets, ~1-2 min)")
         with progress("build training queries", 9000) as advance:
-            train_and_save(split.history, work_dir / "models", progress=advance)
-    world = build_world(split, s, work_dir, ranker, s.index_dir, say=lambda m: err_console.print(m))
+            train_and_save(split.history, work_dir / "models", fset, progress=advance)
+    world = build_world(split, s, work_dir, ranker, s.index_dir, PLACES, say=lambda m: err_console.print(m))
     if s.llm.enabled:
         # A cold server's first requests take longer than the timeout; measured turns must not pay
         # for that (nor find the breaker opened by it), as the API's own start-up warm-up ensures.

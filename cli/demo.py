@@ -1,8 +1,8 @@
-"""``chronotope demo``: the README's main command on a fresh machine.
+"""``chronotope demo [--dataset places|movielens]``: the README's main command on a fresh machine.
 
-Ingests the NYC check-ins, mines profiles, trains the ranker, builds the index, starts the local
-LLM (or says why not and goes on with the feature ranker), then serves the API and prints the URL
-and keys. Steps already done are skipped.
+Ingests a data set (the NYC check-ins by default, or the MovieLens films), mines profiles, trains
+the ranker, builds the index, starts the local LLM (or says why not and goes on with the feature
+ranker), then serves the API and prints the URL and keys. Steps already done are skipped.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ import typer
 
 from cli.common import console, err_console, handle_errors, progress, settings
 
-DEFAULT_DATA = (
-    Path(__file__).resolve().parents[2] / "shared" / "datasets" / "foursquare_nyc" / "checkins_train.csv"
-)
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# data set -> (what to ingest, its format, the user whose key is printed)
+DEMO_DATA = {
+    "places": (DATASETS / "foursquare_nyc" / "checkins_train.csv", None, "470"),
+    "movielens": (DATASETS / "movielens_small", "movielens", "414"),
+}
 
 
 def _step(title: str) -> None:
@@ -28,7 +31,8 @@ def _step(title: str) -> None:
 
 @handle_errors
 def demo_cmd(
-    data: Path = typer.Option(DEFAULT_DATA, "--data", help="Check-in CSV to ingest."),
+    dataset: str = typer.Option("places", "--dataset", help="places (NYC check-ins) or movielens (films)."),
+    data: Path | None = typer.Option(None, "--data", help="What to ingest instead of the data set's file."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
     no_llm: bool = typer.Option(False, "--no-llm", help="Skip the local LLM (feature ranker only)."),
@@ -44,10 +48,15 @@ def demo_cmd(
     from core.events_frame import events_frame
     from core.ingest import ingest_file
     from core.models import Event, Profile
+    from domains import formats, resolve
     from jobs.mine import mine_users
     from retrieval.rankers import newest_model
-    from retrieval.train_cli_support import train_and_save
+    from retrieval.serving_state import behaviour
 
+    if dataset not in DEMO_DATA:
+        raise typer.BadParameter(f"unknown data set {dataset!r}: places or movielens")
+    default_data, fmt, demo_user = DEMO_DATA[dataset]
+    data = data or default_data
     s = settings()
     t0 = time.perf_counter()
     _, factory = open_store(s)
@@ -57,12 +66,15 @@ def demo_cmd(
         _step(f"ingest {data}")
         if not data.exists():
             raise typer.BadParameter(f"{data} not found; pass --data PATH")
-        rep = ingest_file(data, factory, zone=s.local_timezone)
+        rep = ingest_file(data, factory, formats=formats(), fmt=fmt, zone=s.local_timezone)
         err_console.print(
             f"stored {rep.inserted:,} events, {rep.users_added:,} users, {rep.items_added:,} items"
         )
     else:
         _step(f"ingest: skipped ({n_events:,} events already stored)")
+    with factory() as sess:
+        domain = resolve(s.domain, sess)
+    _step(f"catalog: {domain.name}")
     with factory() as sess:
         n_prof = sess.scalar(select(func.count(func.distinct(Profile.user_id)))) or 0
     _step(
@@ -75,14 +87,14 @@ def demo_cmd(
 
         n_users = sess.scalar(select(func.count()).select_from(User)) or 0
     with progress("mine", n_users) as advance:
-        out = mine_users(factory, data_dir=s.data_dir, progress=advance)
+        out = mine_users(factory, data_dir=s.data_dir, progress=advance, domain=domain.name)
     err_console.print(f"{out['mined']:,} users mined, {out['new_versions']:,} new profile versions")
     if newest_model(s.models_dir) is None:
-        _step("train the ranker (LightGBM LambdaRank on the last weeks of history)")
+        _step("train the ranker (LightGBM LambdaRank on pseudo-targets from the history)")
         with factory() as sess:
-            df = events_frame(sess)
+            df = behaviour(events_frame(sess))
         with progress("training queries", 9000) as advance:
-            model, path = train_and_save(df, s.models_dir, progress=advance)
+            model, path = domain.train_ranker(df, s.models_dir, progress=advance)
         err_console.print(f"saved {path.name}")
     else:
         _step(f"ranker: using {newest_model(s.models_dir).name}")  # type: ignore[union-attr]
@@ -110,13 +122,13 @@ def demo_cmd(
     with factory() as sess:
         admin = create_key(sess, "admin")
         support = create_key(sess, "support")
-        user_key = create_key(sess, "user", "470")
+        user_key = create_key(sess, "user", demo_user)
         sess.commit()
     url = f"http://{host}:{port}/"
     console.print(
         f"\nChronotope is ready after {time.perf_counter() - t0:.0f} s.\n"
         f"  web page:  {url}\n  API docs:  {url}docs  (OpenAPI at {url}openapi.json)\n"
-        f"  admin key:   {admin}\n  support key: {support}\n  user key (user 470): {user_key}\n",
+        f"  admin key:   {admin}\n  support key: {support}\n  user key (user {demo_user}): {user_key}\n",
         highlight=False,
     )
     if no_serve:
@@ -132,10 +144,11 @@ def demo_cmd(
     try:
         import uvicorn
 
-        from api.app import configure_logging, create_app
+        from api.app import configure_logging
+        from cli.serving import create_served_app
 
         configure_logging(logging.WARNING)
-        uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
+        uvicorn.run(create_served_app(s), host=host, port=port, log_level="warning")
     finally:
         if llm.get("supervisor"):
             llm["supervisor"].stop()

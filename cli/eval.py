@@ -35,6 +35,7 @@ def eval_cmd(
 ) -> None:
     """Rank all known POIs for the last check-in of each test trajectory; print and save metrics."""
     from core.errors import InvalidInputError
+    from domains.places import PLACES
     from evaluation.dev_split import load_split
     from evaluation.harness import evaluate, table_rows
     from retrieval.rankers import LearnedRanker, load_ranker, newest_model
@@ -44,6 +45,7 @@ def eval_cmd(
         if not p.exists():
             raise InvalidInputError(f"{p}: no such file")
     split = load_split(history, test, s.local_timezone, query_time=not no_query_time, prefix_only=prefix_only)
+    plan = PLACES.retrieval_plan()
     reranker = None
     base_name = "learned" if ranker == "llm" else ranker
     if base_name == "learned" and newest_model(s.models_dir) is None:
@@ -51,14 +53,14 @@ def eval_cmd(
 
         console.print("no trained ranker yet: training one on the history (pseudo-targets, ~1-2 min)")
         with progress("build training queries", 9000) as advance:
-            train_and_save(split.history, s.models_dir, progress=advance)
-    model = load_ranker(base_name, s.models_dir)
+            train_and_save(split.history, s.models_dir, plan.features, progress=advance)
+    model = load_ranker(base_name, s.models_dir, plan.features)
     if ranker == "llm":
         try:
-            from agent.eval_plugin import make_eval_reranker
+            from evaluation.llm_rerank import make_eval_reranker
         except ImportError as exc:
             raise InvalidInputError(f"the llm ranker is not available in this build ({exc})") from exc
-        reranker = make_eval_reranker(s)
+        reranker = make_eval_reranker(s, PLACES)
     if sample is not None and sample <= 0:
         raise InvalidInputError("--sample must be a positive number")
     if with_wish and reranker is None:
@@ -75,6 +77,7 @@ def eval_cmd(
         result = evaluate(
             split,
             model,
+            plan,
             pool_size=pool,
             sample=sample,
             seed=seed,

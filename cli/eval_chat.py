@@ -1,5 +1,5 @@
 """``chronotope eval-chat``: a scripted user talks to the chat agent over the dev split
-(agent/chat/evaluate.py says what is measured)."""
+(evaluation/chat_eval.py says what is measured)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def eval_chat_cmd(
     ),
 ) -> None:
     """Converse about sampled dev targets and the bank's open requests; print and save figures."""
-    from agent.chat.evaluate import run_requests, run_targets, summarize
     from core.errors import InvalidInputError
     from evaluation.chat_bank import load_bank
+    from evaluation.chat_eval import run_requests, run_targets, summarize
     from evaluation.dev_split import load_split
 
     s = settings()

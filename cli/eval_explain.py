@@ -1,5 +1,5 @@
 """``chronotope eval-explain``: LLM explanations for sampled dev users, checked and timed
-(agent/explain_eval.py says what is measured)."""
+(evaluation/explain_eval.py says what is measured)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,13 @@ def eval_explain_cmd(
 ) -> None:
     """Recommend k places for sampled dev users and report who wrote the explanations, whether
     they passed the faithfulness checker, and how long the explanation stage took."""
-    from agent.explain_eval import run, sample_queries
     from core.errors import InvalidInputError
     from evaluation.dev_split import load_split
+    from evaluation.explain_eval import run, sample_queries
 
     s = settings()
+    if rerank:  # the LLM reranks every request of this run, whatever the default policy says
+        s = s.model_copy(update={"llm": s.llm.model_copy(update={"rerank_when": "always"})})
     for p in (history, test):
         if not p.exists():
             raise InvalidInputError(f"{p}: no such file")
@@ -44,7 +46,7 @@ def eval_explain_cmd(
     picked = sample_queries(split, sample, seed)
     t0 = time.perf_counter()
     with progress("explained recommendations", len(picked)) as advance:
-        summary = run(world, split, picked, k, rerank, advance)
+        summary = run(world, split, picked, k, advance)
     summary.update(
         model=s.llm.model_name if s.llm.enabled else None,
         seed=seed,

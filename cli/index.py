@@ -18,9 +18,11 @@ def index_cmd(
     ),
     batch_size: int = typer.Option(128, "--batch-size", help="Texts per encoding batch."),
 ) -> None:
-    """Embed items (name, category, attributes, coarse place) and index them; new items are added."""
+    """Embed items (name, kinds, attributes, and what the domain adds: a place's whereabouts) and
+    index them; new items are added."""
     from core.db import open_store
     from core.errors import NotReadyError
+    from domains import resolve
     from retrieval.catalog import load_catalog
     from retrieval.embedder import SentenceTransformerEmbedder
     from retrieval.index import VectorIndex
@@ -29,6 +31,7 @@ def index_cmd(
     _, factory = open_store(s)
     with factory() as sess:
         catalog = load_catalog(sess)
+        domain = resolve(s.domain, sess)
     if catalog.empty:
         console.print("the catalog is empty: ingest data first (`chronotope ingest`)")
         return
@@ -44,7 +47,9 @@ def index_cmd(
     if not todo:
         console.print(f"index up to date: {len(existing or [])} items ({existing.kind if existing else '-'})")
     else:
-        _index_items(s, catalog, ids, todo, existing, embedder, kind, batch_size)
+        _index_items(
+            s, catalog, ids, todo, existing, embedder, kind, batch_size, domain.retrieval_plan().item_text
+        )
     _encode_user_queries(s, factory, embedder, batch_size)
 
 
@@ -57,12 +62,13 @@ def _index_items(
     embedder: Any,
     kind: str,
     batch_size: int,
+    item_text: Any,
 ) -> None:
     from retrieval.catalog import catalog_texts
     from retrieval.index import VectorIndex
 
     t0 = time.perf_counter()
-    texts = catalog_texts(catalog.iloc[todo])
+    texts = catalog_texts(catalog.iloc[todo], item_text)
     t1 = time.perf_counter()
     with progress("embed items", len(texts)) as advance:
         vectors = embedder.encode(texts, batch_size=batch_size, progress=advance)

@@ -29,7 +29,8 @@ def mine_cmd(
         False, "--restart", help="Ignore an interrupted earlier run's progress and mine everyone."
     ),
 ) -> None:
-    """Mine per-user spatio-temporal profiles (facts + text); stores a new version when events changed."""
+    """Mine per-user profiles (facts + text: time always, places where events have them); stores a
+    new version when events changed."""
     from core.db import open_store
     from core.errors import InvalidInputError
     from jobs.mine import mine_users
@@ -58,6 +59,7 @@ def mine_cmd(
             progress=advance,
             workers=workers or None,
             engine=engine,
+            domain=s.domain,
             address=address,
             resume=not restart,
         )

@@ -37,14 +37,15 @@ def train_cmd(
     """Train on pseudo-targets cut from the end of the history; saves ranker-<version>.txt/.json.
 
     On the dev split pass ``--test NYC_val.csv`` (or ``--before``) so the val period is not trained on."""
-    from core.ingest import parse_file
+    from domains import formats, get_domain, resolve
     from retrieval.feedback_training import FeedbackQueries, feedback_queries
-    from retrieval.train_cli_support import train_and_save
 
     s = settings()
     reactions: FeedbackQueries | None = None
     if history is not None:
-        df, _, _, _, _ = parse_file(history, None, s.local_timezone)
+        parsed = formats().parse(history, None, s.local_timezone)
+        df = parsed.events
+        domain = get_domain(s.domain if s.domain != "auto" else parsed.meta.get("domain", "places"))
     else:
         from core.db import open_store
         from core.events_frame import events_frame
@@ -52,9 +53,10 @@ def train_cmd(
 
         _, factory = open_store(s)
         with factory() as sess:
-            df = behaviour(events_frame(sess))  # feedback on recommendations is not a check-in
+            domain = resolve(s.domain, sess)
+            df = behaviour(events_frame(sess))  # feedback on recommendations is not behaviour
             if feedback:
-                reactions = feedback_queries(sess)
+                reactions = feedback_queries(sess, domain.feature_set())
     import pandas as pd
 
     from core import columns as C
@@ -65,15 +67,14 @@ def train_cmd(
         cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
     if test is not None:
         # The dev/test period must never become pseudo-targets (that would train on the answers).
-        tdf, _, _, _, _ = parse_file(test, None, s.local_timezone)
-        t0 = tdf[C.TIME].min()
+        t0 = formats().parse(test, None, s.local_timezone).events[C.TIME].min()
         cut = t0 if cut is None else min(cut, t0)
     if cut is not None:
         df = df[df[C.TIME] < cut].reset_index(drop=True)
     if df.empty:
         raise typer.BadParameter("no events to train on: ingest data first or pass --history")
     with progress("build training queries", queries) as advance:
-        model, path = train_and_save(
+        model, path = domain.train_ranker(
             df, out or s.models_dir, weeks=weeks, max_queries=queries, progress=advance, feedback=reactions
         )
     console.print(

@@ -28,7 +28,7 @@ def recommend_batch_cmd(
     workers: int = typer.Option(0, "--workers", help="Ray: actors, each with a serving state (0: cores-1)."),
     concurrency: int = typer.Option(0, "--concurrency", help="Users in flight per service (0: 4 / 1)."),
 ) -> None:
-    """Recommend k places to every user (or a list), with the API's service; stores every trace."""
+    """Recommend k items to every user (or a list), with the API's pipeline; stores every trace."""
     from core.db import open_store
     from core.errors import InvalidInputError
     from jobs.recommend_batch import recommend_batch, target_users

@@ -34,7 +34,7 @@ def serve_cmd(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chronotope-metrics-")
     # uvicorn's own access log would duplicate the app's JSON request log line
     uvicorn.run(
-        "api.app:serving_app",
+        "cli.serving:serving_app",
         factory=True,
         host=host,
         port=port,

@@ -189,6 +189,16 @@ class StateChange(Base):
     user_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
+class CatalogMeta(Base):
+    """What the catalog is, as the ingested data said: ``domain`` (places, films, items) and
+    ``clock`` ("local" when event times carry the person's offset, "UTC" when the data had none)."""
+
+    __tablename__ = "catalog_meta"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
 class ApiKey(Base):
     """API keys are stored as a SHA-256 hash; the plain key is shown once, at creation."""
 

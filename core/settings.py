@@ -32,8 +32,14 @@ class RetrievalSettings(BaseModel):
         512,
         ge=16,
         le=100_000,
-        description="Places read from each ranked candidate source (nearest, most popular, "
-        "co-visitation, similar users) before the pool is cut; only those get features.",
+        description="Items read from each ranked candidate source (most popular, co-visitation, "
+        "similar users, nearest for places) before the pool is cut; only those get features.",
+    )
+    sources: dict[str, int] | None = Field(
+        None,
+        description="The candidate sources to read, by name, each with its depth, e.g. "
+        '\'{"repeat": 512, "collaborative": 512, "popular": 256}\'; unset: the domain\'s own list '
+        "at source_depth (`GET /readyz` shows the sources in use; an unknown name stops the start).",
     )
     ranker: str = Field("learned", description="Default feature ranker: 'learned' or 'heuristic'.")
     embedding_source: bool = Field(
@@ -254,8 +260,15 @@ class Settings(BaseSettings):
         description="External OpenAI-compatible server (e.g. a GPU `vllm serve`). Unset: the embedded "
         f"local server at http://127.0.0.1:{DEFAULT_LLM_PORT}/v1.",
     )
-    local_timezone: str = Field(
-        "America/New_York", description="Time zone assumed for check-in files that carry only UTC times."
+    local_timezone: str | None = Field(
+        None,
+        description="Time zone assumed for check-in files that carry only UTC times; unset: the "
+        "format's own (the foursquare format's is its data set's, docs/ingest-format.md).",
+    )
+    domain: Literal["auto", "places", "films", "items"] = Field(
+        "auto",
+        description="What the catalog's items are; auto: what the ingested data says (a format "
+        "records it in the store), else places when most items have coordinates, else items.",
     )
     llm: LLMSettings = Field(default_factory=LLMSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

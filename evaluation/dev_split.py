@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core import columns as C
-from core.ingest import parse_file
+from domains import formats
 
 
 @dataclass
@@ -49,7 +49,7 @@ class DevSplit:
 def load_split(
     history_csv: Path,
     test_csv: Path,
-    zone: str = "America/New_York",
+    zone: str | None = None,
     *,
     query_time: bool = True,
     prefix_only: bool = False,
@@ -57,8 +57,10 @@ def load_split(
     """``query_time=False``: rank each target at the time of the check-in before it (a live
     "where next?" does not know when the next visit will be). ``prefix_only``: the test input is
     only the target trajectory's prefix, not the user's earlier test trajectories (GETNext-like)."""
-    hist, _, _, _, _ = parse_file(Path(history_csv), None, zone)
-    test, _, _, _, fmt = parse_file(Path(test_csv), None, zone)
+    registry = formats()
+    hist = registry.parse(Path(history_csv), None, zone).events
+    parsed = registry.parse(Path(test_csv), None, zone)
+    test, fmt = parsed.events, parsed.format
     if "trajectory_id" not in str(test["attributes"].iloc[0] if len(test) else ""):
         raise ValueError(f"{test_csv}: expected the GETNext format with trajectory_id (found {fmt})")
     test = test.copy()

@@ -7,16 +7,17 @@ import numpy as np
 KS = (1, 5, 10)
 
 
-def summarize(ranks: np.ndarray) -> dict[str, float]:
-    """``ranks``: 1-based rank of the truth per query; ``inf`` for a miss (counts as 0)."""
+def summarize(ranks: np.ndarray, hit: str = "acc", ks: tuple[int, ...] = KS) -> dict[str, float]:
+    """``ranks``: 1-based rank of the truth per query; ``inf`` for a miss (counts as 0). ``hit``
+    names the hit rate: "acc" (Acc@k, the places protocol) or "hr" (HR@k, the films one)."""
     r = np.asarray(ranks, dtype=float)
     n = len(r)
     out: dict[str, float] = {"n": n}
     if n == 0:
-        return out | {f"acc@{k}": 0.0 for k in KS} | {"ndcg@10": 0.0, "mrr": 0.0}
-    for k in KS:
+        return out | {f"{hit}@{k}": 0.0 for k in ks} | {"ndcg@10": 0.0, "mrr": 0.0}
+    for k in ks:
         acc = float(np.mean(r <= k))
-        out[f"acc@{k}"] = acc
+        out[f"{hit}@{k}"] = acc
         p = acc / k  # one relevant item: precision@k = hit/k, recall@k = hit
         out[f"precision@{k}"] = p
         out[f"recall@{k}"] = acc

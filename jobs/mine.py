@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import pandas as pd
 from sqlalchemy import select
@@ -36,7 +36,10 @@ from core.errors import NotFoundError
 from core.events_frame import events_frame
 from core.models import User
 from core.state_changes import record_change
+from domains import clock_of, get_domain, stored_domain
+from jobs.engines import TASK_RETRIES, check_store_for_ray, factory_for, start_ray, store_url
 from mining import GlobalStats, UserProfile, build_profile, global_stats
+from mining.plan import MiningPlan
 from retrieval.profile_store import latest_profile_version, save_profile
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,19 @@ class BatchResult:
 
 
 Mined = tuple[list[UserProfile], dict[str, str]]  # profiles, and user id -> why mining failed
+# (domain name, clock): what a batch mines with, small enough to send to a worker process or task
+PlanSpec = tuple[str, str]
+
+
+def plan_of(spec: PlanSpec) -> MiningPlan:
+    return get_domain(spec[0]).mining_plan(spec[1])
+
+
+def plan_spec(factory: sessionmaker[Session], setting: str = "auto") -> PlanSpec:
+    """The store's domain (or the setting's) and whether its times carry a zone."""
+    with factory() as s:
+        stored, _ = stored_domain(s)
+        return (setting if setting != "auto" else stored or "places", clock_of(s))
 
 
 def global_stats_path(data_dir: Path) -> Path:
@@ -82,15 +98,16 @@ def load_global_stats(data_dir: Path) -> GlobalStats | None:
     return gs if isinstance(gs, GlobalStats) else None
 
 
-def mine_frame(df: pd.DataFrame, users: Sequence[str], gs: GlobalStats | None) -> Mined:
+def mine_frame(df: pd.DataFrame, users: Sequence[str], gs: GlobalStats | None, spec: PlanSpec) -> Mined:
     """Profiles for ``users`` from their events in ``df``; a user whose mining raises is reported
     (id -> error) and the others go on."""
     groups = dict(tuple(df.groupby(C.USER, sort=False))) if len(df) else {}
     empty = df.iloc[0:0]
+    plan = plan_of(spec)
     profiles, failed = [], {}
     for u in users:
         try:
-            profiles.append(build_profile(groups.get(u, empty), u, global_stats=gs))
+            profiles.append(build_profile(groups.get(u, empty), u, global_stats=gs, plan=plan))
         except Exception as exc:  # corrupt events of one user must not sink the batch
             failed[u] = f"{type(exc).__name__}: {exc}"[:300]
             log.error("mining user %s failed: %s", u, failed[u])
@@ -149,16 +166,45 @@ def with_retries(fn: Callable[[], T], what: str) -> T:
 
 
 def mine_batch_from_store(
-    factory: sessionmaker[Session], users: list[str], gs: GlobalStats | None
+    factory: sessionmaker[Session], users: list[str], gs: GlobalStats | None, spec: PlanSpec
 ) -> BatchResult:
     """One batch end to end: read these users' events, mine, store (what a Ray task runs)."""
     df = read_events(factory, users)
-    profiles, failed = mine_frame(df, users, gs)
+    profiles, failed = mine_frame(df, users, gs, spec)
     return BatchResult(len(profiles), store_profiles(factory, profiles), failed)
 
 
-def _mine_chunk(args: tuple[pd.DataFrame, list[str], GlobalStats | None]) -> Mined:
+def _mine_chunk(args: tuple[pd.DataFrame, list[str], GlobalStats | None, PlanSpec]) -> Mined:
     return mine_frame(*args)
+
+
+def mine_task(url: str, users: list[str], gs: GlobalStats | None, spec: PlanSpec) -> Any:
+    """The Ray task: one batch, the store reopened from its URL once per worker process."""
+    return mine_batch_from_store(factory_for(url), users, gs, spec)
+
+
+def ray_mine(
+    factory: sessionmaker[Session],
+    batches: list[list[str]],
+    gs: GlobalStats | None,
+    spec: PlanSpec,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    task_fn: Callable[[str, list[str], GlobalStats | None, PlanSpec], Any] = mine_task,
+) -> Iterator[tuple[list[str], Any]]:
+    """Run every batch as a Ray task; yields (users, BatchResult) as tasks finish. ``task_fn``
+    is the task (tests wrap it to kill a worker mid-way)."""
+    url = store_url(factory)
+    check_store_for_ray(url, address)
+    ray = start_ray(address, num_cpus)
+    task = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(task_fn)
+    gs_ref = ray.put(gs)
+    pending = {task.remote(url, users, gs_ref, spec): users for users in batches}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            yield pending.pop(ref), ray.get(ref)
 
 
 class Journal:
@@ -199,6 +245,7 @@ def mine_users(
     engine: str = "local",
     address: str | None = None,
     resume: bool = True,
+    domain: str = "auto",
 ) -> MineCounts:
     """Mine ``user_ids`` (default: every user) and store new profile versions.
 
@@ -239,12 +286,11 @@ def mine_users(
         gs = load_global_stats(data_dir)
     batches = [left[i : i + CHUNK_USERS] for i in range(0, len(left), CHUNK_USERS)]
     total = BatchResult()
+    spec = plan_spec(factory, domain)
     if engine == "ray":
-        from jobs.engines import ray_mine
-
-        results = ray_mine(factory, batches, gs, address=address, num_cpus=workers)
+        results = ray_mine(factory, batches, gs, spec, address=address, num_cpus=workers)
     elif engine == "local":
-        results = _local_mine(factory, batches, gs, workers, everyone)
+        results = _local_mine(factory, batches, gs, spec, workers, everyone)
     else:
         from core.errors import InvalidInputError
 
@@ -269,6 +315,7 @@ def _local_mine(
     factory: sessionmaker[Session],
     batches: list[list[str]],
     gs: GlobalStats | None,
+    spec: PlanSpec,
     workers: int | None,
     everyone: pd.DataFrame | None = None,
 ) -> Iterator[tuple[list[str], BatchResult]]:
@@ -283,9 +330,9 @@ def _local_mine(
         parts = [groups[u] for u in users if u in groups]
         return pd.concat(parts) if parts else everyone.iloc[0:0]
 
-    def jobs() -> Iterator[tuple[pd.DataFrame, list[str], GlobalStats | None]]:
+    def jobs() -> Iterator[tuple[pd.DataFrame, list[str], GlobalStats | None, PlanSpec]]:
         for users in batches:
-            yield events_of(users), users, gs
+            yield events_of(users), users, gs, spec
 
     def finish(users: list[str], mined: Mined) -> tuple[list[str], BatchResult]:
         profiles, failed = mined

@@ -1,6 +1,6 @@
 """Recommendations for many users at once (a nightly push, an email, a home-page cache).
 
-Each user's list comes from the same ``RecommendationService`` the API uses, so the ranker, the
+Each user's list comes from the same pipeline the API uses (agent.assembly), so the ranker, the
 LLM rerank and explanations, the fallbacks and the stored trace (support staff can answer "why"
 for a pushed recommendation) are the API's. The engine decides where the services run:
 ``local`` builds one in this process and runs ``concurrency`` users at a time (threads, so the
@@ -19,7 +19,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,11 +27,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.service import RecommendationResult, RecommendationService
 from core.errors import InvalidInputError, NotFoundError
 from core.models import User
 from core.settings import Settings
-from retrieval.types import RequestContext
+from jobs.batch_service import build_service, recommend_users
 
 log = logging.getLogger(__name__)
 
@@ -60,94 +58,6 @@ class BatchSummary:
             "out": self.out,
             "run_id": self.run_id,
         }
-
-
-BATCH_LLM_TIMEOUT_S = 180.0  # a batch waits for throughput, not for one person: no 20 s deadline
-
-
-def build_service(
-    settings: Settings, factory: sessionmaker[Session], *, use_llm: bool
-) -> RecommendationService:
-    """The API's service without the HTTP around it: the same retriever, LLM clients (one
-    circuit breaker for both) and stored traces (written in each call: a batch has no request
-    latency to protect). The LLM deadline per user is at least BATCH_LLM_TIMEOUT_S: concurrent
-    users queue on the server, and a batch would rather wait than fall back."""
-    from agent.llm.breaker import breaker_for
-    from agent.llm.explain import Explainer
-    from agent.llm.rerank import LLMReranker
-    from retrieval.feedback import FeedbackRules
-    from retrieval.service import Retriever
-
-    retriever = Retriever.load(settings, factory, grounding=False)
-    reranker = explainer = None
-    if use_llm and settings.llm.enabled:
-        timeout = max(settings.llm.timeout_s, BATCH_LLM_TIMEOUT_S)
-        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"timeout_s": timeout})})
-        breaker = breaker_for(settings.resolved_llm_base_url)
-        reranker = LLMReranker(settings, breaker=breaker)
-        explainer = Explainer(settings, breaker=breaker)
-    # Feedback rules apply as in serving; batch runs take no part in online experiments (their
-    # requests are not people's and would only dilute the arms' rates).
-    rules = FeedbackRules.from_settings(settings.feedback)
-    return RecommendationService(factory, retriever, reranker, explainer, traces=None, feedback_rules=rules)
-
-
-def result_line(r: RecommendationResult, use_llm: bool) -> dict[str, Any]:
-    """One user's output line: what was recommended, how, and where the full trace is."""
-    expl = r.explanation.items if r.explanation else {}
-    return {
-        "user_id": r.user_id,
-        "recommendation_id": r.recommendation_id,  # GET /v1/recommendations/{id}: the whole trace
-        "ranker": r.ranker,
-        "items": [
-            {
-                "item_id": c.item_id,
-                "name": r.labels.get(c.item_id) or c.name,
-                "category": c.category,
-                "score": c.final_score if c.final_score is not None else c.score,
-                "explanation": expl[c.item_id].text if c.item_id in expl else None,
-                "explained_by": expl[c.item_id].source if c.item_id in expl else None,
-            }
-            for c in r.items
-        ],
-        "llm_fallback": use_llm and _fell_back(r),
-        "notes": r.notes,
-    }
-
-
-def _fell_back(r: RecommendationResult) -> bool:
-    """The LLM did not rank, or wrote none of the explanations (one text refused by the
-    faithfulness checker and replaced by the template is not a fallback: it is in the notes)."""
-    return "llm" not in r.ranker or (r.explanation is not None and r.explanation.source == "template")
-
-
-def recommend_users(
-    service: RecommendationService,
-    users: Sequence[str],
-    when: datetime,
-    *,
-    k: int,
-    use_llm: bool,
-    run_id: str,
-    concurrency: int = 1,
-) -> list[dict[str, Any]]:
-    """Lines for ``users`` from one service; a user whose request fails gets an ``error`` line."""
-
-    def one(u: str) -> dict[str, Any]:
-        try:
-            r = service.recommend(
-                u, RequestContext(time=when), k, explain=True, use_llm=use_llm,
-                trace_extra={"batch_run": run_id}, unknown_user_is_error=True,
-            )  # fmt: skip
-            return result_line(r, use_llm)
-        except Exception as exc:  # one user's failure is reported, the batch goes on
-            log.error("batch recommendation for user %s failed: %s", u, exc)
-            return {"user_id": u, "error": f"{type(exc).__name__}: {exc}"[:300]}
-
-    if concurrency <= 1:
-        return [one(u) for u in users]
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return list(pool.map(one, users))
 
 
 def target_users(factory: sessionmaker[Session], users: str | Path) -> list[str]:
@@ -210,15 +120,15 @@ def recommend_batch(
     batches = [left[i : i + BATCH_USERS] for i in range(0, len(left), BATCH_USERS)]
     chunks: Iterator[list[dict[str, Any]]] = iter(())  # nothing left: no serving state is loaded
     if batches and engine == "local":
-        service = build_service(settings, factory, use_llm=use_llm)
+        services = build_service(settings, factory, use_llm=use_llm)
         chunks = (
             recommend_users(
-                service, users, when, k=k, use_llm=use_llm, run_id=summary.run_id, concurrency=concurrency
+                services, users, when, k=k, use_llm=use_llm, run_id=summary.run_id, concurrency=concurrency
             )
             for users in batches
         )
     elif batches:
-        from jobs.engines import ray_recommend
+        from jobs.ray_recommend import ray_recommend
 
         chunks = ray_recommend(
             factory, settings.data_dir, batches, when, k=k, use_llm=use_llm, run_id=summary.run_id,

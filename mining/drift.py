@@ -1,6 +1,10 @@
-"""Interest drift: category (or place) shares in an early vs a recent window."""
+"""Interest drift: shares of kinds (else of items) in an early vs a recent window.
+
+An item of several kinds (a film's genres) counts towards each of them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -11,21 +15,21 @@ MIN_EVENTS = 12
 DELTA = 0.1  # share change that counts as emerging/fading
 
 
-def _shares(values: np.ndarray) -> dict[str, float]:
-    vals = [str(v) for v in values if v is not None]
+def _shares(values: list[tuple[str, ...]]) -> dict[str, float]:
+    vals = [str(k) for v in values for k in v]
     if not vals:
         return {}
     uniq, counts = np.unique(np.array(vals), return_counts=True)
     return {str(u): float(c) / len(vals) for u, c in zip(uniq, counts, strict=True)}
 
 
-def drift_facts(ev: UserEvents) -> list[Fact]:
-    has_cat = np.array([c is not None for c in ev.category])
-    use_cat = has_cat.sum() >= MIN_EVENTS
-    values = (
-        ev.category if use_cat else np.array([f"place {i}" if i else None for i in ev.item], dtype=object)
+def drift_facts(ev: UserEvents, ctx: Any = None) -> list[Fact]:
+    item = getattr(getattr(ctx, "nouns", None), "item", "item")
+    use_cat = sum(1 for k in ev.kinds if k) >= MIN_EVENTS
+    values: list[tuple[str, ...]] = (
+        list(ev.kinds) if use_cat else [(f"{item} {i}",) if i else () for i in ev.item]
     )
-    n = int(sum(v is not None for v in values))
+    n = int(sum(1 for v in values if v))
     if n < MIN_EVENTS:
         return [
             insufficient(
@@ -39,7 +43,7 @@ def drift_facts(ev: UserEvents) -> list[Fact]:
     change = {k: recent.get(k, 0.0) - early.get(k, 0.0) for k in keys}
     emerging = sorted((k for k in keys if change[k] >= DELTA), key=lambda k: -change[k])[:3]
     fading = sorted((k for k in keys if change[k] <= -DELTA), key=lambda k: change[k])[:3]
-    what = "categories" if use_cat else "places"
+    what = "kinds" if use_cat else f"{item}s"
     if emerging or fading:
         parts = []
         if emerging:
@@ -52,7 +56,7 @@ def drift_facts(ev: UserEvents) -> list[Fact]:
             )
         statement = f"Interests are shifting ({what}): " + "; ".join(parts) + "."
     else:
-        noun = "category" if use_cat else "place"
+        noun = "kind" if use_cat else item
         statement = f"Interests are stable: no {noun}'s share moved by {DELTA:.0%} or more."
     value = {
         "basis": what,

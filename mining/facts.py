@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-MINER_VERSION = "1.1"
+MINER_VERSION = "2.0"
 
 
 @dataclass

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from core import columns as C
+from core.kinds import split_kinds
 
 
 @dataclass
@@ -23,9 +24,11 @@ class UserEvents:
     lat: np.ndarray
     lon: np.ndarray
     item: np.ndarray  # object array of str (or None)
-    category: np.ndarray  # object array of str (or None)
+    category: np.ndarray  # object array of str (or None): the item's primary kind
     text: np.ndarray
     rating: np.ndarray
+    kinds: list[tuple[str, ...]]  # every kind of the event's item (a film's genres)
+    names: np.ndarray | None = None  # the item's name (a film's title) per event, where known
 
     @property
     def n(self) -> int:
@@ -59,8 +62,8 @@ def user_events(events: pd.DataFrame, user_id: str, now: datetime | None = None)
             return df[name].to_numpy(dtype=dtype)  # type: ignore[arg-type,call-overload]
         return np.full(len(df), np.nan if dtype is float else None, dtype=dtype)  # type: ignore[arg-type,call-overload]
 
-    cat = col(C.CATEGORY)
-    cat = np.array([c if isinstance(c, str) and c else None for c in cat], dtype=object)
+    kinds = [split_kinds(c) for c in col(C.CATEGORY)]
+    cat = np.array([k[0] if k else None for k in kinds], dtype=object)
     item = np.array(
         [None if i is None or (isinstance(i, float) and np.isnan(i)) else str(i) for i in col(C.ITEM)],
         dtype=object,
@@ -78,6 +81,8 @@ def user_events(events: pd.DataFrame, user_id: str, now: datetime | None = None)
             category=cat,
             text=col(C.TEXT),
             rating=pd.to_numeric(pd.Series(col(C.RATING)), errors="coerce").to_numpy(dtype=float),
+            kinds=kinds,
+            names=col(C.ITEM_NAME),
         ),
         n_future,
     )

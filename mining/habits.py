@@ -1,4 +1,5 @@
-"""Spatio-temporal habits: which area and which category at which time slot, and how they shift."""
+"""Time-slot habits: which kind of item (and, where the domain names areas, which area) at which
+time slot, and how they shift."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from mining.facts import Fact
 from mining.frame import UserEvents
-from mining.spatial import Clusters
+from mining.plan import MiningContext
 
 # (id, label, predicate on (weekday, hour))
 SLOTS = (
@@ -36,14 +37,11 @@ def slot_of(weekday: np.ndarray, hour: np.ndarray) -> np.ndarray:
     return out
 
 
-def habit_facts(ev: UserEvents, cl: Clusters | None) -> list[Fact]:
+def habit_facts(ev: UserEvents, ctx: MiningContext | None = None) -> list[Fact]:
+    ctx = ctx or MiningContext()
+    nouns = ctx.nouns
     facts: list[Fact] = []
-    area = np.full(ev.n, None, dtype=object)
-    if cl is not None:
-        idx = np.where(cl.mask)[0]
-        for i, lab in zip(idx, cl.labels, strict=True):
-            if lab >= 0:
-                area[i] = cl.name(int(lab))
+    area = ctx.areas if ctx.areas is not None else np.full(ev.n, None, dtype=object)
     half = ev.n // 2
     for sid, label, pred in SLOTS:
         sel = pred(ev.weekday, ev.hour)
@@ -57,12 +55,12 @@ def habit_facts(ev: UserEvents, cl: Clusters | None) -> list[Fact]:
             value["area"], value["area_share"] = a[0], round(a[1] / n, 3)
         c = _mode(ev.category[sel])
         if c and c[1] >= 2 and c[1] / n >= MIN_SHARE * 0.6:
-            parts.append(f"mostly at {c[0]} places")
+            parts.append(f"mostly {nouns.at}{c[0]} {nouns.items}")
             value["category"], value["category_share"] = c[0], round(c[1] / n, 3)
         it = _mode(ev.item[sel])
         if it and it[1] >= 2 and it[1] / n >= MIN_SHARE:
             value["item"], value["item_share"] = it[0], round(it[1] / n, 3)
-            parts.append(f"often the same place ({it[1]} of {n} visits)")
+            parts.append(f"often the same {nouns.item} ({it[1]} of {n} {nouns.events})")
         if not parts:
             continue
         # Shift between periods: the slot's top category/area in the first vs the second half.

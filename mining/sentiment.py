@@ -1,11 +1,15 @@
 """Review text: a small local lexicon method for sentiment and aspects (no model download).
 
+The polarity words are general; the aspects (what a review talks about) are the domain's: a
+restaurant's service and wait are not a film's plot and acting (``sentiment_miner(aspects)``).
 The LLM stage may enrich this later; the lexicon keeps mining pure, fast and offline."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -22,18 +26,10 @@ NEGATIVE = set(
     "crowded disappointing disappointed poor mediocre stale never wait waited broken closed smelly".split()
 )
 NEGATORS = {"not", "no", "never", "hardly", "isn't", "wasn't", "don't", "didn't"}
-ASPECTS = {
-    "service": {"service", "staff", "waiter", "waitress", "barista", "server", "friendly", "rude"},
-    "food": {"food", "dish", "meal", "pizza", "burger", "delicious", "tasty", "bland", "menu"},
-    "drinks": {"coffee", "beer", "wine", "cocktail", "drinks", "tea", "latte"},
-    "price": {"price", "prices", "cheap", "expensive", "overpriced", "affordable", "value"},
-    "atmosphere": {"atmosphere", "vibe", "music", "quiet", "noisy", "loud", "cozy", "cosy", "crowded"},
-    "wait": {"wait", "waited", "queue", "line", "slow", "fast", "quick"},
-}
 TOKEN = re.compile(r"[a-z']+")
 
 
-def score_text(text: str) -> tuple[float, set[str]]:
+def score_text(text: str, aspect_words: Mapping[str, set[str]] | None = None) -> tuple[float, set[str]]:
     """Sentiment in [-1, 1] and the aspects mentioned."""
     toks = TOKEN.findall(text.lower())
     s, hits = 0, 0
@@ -44,21 +40,33 @@ def score_text(text: str) -> tuple[float, set[str]]:
                 pol = -pol
             s += pol
             hits += 1
-    aspects = {a for a, words in ASPECTS.items() if words.intersection(toks)}
+    aspects = {a for a, words in (aspect_words or {}).items() if words.intersection(toks)}
     return (s / hits if hits else 0.0), aspects
 
 
-def sentiment_facts(ev: UserEvents) -> list[Fact]:
+def sentiment_miner(aspect_words: Mapping[str, set[str]]) -> Callable[[UserEvents, Any], list[Fact]]:
+    """The review miner with a domain's aspects."""
+
+    def mine(ev: UserEvents, ctx: Any = None) -> list[Fact]:
+        return sentiment_facts(ev, ctx, aspect_words)
+
+    return mine
+
+
+def sentiment_facts(
+    ev: UserEvents, ctx: Any = None, aspect_words: Mapping[str, set[str]] | None = None
+) -> list[Fact]:
+    item = getattr(getattr(ctx, "nouns", None), "item", "item")
     idx = [i for i, t in enumerate(ev.text) if isinstance(t, str) and t.strip()]
     if not idx:
         return []  # no review text at all: nothing to say, and no fact claims otherwise
     scores, by_cat, aspect_scores = [], defaultdict(list), defaultdict(list)
     for i in idx:
-        s, aspects = score_text(ev.text[i])
+        s, aspects = score_text(ev.text[i], aspect_words)
         if not np.isnan(ev.rating[i]):
             s = 0.5 * s + 0.5 * ((ev.rating[i] - 2.5) / 2.5 if ev.rating[i] <= 5 else (ev.rating[i] - 5) / 5)
         scores.append(s)
-        key = ev.category[i] or (f"place {ev.item[i]}" if ev.item[i] else "other")
+        key = ev.category[i] or (f"{item} {ev.item[i]}" if ev.item[i] else "other")
         by_cat[key].append(s)
         for a in aspects:
             aspect_scores[a].append(s)

@@ -7,6 +7,7 @@ The AR part is fitted by Yule-Walker (closed form), which keeps all users under 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,8 @@ def daily_series(ev: UserEvents) -> pd.Series:
     return pd.Series(counts, index=pd.date_range(start, periods=len(counts), freq="D"))
 
 
-def timeseries_facts(ev: UserEvents) -> list[Fact]:
+def timeseries_facts(ev: UserEvents, ctx: Any = None) -> list[Fact]:
+    events = getattr(getattr(ctx, "nouns", None), "events", "events")
     if ev.n == 0:
         return [insufficient("ts.trend", "timeseries", "an activity trend", 0, "no events")]
     y = daily_series(ev)
@@ -63,7 +65,7 @@ def timeseries_facts(ev: UserEvents) -> list[Fact]:
             "ts.trend",
             "timeseries",
             f"Activity is {direction} ({rel:+.0%} per month relative to an average of "
-            f"{level:.2f} events/day).",
+            f"{level:.2f} {events}/day).",
             {"slope_per_day": round(slope, 4), "relative_per_30d": round(rel, 3), "direction": direction},
             ev.n,
             conf,
@@ -101,7 +103,7 @@ def timeseries_facts(ev: UserEvents) -> list[Fact]:
     if days:
         top = days[0]
         statement = (
-            f"{len(days)} unusual day(s); the most unusual was {top['date']} with {top['events']} events."
+            f"{len(days)} unusual day(s); the most unusual was {top['date']} with {top['events']} {events}."
         )
     else:
         statement = "No unusual days: activity stays within its usual weekly pattern."
@@ -112,7 +114,7 @@ def timeseries_facts(ev: UserEvents) -> list[Fact]:
     )
 
     if span >= MIN_SPAN_FORECAST:
-        facts.append(_forecast(y, seasonal, ev.n, conf))
+        facts.append(_forecast(y, seasonal, ev.n, conf, events))
     else:
         facts.append(
             insufficient(
@@ -122,7 +124,7 @@ def timeseries_facts(ev: UserEvents) -> list[Fact]:
     return facts
 
 
-def _forecast(y: pd.Series, seasonal: np.ndarray, n: int, conf: float) -> Fact:
+def _forecast(y: pd.Series, seasonal: np.ndarray, n: int, conf: float, events: str = "events") -> Fact:
     """AR(2) with a constant (ARIMA(2,0,0)) on the deseasonalised series, plus the weekly pattern.
 
     Fitted with statsmodels' AutoReg (conditional least squares): the same model as
@@ -145,7 +147,7 @@ def _forecast(y: pd.Series, seasonal: np.ndarray, n: int, conf: float) -> Fact:
     return Fact(
         "ts.forecast",
         "timeseries",
-        f"About {total:.0f} events expected next week (recent weeks averaged {recent:.0f}).",
+        f"About {total:.0f} {events} expected next week (recent weeks averaged {recent:.0f}).",
         {
             "next_7_days": pred.round(2).tolist(),
             "total": round(total, 1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,10 @@ def global_stats(events: pd.DataFrame) -> GlobalStats:
     )
 
 
-def transition_facts(ev: UserEvents, gs: GlobalStats | None) -> list[Fact]:
+def transition_facts(ev: UserEvents, ctx: Any = None) -> list[Fact]:
+    """``ctx``: the MiningContext (its global statistics and words)."""
+    gs: GlobalStats | None = getattr(ctx, "global_stats", None)
+    item = getattr(getattr(ctx, "nouns", None), "item", "item")
     users = np.zeros(ev.n, dtype=int)
     ts_h = ev.ts.as_unit("ns").asi8 / 3.6e12
     facts: list[Fact] = []
@@ -78,7 +82,7 @@ def transition_facts(ev: UserEvents, gs: GlobalStats | None) -> list[Fact]:
     if n_pairs < 3:
         facts.append(
             insufficient(
-                "trans.places", "transition", "place-to-place routines", n_pairs, "needs ≥ 3 transitions"
+                "trans.places", "transition", f"{item}-to-{item} routines", n_pairs, "needs ≥ 3 transitions"
             )
         )
     else:
@@ -90,10 +94,10 @@ def transition_facts(ev: UserEvents, gs: GlobalStats | None) -> list[Fact]:
                 routines.append({"from": str(a), "to": str(b), "count": c, "p": pm[str(a)][str(b)]})
         statement = (
             "Repeated routes: "
-            + "; ".join(f"place {r['from']} → place {r['to']} ({r['count']}×)" for r in routines)
+            + "; ".join(f"{item} {r['from']} → {item} {r['to']} ({r['count']}×)" for r in routines)
             + "."
             if routines
-            else f"No repeated place-to-place route among {n_pairs} transitions."
+            else f"No repeated {item}-to-{item} route among {n_pairs} transitions."
         )
         facts.append(
             Fact(

@@ -1,28 +1,27 @@
-"""Candidates from the sources first, then features for those only: the serving pool.
+"""Candidates from the named sources first, then features for those only: the serving pool.
 
-The ranker was trained on pools of the ``POOL`` places with the best stage-1 score
-(``features.heuristic_score``) over the whole catalog. Scoring the whole catalog costs O(catalog)
-per request (27 of 39 ms at 100k places), so serving gathers candidates from the sources that
-can give a place a high stage-1 score: the user's own places, the global transitions out of the
-last place, the top of the co-visitation and neighbour orders, the nearest places and the most
-popular ones, each read to a depth k. Every other place's stage-1 score is bounded by what those
-sources leave out (it was never visited, has no transition, ranks below the k-th in both
-collaborative orders, is further than the k-th nearest and less popular than the k-th most
-popular): where the pool's last score is above that bound, the pool is provably the one the whole
-catalog gives (``exact``); elsewhere it can differ in its tail, places that barely made the whole
-catalog's cut. The cost follows k and the user's history, not the catalog.
+The ranker was trained on pools of the ``POOL`` items with the best stage-1 score (the feature
+set's hand-weighted blend) over the whole catalog. Scoring the whole catalog costs O(catalog) per
+request, so serving gathers candidates from the sources (retrieval.sources), each read to its
+depth, and every other item's stage-1 score is bounded by what those sources leave out: where the
+pool's last score is above that bound, the pool is provably the one the whole catalog gives
+(``exact``); elsewhere it can differ in its tail, items that barely made the whole catalog's cut.
+The cost follows the depths and the person's history, not the catalog.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from retrieval.catalog_stats import CatalogStats, distance_at
-from retrieval.features import BLEND, QueryVectors, features_at, heuristic_score
+from retrieval.catalog_stats import CatalogStats
+from retrieval.features import FeatureSet
+from retrieval.query import Query
+from retrieval.sources import CandidateSource
 
-DEPTH = 512  # places read from each ranked source (settings: retrieval.source_depth)
+DEPTH = 512  # items read from each ranked source (settings: retrieval.source_depth)
 # float32 features against a float64 bound: a margin well above their rounding
 MARGIN = 1e-4
 
@@ -32,70 +31,78 @@ class CandidatePool:
     rows: np.ndarray  # the pool, best stage-1 score first, then ``extra`` rows not already in it
     features: np.ndarray  # feature rows aligned with ``rows``
     pool_size: int  # how many of ``rows`` are the stage-1 pool
-    scored: int  # places whose features were computed to find it
+    scored: int  # items whose features were computed to find it
     exact: bool  # proven to be the pool the whole catalog gives (the bound was met)
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """The sources a query reads, each with its depth."""
+
+    sources: tuple[CandidateSource, ...]
+    depths: Mapping[str, int]
+
+    def depth(self, name: str) -> int:
+        return int(self.depths.get(name, DEPTH))
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.sources]
 
 
 def top_by_score(scores: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
     """Positions of the best ``size`` scores, best first, ties by catalog index (so a pool does
-    not depend on which other places were scored)."""
+    not depend on which other items were scored)."""
     if size <= 0 or not len(scores):
         return np.zeros(0, dtype=np.int64)
     return np.lexsort((rows, -scores))[:size]
 
 
-def _sources(stats: CatalogStats, q: QueryVectors, k: int) -> tuple[np.ndarray, float]:
-    """The places the sources return, each read to depth ``k``, and the best stage-1 score a place
-    none of them returned can have: it was never visited and has no transition out of the last
-    place, so only distance, popularity and the two collaborative ranks are left to it, each
-    bounded by the k-th place of its source."""
-    parts = [q.places, q.global_trans.indices, stats.popular_order[:k]]
-    rank_score = 1 / (1 + k / 10)
+def gather_sources(
+    stats: CatalogStats, q: Query, plan: SourcePlan, fset: FeatureSet
+) -> tuple[np.ndarray, float]:
+    """The items the sources return, and the best stage-1 score an item none of them returned
+    can have (infinite when a weighted feature is covered by no source)."""
+    parts = []
     bound = MARGIN
-    if q.m:
-        parts.append(q.covis.top(k))
-        bound += BLEND["covis_rank_score"] * rank_score
-        if q.knn is not None:
-            parts.append(q.knn.top(k))
-            bound += BLEND["user_knn_rank_score"] * rank_score
-    d_k = 50.0  # an unknown reference or an unlocated place counts as 50 km away
-    if not (np.isnan(q.ref[0]) or np.isnan(q.ref[1])):
-        near = stats.nearest(q.ref[0], q.ref[1], k)
-        parts.append(near)
-        if len(near) == k:
-            d_k = min(d_k, float(distance_at(stats, q.ref, near[-1:])[0]))
-    bound += BLEND["dist_last_exp"] * float(np.exp(-d_k / 2))
-    order = stats.popular_order
-    pop_k = float(stats.popularity[order[k - 1]]) if k <= len(order) else 0.0
-    bound += BLEND["popularity_log"] * float(np.log1p(pop_k))
-    return np.unique(np.concatenate([p.astype(np.int64) for p in parts])), bound
+    covered: set[str] = set()
+    for s in plan.sources:
+        d = plan.depth(s.name)
+        parts.append(np.asarray(s.rows(stats, q, d), dtype=np.int64))
+        bound += s.bound(stats, q, d, fset.stage1)
+        covered.update(s.covers)
+    if any(w and name not in covered for name, w in fset.stage1.items()):
+        bound = float("inf")
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64), bound
 
 
 def candidate_pool(
     stats: CatalogStats,
-    q: QueryVectors,
+    q: Query,
+    fset: FeatureSet,
+    plan: SourcePlan,
     allowed: np.ndarray,
     pool_size: int,
     extra: np.ndarray | None = None,
-    depth: int = DEPTH,
 ) -> CandidatePool:
-    """The ``pool_size`` allowed places with the best stage-1 score (as over the whole catalog),
+    """The ``pool_size`` allowed items with the best stage-1 score (as over the whole catalog),
     plus the allowed ``extra`` rows (e.g. embedding-search hits), with their features."""
     rows = np.zeros(0, dtype=np.int64)
     best = rows
     exact = True
-    if int(allowed.sum()) > max(pool_size * 2, depth):
-        found, bound = _sources(stats, q, depth)
+    widest = max((plan.depth(s.name) for s in plan.sources), default=DEPTH)
+    if int(allowed.sum()) > max(pool_size * 2, widest):
+        found, bound = gather_sources(stats, q, plan, fset)
         rows = found[allowed[found]]
-        f = features_at(stats, q, rows)
-        s = heuristic_score(f)
+        f = fset.at(stats, q, rows)
+        s = fset.heuristic(f)
         best = top_by_score(s, rows, pool_size)
         exact = len(best) == pool_size and float(s[best[-1]]) > bound
     if len(best) < pool_size or not len(rows):
-        # few places allowed (a narrow filter), or the sources fell short of them: score them all
+        # few items allowed (a narrow filter), or the sources fell short of them: score them all
         rows = np.flatnonzero(allowed)
-        f = features_at(stats, q, rows)
-        best = top_by_score(heuristic_score(f), rows, pool_size)
+        f = fset.at(stats, q, rows)
+        best = top_by_score(fset.heuristic(f), rows, pool_size)
         exact = True
     pool = rows[best]
     feats = f[best]
@@ -103,5 +110,33 @@ def candidate_pool(
         more = np.setdiff1d(extra[allowed[extra]], pool)
         if len(more):
             pool = np.concatenate([pool, more])
-            feats = np.vstack([feats, features_at(stats, q, more)])
+            feats = np.vstack([feats, fset.at(stats, q, more)])
     return CandidatePool(pool, feats, len(best), len(rows), exact)
+
+
+def provenance(
+    stats: CatalogStats,
+    q: Query,
+    plan: SourcePlan,
+    fset: FeatureSet,
+    pool: np.ndarray,
+    f: np.ndarray,
+    extra: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Which sources name each pool item (an item may come from several)."""
+    out = {s.name: np.asarray(s.named(stats, q, pool, f, fset.col), dtype=bool) for s in plan.sources}
+    for name, ix in (extra or {}).items():
+        out[name] = np.isin(pool, ix)
+    return out
+
+
+def plan_from(available: Sequence[CandidateSource], depths: Mapping[str, int]) -> SourcePlan:
+    """The sources named in ``depths`` (in the available order), each read to its depth; an
+    unknown name is an error that lists the known ones."""
+    by_name = {s.name: s for s in available}
+    unknown = [n for n in depths if n not in by_name and n != "embedding"]
+    if unknown:
+        raise ValueError(
+            f"unknown candidate source(s) {unknown}; this domain has {sorted(by_name)} and embedding"
+        )
+    return SourcePlan(tuple(s for s in available if s.name in depths), dict(depths))

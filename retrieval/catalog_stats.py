@@ -1,10 +1,11 @@
 """What every user shares, built once from a training history: the catalog statistics.
 
-``CatalogStats`` holds POI coordinates, popularity (all and last 30 days), global transitions
-(consecutive check-ins <= 24 h apart), item-item co-visitation, the user-item matrix behind the
-collaborative features, and each POI's hour-of-day and weekend profile. Built as a unit
-(``build``); new events make a new one (``with_events``), so serving never patches one in use.
-No information after the training cutoff may enter (tests/evaluation check this).
+``CatalogStats`` holds popularity (all and last 30 days), global transitions (consecutive events
+<= 24 h apart), item-item co-visitation, the user-item matrix behind the collaborative features,
+each item's hour-of-day and weekend profile, and the parts a domain's feature groups build once
+(``parts``: item locations for places, genres and ratings for films). Built as a unit (``build``);
+new events make a new one (``with_events``), so serving never patches one in use. No information
+after the training cutoff may enter (tests/evaluation check this).
 """
 
 from __future__ import annotations
@@ -16,20 +17,16 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.spatial import cKDTree
 
 from core import columns as C
-from core.geo import haversine_km
 
-MAX_GAP_H = 24.0  # consecutive check-ins further apart are not a transition
+MAX_GAP_H = 24.0  # consecutive events further apart are not a transition
 
 
 @dataclass
 class CatalogStats:
     item_ids: np.ndarray  # index -> item id (str)
-    lat: np.ndarray
-    lon: np.ndarray
-    popularity: np.ndarray  # check-ins per POI in the training history
+    popularity: np.ndarray  # events per item in the training history
     recent_popularity: np.ndarray  # in its last 30 days
     trans: sp.csr_matrix  # global transition counts (from -> to)
     trans_row_sum: np.ndarray
@@ -37,8 +34,9 @@ class CatalogStats:
     user_items: sp.csr_matrix  # users x items, log(1 + visits), rows L2-normalised
     known: np.ndarray  # bool: seen in the training history
     cutoff: pd.Timestamp  # the latest training time
-    hour_hist: np.ndarray  # (n, 24) check-ins per local hour of day
-    weekend_count: np.ndarray  # check-ins on a local weekend day
+    hour_hist: np.ndarray  # (n, 24) events per local hour of day
+    weekend_count: np.ndarray  # events on a local weekend day
+    parts: dict[str, Any] = field(default_factory=dict)  # feature group name -> its catalog part
     _lookup: pd.Index | None = field(default=None, repr=False, compare=False)
     _derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -64,7 +62,11 @@ class CatalogStats:
 
     def warm(self) -> CatalogStats:
         """Build every derived structure now (serving calls this before a state goes live)."""
-        _ = self.user_items_by_item, self.popular_order, self._tree
+        _ = self.user_items_by_item, self.popular_order
+        for part in self.parts.values():
+            warm = getattr(part, "warm", None)
+            if warm is not None:
+                warm()
         return self
 
     @property
@@ -77,47 +79,15 @@ class CatalogStats:
         """Catalog indices by popularity, most visited first (ties by index)."""
         return cast(np.ndarray, self._cached("popular", lambda: np.argsort(-self.popularity, kind="stable")))
 
-    @property
-    def _tree(self) -> tuple[cKDTree, np.ndarray] | None:
-        def build() -> tuple[cKDTree, np.ndarray] | None:
-            located = np.flatnonzero(~(np.isnan(self.lat) | np.isnan(self.lon)))
-            if not len(located):
-                return None
-            return cKDTree(_unit_vectors(self.lat[located], self.lon[located])), located
-
-        return cast("tuple[cKDTree, np.ndarray] | None", self._cached("tree", build))
-
-    def nearest(self, lat: float, lon: float, k: int) -> np.ndarray:
-        """The ``k`` located places closest to (lat, lon), nearest first (a KD-tree on the unit
-        sphere: chord length orders places as the great-circle distance does)."""
-        tree = self._tree
-        if tree is None or k <= 0:
-            return np.zeros(0, dtype=np.int64)
-        t, located = tree
-        k = min(k, len(located))
-        _, pos = t.query(_unit_vectors(np.array([lat]), np.array([lon]))[0], k=k)
-        return located[np.atleast_1d(pos)].astype(np.int64)
-
     @classmethod
     def build(cls, history: pd.DataFrame, items: pd.DataFrame | None = None) -> CatalogStats:
         """history: events frame (core.columns) of the training period; items: extra catalog rows
-        (item_id, lat, lon) known but maybe never visited."""
+        (item_id, ...) known but maybe never visited. The domain's parts are built apart
+        (``FeatureSet.build_parts``)."""
         h = history.dropna(subset=[C.ITEM]).sort_values([C.USER, C.TIME], kind="stable")
         ids = pd.Index(pd.unique(h[C.ITEM].astype(str)))
         if items is not None and len(items):
             ids = ids.append(pd.Index(items["item_id"].astype(str))).unique()
-        coords = h.groupby(h[C.ITEM].astype(str))[[C.LAT, C.LON]].median()
-        lat = coords[C.LAT].reindex(ids).to_numpy(dtype=float).copy()
-        lon = coords[C.LON].reindex(ids).to_numpy(dtype=float).copy()
-        if items is not None and len(items):
-            it = (
-                items.assign(item_id=items["item_id"].astype(str))
-                .drop_duplicates("item_id")
-                .set_index("item_id")
-            )
-            miss = np.isnan(lat)
-            lat[miss] = it["lat"].reindex(ids[miss]).to_numpy(dtype=float)
-            lon[miss] = it["lon"].reindex(ids[miss]).to_numpy(dtype=float)
         n = len(ids)
         idx = ids.get_indexer(h[C.ITEM].astype(str))
         pop = np.bincount(idx, minlength=n).astype(float)
@@ -153,8 +123,6 @@ class CatalogStats:
         hour_hist, weekend_count = _time_profile(h, idx, n)
         return cls(
             item_ids=np.asarray(ids, dtype=object),
-            lat=lat,
-            lon=lon,
             popularity=pop,
             recent_popularity=rpop,
             trans=trans,
@@ -172,21 +140,19 @@ class CatalogStats:
         transitions; this one is left untouched (serving swaps whole states while requests read).
 
         Unknown items join the catalog at the end, so every index into this one stays valid;
-        co-visitation and the user-item matrix are kept as built (a rebuild refreshes them)."""
+        co-visitation and the user-item matrix are kept as built (a rebuild refreshes them). The
+        domain's parts are left empty: the feature set grows them (``FeatureSet.grow_parts``)."""
         if len(events) == 0:
             return self
         e = events.dropna(subset=[C.ITEM]).sort_values([C.USER, C.TIME], kind="stable")
         new_ids = pd.Index(pd.unique(e[C.ITEM].astype(str))).difference(pd.Index(self.item_ids))
-        item_ids, lat, lon = self.item_ids, self.lat, self.lon
+        item_ids = self.item_ids
         popularity, recent, known = self.popularity, self.recent_popularity, self.known
         hour_hist, weekend_count = self.hour_hist, self.weekend_count
         trans, trans_row_sum, covis, user_items = self.trans, self.trans_row_sum, self.covis, self.user_items
         if len(new_ids):
             k = len(new_ids)
-            coords = e.groupby(e[C.ITEM].astype(str))[[C.LAT, C.LON]].median().reindex(new_ids)
             item_ids = np.concatenate([item_ids, np.asarray(new_ids, dtype=object)])
-            lat = np.concatenate([lat, coords[C.LAT].to_numpy(dtype=float)])
-            lon = np.concatenate([lon, coords[C.LON].to_numpy(dtype=float)])
             popularity = np.concatenate([popularity, np.zeros(k)])
             recent = np.concatenate([recent, np.zeros(k)])
             known = np.concatenate([known, np.zeros(k, dtype=bool)])
@@ -200,12 +166,11 @@ class CatalogStats:
         out = replace(
             self,
             item_ids=item_ids,
-            lat=lat,
-            lon=lon,
             trans=trans,
             trans_row_sum=trans_row_sum,
             covis=covis,
             user_items=user_items,
+            parts={},
             _lookup=None,
         )
         n = out.n
@@ -235,7 +200,7 @@ def _grown(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
 
 
 def _time_profile(h: pd.DataFrame, idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Check-ins per (POI, local hour) and per POI on weekends, from the rows' own offsets."""
+    """Events per (item, local hour) and per item on weekends, from the rows' own offsets."""
     ts = pd.to_datetime(h[C.TIME], utc=True).dt.tz_localize(None)
     off = h[C.TZ_OFFSET].fillna(0).to_numpy(dtype=float) if C.TZ_OFFSET in h else np.zeros(len(h))
     local = ts + pd.to_timedelta(off, unit="m")
@@ -245,18 +210,3 @@ def _time_profile(h: pd.DataFrame, idx: np.ndarray, n: int) -> tuple[np.ndarray,
     np.add.at(hist, (idx[ok], hours[ok]), 1.0)
     wk = np.bincount(idx[ok], weights=(local.dt.day_of_week >= 5).to_numpy()[ok].astype(float), minlength=n)
     return hist, wk
-
-
-def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    p, q = np.radians(lat), np.radians(lon)
-    return np.column_stack([np.cos(p) * np.cos(q), np.cos(p) * np.sin(q), np.sin(p)])
-
-
-def distance_at(stats: CatalogStats, ref: tuple[float, float], rows: np.ndarray | None = None) -> np.ndarray:
-    """km from ``ref`` to each of ``rows`` (every place when None); 50 ("far", not an error) for
-    an unknown reference or an unlocated place."""
-    lat, lon = (stats.lat, stats.lon) if rows is None else (stats.lat[rows], stats.lon[rows])
-    if np.isnan(ref[0]) or np.isnan(ref[1]):
-        return np.full(len(lat), 50.0)
-    d = haversine_km(ref[0], ref[1], lat, lon)
-    return np.where(np.isnan(d), 50.0, d)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Event, Recommendation
-from retrieval.features import FEATURES
+from retrieval.features import FeatureSet
 
 LABEL = {"accepted": 2.0, "clicked": 1.0, "rejected": 0.0}
 
@@ -32,9 +32,10 @@ class FeedbackQueries:
 
 
 def feedback_queries(
-    session: Session, since: datetime | None = None, before: datetime | None = None
+    session: Session, fset: FeatureSet, since: datetime | None = None, before: datetime | None = None
 ) -> FeedbackQueries:
-    """One query per recommendation with an accept or click (served in [since, before))."""
+    """One query per recommendation with an accept or click (served in [since, before)), in the
+    columns of ``fset``."""
     stmt = (
         select(Event.recommendation_id, Event.item_id, Event.attributes)
         .join(Recommendation, Recommendation.id == Event.recommendation_id)
@@ -50,7 +51,8 @@ def feedback_queries(
         if rec_id and item and kind in LABEL:
             got = labels.setdefault(rec_id, {})
             got[str(item)] = max(got.get(str(item), 0.0), LABEL[kind])
-    col = {name: j for j, name in enumerate(FEATURES)}
+    col = fset.col
+    width = len(fset.columns)
     xs, ys, groups, users = [], [], [], []
     wanted = [r for r, lab in labels.items() if max(lab.values()) > 0]
     for i in range(0, len(wanted), 500):
@@ -63,7 +65,7 @@ def feedback_queries(
             cands = [c for c in candidates or [] if c.get("item_id") is not None]
             if len(cands) < 2:
                 continue
-            x = np.zeros((len(cands), len(FEATURES)), dtype=float)
+            x = np.zeros((len(cands), width), dtype=float)
             for r, c in enumerate(cands):
                 # traces leave zero-valued features out; names the model does not know are skipped
                 for name, v in (c.get("features") or {}).items():
@@ -75,7 +77,7 @@ def feedback_queries(
             groups.append(len(cands))
             users.append(str(user))
     return FeedbackQueries(
-        x=np.vstack(xs) if xs else np.zeros((0, len(FEATURES))),
+        x=np.vstack(xs) if xs else np.zeros((0, width)),
         y=np.concatenate(ys) if ys else np.zeros(0),
         groups=np.array(groups, dtype=int),
         users=np.array(users, dtype=object),

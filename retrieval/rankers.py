@@ -17,15 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.errors import InvalidInputError
-from retrieval.features import FEATURES, heuristic_score
+from retrieval.features import FeatureSet
 
 log = logging.getLogger(__name__)
-
-FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
-# What the learned model is trained on. The user-kNN columns stay out: with them the dev figures
-# dropped (Acc@1 0.405 -> 0.395, MRR 0.517 -> 0.511, one run each); they still widen the pool
-# (stage 1) and mark candidates as "collaborative".
-MODEL_FEATURES = tuple(f for f in FEATURES if not f.startswith("user_knn"))
 
 
 class Ranker(Protocol):
@@ -35,17 +29,20 @@ class Ranker(Protocol):
     def score(self, features: np.ndarray) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
 class HeuristicRanker:
-    name = "heuristic"
+    features: FeatureSet
+    name: str = "heuristic"
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        return heuristic_score(features)
+        return self.features.heuristic(features)
 
 
 @dataclass
 class LearnedRanker:
     booster: Any  # lightgbm.Booster
     version: str
+    features: FeatureSet  # the domain's columns, which ``score`` receives
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -57,25 +54,21 @@ class LearnedRanker:
         return list(self.meta.get("features") or self.booster.feature_name())
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """``features`` has the columns of FEATURES (the current code's list). A model trained on
-        another list gets its own columns by name; a name the code no longer computes is NaN
-        (LightGBM's missing value), so an older model keeps working instead of failing."""
+        """``features`` has the columns of the domain's feature set. A model trained on another
+        list gets its own columns by name; a name the code no longer computes is NaN (LightGBM's
+        missing value), so an older model keeps working instead of failing."""
         if len(features) == 0:
             return np.zeros(0)
         names = self.feature_names
-        if names != list(FEATURES):
-            cols = [FEATURE_INDEX.get(nm, -1) for nm in names]
-            x = np.full((len(features), len(names)), np.nan, dtype=np.float32)
-            for j, c in enumerate(cols):
-                if c >= 0:
-                    x[:, j] = features[:, c]
-            features = x
+        if names != list(self.features.columns):
+            features = self.features.columns_of(names, features)
         # float64 in: LightGBM converts float32 to it anyway, and the conversion inside costs more
         return np.asarray(self.booster.predict(np.asarray(features, dtype=np.float64), num_threads=1))
 
     @classmethod
     def train(
         cls,
+        fset: FeatureSet,
         x: np.ndarray,
         y: np.ndarray,
         groups: np.ndarray,
@@ -88,7 +81,8 @@ class LearnedRanker:
     ) -> LearnedRanker:
         import lightgbm as lgb
 
-        cols = [FEATURE_INDEX[f] for f in MODEL_FEATURES]
+        model_columns = fset.model_columns
+        cols = [fset.col[f] for f in model_columns]
         x, x_val = x[:, cols], x_val[:, cols]
         params = {
             "objective": "lambdarank",
@@ -105,7 +99,7 @@ class LearnedRanker:
             "verbose": -1,
             "seed": 7,
         }
-        train = lgb.Dataset(x, y, group=groups, feature_name=list(MODEL_FEATURES))
+        train = lgb.Dataset(x, y, group=groups, feature_name=list(model_columns))
         val = lgb.Dataset(x_val, y_val, group=groups_val, reference=train)
         booster = lgb.train(
             params,
@@ -118,7 +112,8 @@ class LearnedRanker:
         version = hashlib.sha256(text.encode()).hexdigest()[:10]
         info = {
             "version": version,
-            "features": list(MODEL_FEATURES),
+            "features": list(model_columns),
+            "domain": fset.domain,
             "trained_at": datetime.now(UTC).isoformat(),
             "best_iteration": booster.best_iteration,
             "best_score": {k: dict(v) for k, v in booster.best_score.items()},
@@ -126,7 +121,7 @@ class LearnedRanker:
             "train_queries": int(len(groups)),
             **(meta or {}),
         }
-        return cls(booster, version, info)
+        return cls(booster, version, fset, info)
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -136,7 +131,9 @@ class LearnedRanker:
         return path
 
     @classmethod
-    def load(cls, path: Path) -> LearnedRanker:
+    def load(cls, path: Path, fset: FeatureSet) -> LearnedRanker:
+        """A model file for ``fset``'s domain; one trained for another domain, or sharing fewer
+        than half of its columns, is refused (it would rank on missing values)."""
         import lightgbm as lgb
 
         booster = lgb.Booster(model_file=str(path))
@@ -144,7 +141,20 @@ class LearnedRanker:
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         if not meta.get("features"):
             meta["features"] = booster.feature_name()
-        return cls(booster, meta.get("version", path.stem.removeprefix("ranker-")), meta)
+        names = list(meta["features"])
+        shared = sum(1 for n in names if n in fset.col)
+        trained_for = meta.get("domain")
+        if trained_for and fset.domain and trained_for != fset.domain:
+            raise InvalidInputError(
+                f"{path.name} ranks {trained_for}, not {fset.domain}: train one for this catalog with "
+                "`chronotope rank train`"
+            )
+        if shared < len(names) / 2:
+            raise InvalidInputError(
+                f"{path.name} was trained on other features ({shared} of its {len(names)} columns are "
+                "this domain's): train one for this catalog with `chronotope rank train`"
+            )
+        return cls(booster, meta.get("version", path.stem.removeprefix("ranker-")), fset, meta)
 
 
 def newest_model(folder: Path) -> Path | None:
@@ -167,23 +177,25 @@ def models_newest_first(folder: Path) -> list[Path]:
     return sorted(folder.glob("ranker-*.txt"), key=lambda p: (trained_at(p), p.stat().st_mtime), reverse=True)
 
 
-def load_ranker(name: str, models_dir: Path | None, refused: list[str] | None = None) -> Ranker:
+def load_ranker(
+    name: str, models_dir: Path | None, fset: FeatureSet, refused: list[str] | None = None
+) -> Ranker:
     """'heuristic', 'learned' (the newest model file that loads; heuristic if none), or a model
     file path. A model file that does not load (corrupt, half-written) is refused with a log
     line and the one before it serves; each refusal is appended to ``refused``."""
     if name == "heuristic":
-        return HeuristicRanker()
+        return HeuristicRanker(fset)
     if name == "learned":
         for path in models_newest_first(models_dir) if models_dir else []:
             try:
-                return LearnedRanker.load(path)
+                return LearnedRanker.load(path, fset)
             except Exception as exc:  # LightGBM's own error type, a bad JSON beside it, I/O
                 why = f"ranker model {path.name} refused ({str(exc).strip()[:160]})"
                 log.error("%s; trying the one before it", why)
                 if refused is not None:
                     refused.append(why)
-        return HeuristicRanker()
+        return HeuristicRanker(fset)
     p = Path(name)
     if p.exists():
-        return LearnedRanker.load(p)
+        return LearnedRanker.load(p, fset)
     raise InvalidInputError(f"unknown ranker {name!r}: use heuristic, learned or a model file path")

@@ -1,9 +1,10 @@
 """The retrieval service the agent and API use: store-backed, built once at start-up.
 
 Holds the serving state (catalog statistics, ranker, every user's history; retrieval.serving_state),
-the FAISS index with its embedder (when an index was built) and the category grounder. Per
-request: an embedding query from the profile text, recent items and the request's free text; then
-candidates, filters and ranking.
+the FAISS index with its embedder (when an index was built) and the kind grounder, all built with
+the domain's ``RetrievalPlan``. Per request: what the person's history says (``person``, read from
+one state), an embedding query from the profile text, recent items and the request's free text;
+then candidates, filters and ranking.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,44 +28,59 @@ from core.settings import Settings
 from core.state_changes import latest_seq
 from mining import UserProfile
 from retrieval import user_queries
-from retrieval.candidate_pool import DEPTH
 from retrieval.catalog import load_catalog
 from retrieval.catalog_stats import CatalogStats
 from retrieval.embedder import Embedder, shared_embedder
 from retrieval.feedback import FeedbackSignals
 from retrieval.grounding import CategoryGrounder
 from retrieval.index import VectorIndex
+from retrieval.plan import RetrievalPlan
 from retrieval.profile_store import latest_profile_texts
 from retrieval.rankers import LearnedRanker, Ranker, load_ranker
-from retrieval.recommender import Recommender
+from retrieval.recommender import Ask, Recommender
 from retrieval.serving_state import EMPTY_EVENTS, ServingState, behaviour, embedding_query, frames_by_user
+from retrieval.sources import EMBEDDING
 from retrieval.types import RankedList, RequestContext
+from retrieval.user_history import UserHistory
 
 log = logging.getLogger(__name__)
 EMBED_TOP = 50
 
 
+@dataclass(frozen=True)
+class PersonView:
+    """What one request needs from a person's history, read from one serving state: their events
+    (frame and catalog indices), their offset from UTC (their latest event's) and their latest item
+    before the request's time."""
+
+    user_id: str
+    history: pd.DataFrame
+    user_history: UserHistory | None
+    utc_offset_min: int
+    last_item: str | None
+
+    @property
+    def known(self) -> bool:
+        return len(self.history) > 0
+
+
 class Retriever:
     """Reads a ``ServingState`` (swapped whole on new events, never patched) plus the FAISS index,
-    its embedder and the category grounder, which do not change while serving."""
+    its embedder and the kind grounder, which do not change while serving."""
 
     def __init__(
         self,
         state: ServingState,
         index: VectorIndex | None = None,
         embedder: Embedder | None = None,
-        pool_size: int = 300,
         index_error: str | None = None,
         grounder: CategoryGrounder | None = None,
-        source_depth: int = DEPTH,
     ) -> None:
         self.state = state
-        self.source_depth = source_depth
         self.index = index
         self.embedder = embedder
-        self.pool_size = pool_size
         self.index_error = index_error
-        self.grounder = grounder  # the catalog's categories, embedded: grounds chat wishes
+        self.grounder = grounder  # the catalog's kinds, embedded: grounds chat wishes
         self._write_lock = threading.Lock()  # writers build the next state one at a time
         self.models_dir: Path | None = None  # where other rankers than the loaded one are found
         self._rankers: dict[str, Ranker] = {}
@@ -74,13 +90,14 @@ class Retriever:
         cls,
         settings: Settings,
         session_factory: sessionmaker[Session],
+        plan: RetrievalPlan,
         *,
         embedder: Embedder | None = None,
         load_index: bool = True,
         grounding: bool = True,
     ) -> Retriever:
-        """``grounding``: embed the catalog's category names for the chat (loads the embedding
-        model even where no item index was built)."""
+        """``grounding``: embed the catalog's kind names for the chat (loads the embedding model
+        even where no item index was built)."""
         t0 = time.perf_counter()
         with session_factory() as s:
             # The version first: a change committed while the rest loads is applied again by the
@@ -88,9 +105,10 @@ class Retriever:
             version = latest_seq(s)
             events = behaviour(events_frame(s))
             catalog = load_catalog(s)
-        rec = Recommender.fit(
-            events, catalog, ranker=settings.retrieval.ranker, models_dir=settings.models_dir
-        )
+        rs = settings.retrieval
+        rec = Recommender.fit(events, catalog, plan, ranker=rs.ranker, models_dir=settings.models_dir)
+        rec.sources = plan.source_plan(rs.sources, rs.source_depth)
+        rec.pool_size = rs.pool_size
         index, error = None, None
         if load_index and not settings.retrieval.embedding_source:
             load_index, error = False, "embedding source off (CHRONOTOPE_RETRIEVAL__EMBEDDING_SOURCE=false)"
@@ -106,17 +124,11 @@ class Retriever:
                 log.warning("embedding source off: %s", error)
         grounder = None
         if grounding:
-            cats = catalog["category"].dropna().astype(str).unique().tolist() if len(catalog) else []
-            grounder = CategoryGrounder(cats, embedder or shared_embedder(settings.retrieval.embedding_model))
-        out = cls(
-            ServingState.build(events, catalog, rec, version),
-            index,
-            embedder,
-            settings.retrieval.pool_size,
-            error,
-            grounder,
-            settings.retrieval.source_depth,
-        )
+            kinds = sorted({k for ks in catalog["kinds"] for k in ks}) if len(catalog) else []
+            grounder = CategoryGrounder(
+                kinds, embedder or shared_embedder(settings.retrieval.embedding_model)
+            )
+        out = cls(ServingState.build(events, catalog, rec, version), index, embedder, error, grounder)
         out.models_dir = settings.models_dir
         known = user_queries.load(settings.index_dir, embedder.name) if index is not None and embedder else {}
         with session_factory() as s:
@@ -176,7 +188,10 @@ class Retriever:
             version = latest_seq(s)
             events = behaviour(events_frame(s))
             catalog = load_catalog(s)
-        rec = Recommender(CatalogStats.build(events, catalog), self.recommender.ranker, catalog)
+        old = self.recommender
+        stats = CatalogStats.build(events, catalog)
+        old.plan.features.build_parts(stats, events, catalog)
+        rec = Recommender(stats, old.ranker, catalog, old.plan, old.sources, old.pool_size)
         with self._write_lock, session_factory() as s:
             self.state = self.with_query_vectors(s, ServingState.build(events, catalog, rec, version))
 
@@ -185,12 +200,23 @@ class Retriever:
         with self._write_lock:
             self.state = self.state.with_history(user_id, frame)
 
-    def utc_offset_min(self, user_id: str) -> int:
-        hist = self.history(user_id)
-        return int(hist[C.TZ_OFFSET].iloc[-1]) if len(hist) and C.TZ_OFFSET in hist else 0
+    def person(self, user_id: str, before: Any) -> PersonView:
+        """The person's history, UTC offset and latest item before ``before`` (tz-aware), from one
+        state: what a request reads about them, once."""
+        st = self.state
+        hist = st.history(user_id)
+        uh = st.user_histories.get(user_id)
+        offset = int(hist[C.TZ_OFFSET].iloc[-1]) if len(hist) and C.TZ_OFFSET in hist else 0
+        last = None
+        if uh is not None and uh.n:
+            t = pd.Timestamp(before).tz_convert("UTC").value / 3.6e12
+            earlier = uh.idx[: int(np.searchsorted(uh.t_h, t, side="left"))]
+            known = earlier[earlier >= 0]
+            last = str(st.recommender.stats.item_ids[known[-1]]) if len(known) else None
+        return PersonView(user_id, hist, uh, offset, last)
 
     def kind_of(self, item_id: str) -> str | None:
-        """A place's category (or name), for naming it to a person; None when the catalog has neither."""
+        """An item's kind (or name), for naming it to a person; None when the catalog has neither."""
         catalog = self.catalog
         if item_id not in catalog.index:
             return None
@@ -201,23 +227,19 @@ class Retriever:
                 return v
         return None
 
-    def last_stop(self, user_id: str, before: Any) -> str | None:
-        """The place of the user's latest event before ``before`` (a tz-aware time): a binary
-        search in the precomputed arrays (every event's item is in the catalog statistics)."""
-        st = self.state
-        uh = st.user_histories.get(user_id)
-        if uh is None or not uh.n:
+    def name_of(self, item_id: str) -> str | None:
+        """An item's own name (a film's title), else its kind."""
+        catalog = self.catalog
+        if item_id not in catalog.index:
             return None
-        t = pd.Timestamp(before).tz_convert("UTC").value / 3.6e12
-        earlier = uh.idx[: int(np.searchsorted(uh.t_h, t, side="left"))]
-        known = earlier[earlier >= 0]
-        return str(st.recommender.stats.item_ids[known[-1]]) if len(known) else None
+        v = catalog.loc[item_id].get("name")
+        return v if isinstance(v, str) and v.strip() else self.kind_of(item_id)
 
     def catalog_kinds(self) -> tuple[str, ...]:
         if self.grounder is not None:
             return tuple(self.grounder.categories)
-        cats = self.catalog["category"].dropna() if "category" in self.catalog else []
-        return tuple(sorted({c for c in cats if isinstance(c, str)}))
+        kinds = self.catalog["kinds"] if "kinds" in self.catalog else []
+        return tuple(sorted({k for ks in kinds for k in ks}))
 
     def with_query_vectors(
         self,
@@ -251,13 +273,12 @@ class Retriever:
         if (name == "learned") == isinstance(current, LearnedRanker):
             return current
         if name not in self._rankers:
-            self._rankers[name] = load_ranker(name, self.models_dir)
+            self._rankers[name] = load_ranker(name, self.models_dir, self.recommender.plan.features)
         return self._rankers[name]
 
     def recommend(
         self,
-        session: Session | None,
-        user_id: str,
+        person: PersonView,
         ctx: RequestContext,
         k: int = 10,
         profile: UserProfile | None = None,
@@ -265,36 +286,29 @@ class Retriever:
         ranker: str | None = None,
         feedback: FeedbackSignals | None = None,
     ) -> RankedList:
-        """Ranked candidates for ``user_id`` (an unknown user is a cold start, not an error).
-        ``ranker``: 'learned' or 'heuristic' instead of the loaded one; ``feedback``: the user's
+        """Ranked candidates for the person (one without a history is a cold start, not an error).
+        ``ranker``: 'learned' or 'heuristic' instead of the loaded one; ``feedback``: the person's
         reactions shift the scores (retrieval.feedback)."""
         st = self.state
-        hist = st.history(user_id)
-        extra_sources: dict[str, list[str]] = {}
-        extra_features: dict[str, dict[str, float]] = {}
         t0 = time.perf_counter()
-        if self.index is not None and self.embedder is not None:
-            query = embedding_query(profile.text if profile else None, hist, ctx.text)
-            if query:
-                known = st.query_vectors.get(user_id)
-                vec = known[1][None, :] if known and known[0] == query else self.embedder.encode([query])
-                hits = self.index.search(vec, EMBED_TOP)[0]
-                extra_sources["embedding"] = [i for i, _ in hits]
-                extra_features = {i: {"emb_sim": round(s, 4)} for i, s in hits}
-        t_embed = (time.perf_counter() - t0) * 1000
-        out = st.recommender.recommend(
-            user_id,
-            hist,
+        ask = Ask(
             ctx,
             k,
-            pool_size=self.pool_size,
-            source_depth=self.source_depth,
-            extra_sources=extra_sources,
-            extra_features=extra_features,
-            history=st.user_histories.get(user_id),
+            person.user_history,
+            person.utc_offset_min,
             ranker=self.ranker_named(ranker) if ranker else None,
             feedback=feedback,
         )
+        if self.index is not None and self.embedder is not None:
+            query = embedding_query(profile.text if profile else None, person.history, ctx.text)
+            if query:
+                known = st.query_vectors.get(person.user_id)
+                vec = known[1][None, :] if known and known[0] == query else self.embedder.encode([query])
+                hits = self.index.search(vec, EMBED_TOP)[0]
+                ask.extra_sources[EMBEDDING] = [i for i, _ in hits]
+                ask.extra_features = {i: {"emb_sim": round(s, 4)} for i, s in hits}
+        t_embed = (time.perf_counter() - t0) * 1000
+        out = st.recommender.recommend(ask)
         out.timings["embed_ms"] = round(t_embed, 2)
         return out
 
@@ -305,6 +319,8 @@ class Retriever:
             "users": len(st.histories),
             "state_version": st.version,
             "ranker": st.recommender.ranker.name,
+            "domain": st.recommender.plan.domain,
+            "sources": st.recommender.sources.names + ([EMBEDDING] if self.index is not None else []),
             "ranker_refused": list(st.recommender.ranker_refused),
             "index": {"kind": self.index.kind, "size": len(self.index), "model": self.index.model}
             if self.index

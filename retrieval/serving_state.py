@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core import columns as C
-from retrieval.item_text import item_text
+from retrieval.catalog import item_text
 from retrieval.recommender import Recommender
 from retrieval.user_history import UserHistory, user_histories
 
@@ -32,7 +32,7 @@ def behaviour(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def embedding_query(profile_text: str | None, hist: pd.DataFrame, request_text: str | None) -> str:
-    """What the FAISS source searches with: the profile text, the last three places, the request's
+    """What the FAISS source searches with: the profile text, the last three items, the request's
     own words (empty when there is none of the three)."""
     parts = []
     if profile_text:
@@ -40,7 +40,10 @@ def embedding_query(profile_text: str | None, hist: pd.DataFrame, request_text: 
     if len(hist):
         recent = hist.tail(3)
         names = zip(recent[C.ITEM], recent[C.ITEM_NAME], recent[C.CATEGORY], strict=True)
-        parts.append("Recently: " + "; ".join(item_text(str(i), n, c, None, None) for i, n, c in names))
+        parts.append(
+            "Recently: "
+            + "; ".join(item_text({"item_id": str(i), "name": n, "category": c}) for i, n, c in names)
+        )
     if request_text:
         parts.append(request_text)
     return " ".join(parts)
@@ -56,7 +59,7 @@ class ServingState:
     recommender: Recommender
     histories: Mapping[str, pd.DataFrame]
     user_histories: Mapping[str, UserHistory]
-    catalog: pd.DataFrame  # item attributes indexed by item_id (names places for people)
+    catalog: pd.DataFrame  # item attributes indexed by item_id (names items for people)
     # user -> (embedding query text, its vector): a request whose query is that text skips MiniLM
     query_vectors: Mapping[str, tuple[str, np.ndarray]] = field(default_factory=dict)
     built_at: float = field(default_factory=time.time)

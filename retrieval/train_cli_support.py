@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from retrieval.features import FeatureSet
 from retrieval.feedback_training import FeedbackQueries
 from retrieval.rankers import LearnedRanker
 from retrieval.training import build_training_set
@@ -16,6 +17,7 @@ from retrieval.training import build_training_set
 def train_and_save(
     history: pd.DataFrame,
     models_dir: Path,
+    fset: FeatureSet,
     *,
     weeks: int = 8,
     max_queries: int = 9000,
@@ -26,7 +28,7 @@ def train_and_save(
     """Pseudo-targets from the last ``weeks`` of ``history``; a sixth of the users held out for
     early stopping (no evaluation data is used). ``feedback``: served lists with people's accepts
     and clicks (retrieval.feedback_training), trained on beside the pseudo-targets."""
-    ts = build_training_set(history, weeks=weeks, max_queries=max_queries, seed=seed, progress=progress)
+    ts = build_training_set(history, fset, weeks=weeks, max_queries=max_queries, seed=seed, progress=progress)
     if len(ts.groups) < 20:
         raise ValueError(f"too little history to train a ranker ({len(ts.groups)} usable queries)")
     users = np.unique(ts.users)
@@ -41,6 +43,7 @@ def train_and_save(
         groups = np.concatenate([groups, feedback.groups])
         n_feedback = int(len(feedback.groups))
     model = LearnedRanker.train(
+        fset,
         x,
         y,
         groups,

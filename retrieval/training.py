@@ -1,6 +1,6 @@
 """Training data for the learned ranker: pseudo-targets cut from the end of a history.
 
-Queries are the check-ins of the last ``weeks`` of the history; catalog statistics are built from
+Queries are the events of the last ``weeks`` of the history; catalog statistics are built from
 the rows before that window only, so a query's own future never shapes its features.
 """
 
@@ -15,7 +15,8 @@ import pandas as pd
 from core import columns as C
 from retrieval.candidate_pool import top_by_score
 from retrieval.catalog_stats import CatalogStats
-from retrieval.features import heuristic_score, query_features
+from retrieval.features import FeatureSet
+from retrieval.query import QueryTime, local_clock
 from retrieval.user_history import UserHistory
 
 POOL = 300
@@ -30,24 +31,22 @@ class TrainingSet:
     pool_recall: float
 
 
-def local_hour_weekend(ts: pd.Timestamp, tz_offset_min: int) -> tuple[float, bool]:
-    loc = ts.tz_convert("UTC").tz_localize(None) + pd.Timedelta(minutes=int(tz_offset_min))
-    return loc.hour + loc.minute / 60, loc.weekday() >= 5
-
-
-def local_weekday(ts: pd.Timestamp, tz_offset_min: int) -> int:
-    return int((ts.tz_convert("UTC").tz_localize(None) + pd.Timedelta(minutes=int(tz_offset_min))).weekday())
-
-
 def pool_of(scores: np.ndarray, allowed: np.ndarray, size: int) -> np.ndarray:
-    """The best ``size`` allowed places by stage-1 score, best first, ties by index: the same
+    """The best ``size`` allowed items by stage-1 score, best first, ties by index: the same
     pool serving finds from its candidates (retrieval.candidate_pool)."""
     rows = np.flatnonzero(allowed)
     return rows[top_by_score(scores[rows], rows, size)]
 
 
+def query_time(ts: pd.Timestamp, utc_offset_min: int, known: bool = True) -> QueryTime:
+    """A query at ``ts`` (tz-aware) for a person ``utc_offset_min`` from UTC."""
+    hour, weekend, weekday = local_clock(ts, utc_offset_min)
+    return QueryTime(ts.value / 3.6e12, hour, weekend, weekday, known)
+
+
 def build_training_set(
     history: pd.DataFrame,
+    fset: FeatureSet,
     *,
     weeks: int = 6,
     max_queries: int = 6000,
@@ -55,16 +54,18 @@ def build_training_set(
     next_share: float = 0.5,
     progress: Callable[[int], None] | None = None,
 ) -> TrainingSet:
-    """``next_share`` of the pseudo-targets are "where next?" queries, ranked at the time of the
-    check-in before them (``query_time_known`` 0), the rest at their own time: one model serves
+    """``next_share`` of the pseudo-targets are "what next?" queries, ranked at the time of the
+    event before them (``query_time_known`` 0), the rest at their own time: one model serves
     both settings. (Every target in both settings trained no better: dev Acc@1 0.390 / 0.296.)"""
     h = history.dropna(subset=[C.ITEM])
-    if C.KIND in h:  # feedback on recommendations is not a check-in
+    if C.KIND in h:  # feedback on recommendations is not behaviour
         h = h[h[C.KIND] != "feedback"]
     h = h.sort_values([C.USER, C.TIME], kind="stable").reset_index(drop=True)
     ts = pd.to_datetime(h[C.TIME], utc=True)
     cut = ts.max() - pd.Timedelta(weeks=weeks)
-    stats = CatalogStats.build(h[ts < cut])
+    before_cut = h[(ts < cut).to_numpy()]
+    stats = CatalogStats.build(before_cut)
+    fset.build_parts(stats, before_cut, None)
     rng = np.random.default_rng(seed)
     cand = np.where((ts >= cut).to_numpy())[0]
     rng.shuffle(cand)
@@ -88,13 +89,10 @@ def build_training_set(
         allowed = stats.known.copy()
         allowed[uh.idx[uh.idx >= 0]] = True
         known = bool(rng.random() >= next_share)
-        at = row if known else before[-1]  # "where next?": the time of the check-in before
-        t, tz = ts.iloc[at], int(h.at[at, C.TZ_OFFSET])
-        hour, weekend = local_hour_weekend(t, tz)
-        f = query_features(
-            stats, uh, t.value / 3.6e12, hour, weekend, weekday=local_weekday(t, tz), time_known=known
-        )
-        pool = pool_of(heuristic_score(f), allowed, POOL)
+        at = row if known else before[-1]  # "what next?": the time of the event before
+        q = fset.query(stats, uh, query_time(ts.iloc[at], int(h.at[at, C.TZ_OFFSET]), known))
+        f = fset.every_item(stats, q)
+        pool = pool_of(fset.heuristic(f), allowed, POOL)
         if target < 0 or target not in pool:
             continue  # no positive in the pool: nothing to learn from this query
         hits += 1
@@ -105,7 +103,7 @@ def build_training_set(
         if progress:
             progress(1)
     return TrainingSet(
-        x=np.vstack(xs) if xs else np.zeros((0, f.shape[1])),
+        x=np.vstack(xs) if xs else np.zeros((0, len(fset.columns))),
         y=np.concatenate(ys) if ys else np.zeros(0),
         groups=np.array(groups),
         users=np.array(users),

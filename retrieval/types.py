@@ -9,38 +9,41 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RequestContext:
-    """When and where the recommendation is for, plus the user's constraints."""
+    """When the recommendation is for, the person's constraints, and the domain's own arguments."""
 
     time: datetime  # tz-aware
-    lat: float | None = None
-    lon: float | None = None
     text: str | None = None  # free text from a chat message or request ("somewhere quiet for lunch")
     include_categories: tuple[str, ...] = ()
     exclude_categories: tuple[str, ...] = ()
-    max_distance_km: float | None = None
-    exclude_visited: bool = False
+    # None: the domain's default (places may be shown again; a film already rated never is)
+    exclude_visited: bool | None = None
     exclude_items: tuple[str, ...] = ()
-    # Exact catalog category names (the chat's grounded wish and exclusions); the two lists above
+    # Exact catalog kind names (the chat's grounded wish and exclusions); the two lists above
     # match by substring, as the API has always done for words a caller types.
     include_kinds: tuple[str, ...] = ()
     exclude_kinds: tuple[str, ...] = ()
-    # False: the caller gave no time and asks "where next?" (ranked as of ``time``, the visit's own
-    # time unknown); True: the recommendation is for that moment.
+    # False: the caller gave no time and asks "what next?" (ranked as of ``time``, the next
+    # event's own time unknown); True: the recommendation is for that moment.
     time_known: bool = True
+    # What only the domain reads: places {"lat", "lon", "max_distance_km"}, films {"decade"}.
+    args: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["time"] = self.time.isoformat()
         return d
 
+    def arg(self, name: str) -> Any:
+        return self.args.get(name)
+
 
 @dataclass
 class Candidate:
     item_id: str
     name: str | None = None
-    category: str | None = None
-    lat: float | None = None
-    lon: float | None = None
+    category: str | None = None  # the primary kind
+    kinds: tuple[str, ...] = ()
+    attrs: dict[str, Any] = field(default_factory=dict)  # the domain's attributes (location, year, ...)
     sources: list[str] = field(default_factory=list)  # which candidate sources found it
     features: dict[str, float] = field(default_factory=dict)
     score: float = 0.0  # feature-ranker score
@@ -57,6 +60,8 @@ class RankedList:
     ranker: str  # e.g. "learned-lgbm@3f2a1c", "heuristic", "features (llm unavailable)"
     pool_size: int = 0  # candidates generated before ranking
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage
-    pool_sources: dict[str, int] = field(default_factory=dict)  # pool places found by each source
-    places_scored: int = 0  # places whose features were computed to find the pool
+    pool_sources: dict[str, int] = field(default_factory=dict)  # pool items found by each source
+    places_scored: int = 0  # items whose features were computed to find the pool
     feedback: dict[str, Any] = field(default_factory=dict)  # what the user's reactions shifted, and why
+    # which filter left nothing (an empty list says why): {"filter": ..., "allowed_before": n}
+    emptied_by: dict[str, Any] | None = None

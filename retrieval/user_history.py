@@ -15,11 +15,12 @@ from retrieval.catalog_stats import CatalogStats
 class UserHistory:
     """One user's events before the query time, as catalog indices (time order)."""
 
-    idx: np.ndarray  # POI index per event (-1: not in the catalog)
+    idx: np.ndarray  # catalog index per event (-1: not in the catalog)
     hour: np.ndarray  # local hour (float, with minutes)
     weekend: np.ndarray  # bool
     t_h: np.ndarray  # UTC hours since epoch
     weekday: np.ndarray | None = None
+    rating: np.ndarray | None = None  # the event's rating (NaN where it has none)
 
     @property
     def n(self) -> int:
@@ -29,7 +30,7 @@ class UserHistory:
     def from_frame(cls, df: pd.DataFrame, stats: CatalogStats) -> UserHistory:
         if len(df) == 0:
             e = np.array([], dtype=float)
-            return cls(np.array([], dtype=int), e, np.array([], dtype=bool), e, np.array([], dtype=int))
+            return cls(np.array([], dtype=int), e, np.array([], dtype=bool), e, np.array([], dtype=int), e)
         df = df.sort_values(C.TIME, kind="stable")
         ts = pd.to_datetime(df[C.TIME], utc=True)
         off = df[C.TZ_OFFSET].fillna(0).to_numpy(dtype=float) if C.TZ_OFFSET in df else np.zeros(len(df))
@@ -40,6 +41,7 @@ class UserHistory:
             weekend=(local.dt.day_of_week >= 5).to_numpy(),
             t_h=ts.dt.as_unit("ns").astype("int64").to_numpy() / 3.6e12,
             weekday=local.dt.day_of_week.to_numpy(),
+            rating=_ratings(df),
         )
 
 
@@ -57,10 +59,17 @@ def user_histories(events: pd.DataFrame, stats: CatalogStats) -> dict[str, UserH
     weekend = (local.dt.day_of_week >= 5).to_numpy()
     t_h = ts.dt.as_unit("ns").astype("int64").to_numpy() / 3.6e12
     weekday = local.dt.day_of_week.to_numpy()
+    rating = _ratings(df)
     users = df[C.USER].astype(str).to_numpy()
     cuts = np.flatnonzero(users[1:] != users[:-1]) + 1
     starts, ends = np.r_[0, cuts], np.r_[cuts, len(df)]
     return {
-        str(users[a]): UserHistory(idx[a:b], hour[a:b], weekend[a:b], t_h[a:b], weekday[a:b])
+        str(users[a]): UserHistory(idx[a:b], hour[a:b], weekend[a:b], t_h[a:b], weekday[a:b], rating[a:b])
         for a, b in zip(starts, ends, strict=True)
     }
+
+
+def _ratings(df: pd.DataFrame) -> np.ndarray:
+    if C.RATING not in df:
+        return np.full(len(df), np.nan)
+    return pd.to_numeric(df[C.RATING], errors="coerce").to_numpy(dtype=float)

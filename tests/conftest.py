@@ -115,3 +115,23 @@ def session_factory(store_engine: Engine) -> sessionmaker[Session]:
 @pytest.fixture
 def sqlite_session_factory(sqlite_engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(sqlite_engine)
+
+
+def services_for(
+    settings: Settings, factory: sessionmaker[Session], *, retriever=None, llm: bool = False, **kw
+):  # type: ignore[no-untyped-def]
+    """The serving core (agent.assembly) for the places domain over a test store; the LLM off
+    unless asked for (then ``client=`` gives the fake or real server's client)."""
+    from agent.assembly import build_services
+    from domains.places import PLACES
+    from retrieval.service import Retriever
+
+    s = (
+        settings
+        if llm
+        else settings.model_copy(update={"llm": settings.llm.model_copy(update={"enabled": False})})
+    )
+    if retriever is None:
+        retriever = Retriever.load(s, factory, PLACES.retrieval_plan(), load_index=False, grounding=False)
+    kw.setdefault("traces", False)
+    return build_services(s, factory, retriever=retriever, domain=PLACES, **kw)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.evidence import RequestMoment
-from agent.llm.explain import Situation
+from agent.explanations import Situation
+from domains.evidence import RequestMoment
+from domains.places import PLACES
 from mining import Fact, UserProfile
 from retrieval.types import Candidate
 
@@ -87,8 +88,7 @@ def example_places() -> list[Candidate]:
         return Candidate(
             item_id=f"i{i}",
             category=kind,
-            lat=lat,
-            lon=lon,
+            attrs={"lat": lat, "lon": lon},
             sources=["repeat"] if visits else ["popular"],
             features={"user_count_log": visits, "distance_km": dist, **extra},
         )
@@ -105,4 +105,4 @@ def monday_noon() -> Situation:
     """Monday 12:10 local (UTC-4): the weekday-midday slot, near the 12:00 peak, a busiest day;
     the last stop an Office (i9)."""
     moment = RequestMoment(datetime(2012, 6, 4, 12, 10, tzinfo=UTC), "i9", "Office")
-    return Situation(moment, {"i9": "Office"}.get, KINDS)
+    return Situation(moment, {"i9": "Office"}.get, KINDS, PLACES)

@@ -1,54 +1,40 @@
-"""The chat agent: one turn = read the conversation back, understand the message (LLM, else rules),
-ground it in the catalog, run the tool, write the reply (LLM, streamed and checked, else template),
-store everything support staff need to answer "why".
+"""The chat agent: one turn = open the conversation (once), load the person (once), understand the
+message (LLM, else rules), run the tool the registry names, write the reply (LLM, streamed and
+checked, else template), store everything support staff need to answer "why".
 
-``stream`` yields events as they happen: ``turn`` (the places, as soon as the tool returns),
+``start`` opens the turn (an unknown user or someone else's conversation raises before any
+response starts); its ``events`` yields ``turn`` (the items, as soon as the tool returns),
 ``delta`` / ``reset`` (reply text; see agent/chat/reply.py) and ``done`` (the whole ChatTurn).
-``respond`` runs the same turn and returns the ChatTurn.
+One LLM session (agent/llm/gateway.py) serves the turn: one slot of the worker's bounded queue,
+one deadline, the understanding, a rerank the tool may do and the reply.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterator, Sequence
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from agent.chat.guard import ReplyRules
-from agent.chat.present import (
-    CHAT_TASK,
-    CHAT_TEMPLATE,
-    EXPLAIN_TASK,
-    NOTHING_TASK,
-    PROFILE_TASK,
-    RECOMMEND_TASK,
-    item_facts,
-    item_label,
-    listing,
-    reason_text,
-    results_for_items,
-    template_for_items,
-)
+from agent.chat.present import listing
 from agent.chat.reply import ReplyOutcome, ReplyRequest, ReplyWriter
-from agent.chat.state import ChatState, ShownItem, apply, to_context
-from agent.chat.tools import ChatDeps, RecommendArgs, build_tools
+from agent.chat.state import ChatState
+from agent.chat.tools import TOOLS, Registry, ToolResult, TurnDeps
 from agent.chat.understand import Understander, Understanding
-from agent.llm.breaker import CircuitBreaker, breaker_for
-from agent.llm.client import make_openai_client
+from agent.context import RequestUser
+from agent.llm.gateway import LLMGateway, LLMSession
 from agent.llm.tokens import TokenCounter
 from agent.memory import add_message, find_conversation, history, open_conversation, recent_history
-from agent.service import RecommendationResult, RecommendationService
+from agent.pipeline import RecommendPipeline
+from agent.records import Records
 from core.models import Conversation
-from core.settings import Settings
+from core.settings import ChatSettings
 from retrieval.grounding import CategoryGrounder
 
 MAX_MESSAGE_CHARS = 4000
 PROFILE_SUMMARY_CHARS = 240
-LLM_UNAVAILABLE_NOTE = (
-    "the language model is unavailable right now, so rules understood this and a template answered"
-)
 
 
 @dataclass
@@ -77,7 +63,7 @@ class ChatTurn:
 
     @property
     def text_with_places(self) -> str:
-        """The reply for a text-only client: an LLM-written reply with the shown places listed
+        """The reply for a text-only client: an LLM-written reply with the shown items listed
         under it (rendered from ``items``); a template reply already lists them."""
         if self.reply_source == "llm" and self.items:
             return f"{self.reply}\n\n{listing(self.items)}"
@@ -90,52 +76,51 @@ def _summary(text: str | None) -> str:
     return text if len(text) <= PROFILE_SUMMARY_CHARS else text[: PROFILE_SUMMARY_CHARS - 1] + "…"
 
 
-def _item_out(c: Any, result: RecommendationResult) -> dict[str, Any]:
-    exp = result.explanation.items.get(c.item_id) if result.explanation else None
-    return {
-        "item_id": c.item_id,
-        "name": c.name,
-        "category": c.category,
-        "label": item_label(c),
-        "details": item_facts(c) + ([result.where[c.item_id]] if c.item_id in result.where else []),
-        "score": c.final_score if c.final_score is not None else c.score,
-        "sources": c.sources,
-        "explanation": exp.text if exp else None,
-        "fact_ids": exp.fact_ids if exp else [],
-    }
+@dataclass
+class Opened:
+    """A turn's conversation, read once: its id, state and earlier messages."""
+
+    conversation_id: str
+    state: ChatState
+    earlier: list[dict[str, str]]
 
 
 class ChatAgent:
-    """One per app; a turn's state lives in the conversation row, its parts in ChatDeps."""
+    """One per app; a turn's state lives in the conversation row, its parts in TurnDeps."""
 
     def __init__(
         self,
-        service: RecommendationService,
-        settings: Settings,
+        pipeline: RecommendPipeline,
+        records: Records,
+        llm: LLMGateway,
+        settings: ChatSettings,
         *,
         grounder: CategoryGrounder | None = None,
-        client: Any = None,
-        breaker: CircuitBreaker | None = None,
         tokens: TokenCounter | None = None,
+        tools: Registry = TOOLS,
+        llm_on: bool = True,
     ) -> None:
-        self.service = service
+        self.pipeline = pipeline
+        self.records = records
+        self.llm = llm
         self.settings = settings
+        self.domain = pipeline.domain
         self.grounder = grounder
-        use_llm = settings.chat.llm and settings.llm.enabled
-        self.client = client if client is not None or not use_llm else make_openai_client(settings)
-        self.breaker = breaker or breaker_for(settings.resolved_llm_base_url)
-        self.understander = Understander(
-            settings, self.client, self.breaker, enabled=use_llm, grounder=grounder
-        )
-        self.writer = ReplyWriter(settings, self.client, self.breaker, enabled=use_llm)
+        self.tools = tools
+        self.llm_on = llm_on and llm.enabled
+        self.understander = Understander(settings, self.domain, tools, model=llm.model, grounder=grounder)
+        self.writer = ReplyWriter(settings, self.domain, llm.model, enabled=self.llm_on)
         self.tokens = tokens or TokenCounter()
+
+    @property
+    def breaker_state(self) -> str:
+        return self.llm.breaker.state
 
     # -- the turn ---------------------------------------------------------------------------
 
     def check_access(self, user_id: str, conversation_id: str | None) -> None:
-        """Raise what the turn would raise for an unknown user or someone else's conversation,
-        before a response (and a stream) starts."""
-        with self.service.factory() as s:
+        """Raise what the turn would raise for an unknown user or someone else's conversation."""
+        with self.records.factory() as s:
             open_conversation(s, user_id, conversation_id)
             s.rollback()
 
@@ -146,109 +131,60 @@ class ChatAgent:
         conversation_id: str | None = None,
         *,
         when: datetime | None = None,
-        lat: float | None = None,
-        lon: float | None = None,
+        args: dict[str, Any] | None = None,
         prior: Sequence[dict[str, str]] | None = None,
     ) -> Iterator[ChatEvent]:
-        """``prior``: the earlier messages an OpenAI-style client sent along (role, content); the
-        stored conversation they match is continued, else a new one starts from them."""
-        cs = self.settings.chat
+        """``args``: the request's domain arguments (places: lat, lon); ``prior``: the earlier
+        messages an OpenAI-style client sent along (the stored conversation they match is
+        continued, else a new one starts from them)."""
         t0 = time.perf_counter()
-        deadline = time.monotonic() + cs.turn_timeout_s
+        deadline = time.monotonic() + self.settings.turn_timeout_s
         when = when or datetime.now(UTC)
         message = message[:MAX_MESSAGE_CHARS]
-        conv_id, state, earlier, profile_text = self._open(user_id, message, conversation_id, prior)
-        hist = recent_history(earlier, cs.history_tokens, self.tokens.count)
-        with ExitStack() as llm_slot:  # the turn's LLM work shares the worker's bounded queue
-            yield from self._turn(
-                user_id, message, conv_id, state, hist, profile_text, when, lat, lon, t0, deadline, llm_slot
-            )
+        opened = self._open(user_id, message, conversation_id, prior)
+        user = self.pipeline.users.load(user_id, when)
+        wait = min(deadline, time.monotonic() + self.settings.understand_timeout_s)
+        session_cm = self.llm.session(deadline, wait_until=wait) if self.llm_on else _off(self.llm, deadline)
+        with session_cm as session:
+            yield from self._turn(session, user, message, opened, when, args or {}, t0)
 
     def _turn(
         self,
-        user_id: str,
+        session: LLMSession,
+        user: RequestUser,
         message: str,
-        conv_id: str,
-        state: Any,
-        hist: list[dict[str, str]],
-        profile_text: str | None,
+        opened: Opened,
         when: datetime,
-        lat: float | None,
-        lon: float | None,
+        args: dict[str, Any],
         t0: float,
-        deadline: float,
-        llm_slot: ExitStack,
     ) -> Iterator[ChatEvent]:
-        cs = self.settings.chat
-        busy = None
-        admission = self.service.admission
-        if admission is not None and self.understander.enabled:
-            # Wait for a slot no longer than an understanding may take; past that, rules answer.
-            busy = llm_slot.enter_context(
-                admission.slot(min(deadline, time.monotonic() + cs.understand_timeout_s))
-            )
-        left = deadline - time.monotonic()
-        u = self.understander.understand(
-            message, state, hist, _summary(profile_text), min(cs.understand_timeout_s, left), busy=busy
-        )
+        hist = recent_history(opened.earlier, self.settings.history_tokens, self.tokens.count)
+        profile_text = self._readable(user)
+        u = self.understander.understand(session, message, opened.state, hist, _summary(profile_text))
         t_understood = time.perf_counter()
-        turn = self._act(user_id, conv_id, message, state, u, when, lat, lon)
+        deps = self._deps(session, user, message, opened, u, when, args)
+        result = self.tools.get(u.intent.action).run(deps)
         t_tool = time.perf_counter()
-        yield ChatEvent(
-            "turn",
-            {
-                "conversation_id": conv_id,
-                "items": turn["items"],
-                "recommendation_id": turn["recommendation_id"],
-                "ranker": turn["ranker"],
-                "understood_by": u.source,
-                "action": u.intent.action,
-            },
-        )
+        turn_info = {
+            "conversation_id": opened.conversation_id,
+            "items": result.items,
+            "recommendation_id": result.recommendation_id,
+            "ranker": result.ranker,
+            "understood_by": u.source,
+            "action": result.action,
+        }
+        yield ChatEvent("turn", turn_info)
         outcome: ReplyOutcome | None = None
-        persisted = False
+        stored = False
         try:
-            outcome = yield from self._reply(turn["request"], deadline)
-            notes = list(turn["notes"])
-            if u.source == "rules" and u.error and u.error != "llm disabled":
-                notes.append(f"rules understood this turn: {u.error}")
-            llm_slot.close()  # the reply has been written: the next request may use the LLM
-            if outcome.source == "template" and outcome.note:
-                notes.append(f"template reply: {outcome.note}")
-            first = (
-                round((t_tool - t0) * 1000 + outcome.first_token_ms, 1)
-                if outcome.first_token_ms is not None
-                else None
-            )
-            timings = {
-                "understand_ms": round((t_understood - t0) * 1000, 1),
-                "tool_ms": round((t_tool - t_understood) * 1000, 1),
-                "reply_ms": round(outcome.ms, 1),
-                "total_ms": round((time.perf_counter() - t0) * 1000, 1),
-            } | ({"first_token_ms": first} if first is not None else {})
-            usage = dict(u.usage)
-            for k, v in outcome.usage.items():
-                usage[k] = usage.get(k, 0) + v
-            result = ChatTurn(
-                conversation_id=conv_id,
-                reply=outcome.text,
-                reply_source=outcome.source,
-                understood_by=u.source,
-                action=u.intent.action,
-                items=turn["items"],
-                recommendation_id=turn["recommendation_id"],
-                ranker=turn["ranker"],
-                constraints=turn["state"].to_dict() | {"summary": turn["state"].summary()},
-                notes=notes,
-                timings=timings,
-                usage=usage,
-            )
-            self._store(conv_id, user_id, turn, u, outcome, result)
-            persisted = True
-            yield ChatEvent("done", result)
+            outcome = yield from self._reply(session, self._request(message, result, u, deps))
+            done = self._result(opened, u, result, outcome, session, (t0, t_understood, t_tool))
+            self._store(opened, user.user_id, deps, result, u, outcome, done)
+            stored = True
+            yield ChatEvent("done", done)
         finally:
-            if not persisted:  # the client went away (or the reply failed): keep the turn's trace
-                self._store_aborted(conv_id, user_id, turn, u, outcome)
+            if not stored:  # the client went away (or the reply failed): keep the turn's trace
+                self._store(opened, user.user_id, deps, result, u, outcome, None)
 
     def respond(self, user_id: str, message: str, conversation_id: str | None = None, **kw: Any) -> ChatTurn:
         done = None
@@ -262,12 +198,9 @@ class ChatAgent:
 
     def _open(
         self, user_id: str, message: str, conversation_id: str | None, prior: Sequence[dict[str, str]] | None
-    ) -> tuple[str, ChatState, list[Any], str]:
-        svc = self.service
-        with svc.factory() as s:
-            conv: Conversation | None = None
-            if prior:
-                conv = find_conversation(s, user_id, prior)
+    ) -> Opened:
+        with self.records.factory() as s:
+            conv: Conversation | None = find_conversation(s, user_id, prior) if prior else None
             if conv is None:
                 conv = open_conversation(s, user_id, None if prior is not None else conversation_id)
                 for m in prior or []:  # what the client says was said before, kept for the trace
@@ -279,147 +212,68 @@ class ChatAgent:
             state = ChatState.from_dict(conv.state)
             earlier = [{"role": m.role, "content": m.content} for m in history(s, conv.id)]
             add_message(s, conv, "user", message)
-            profile = svc.profile(s, user_id)
             s.commit()
-            return conv.id, state, earlier, svc.readable_text(profile)
+            return Opened(conv.id, state, earlier)
 
-    def _act(
+    def _readable(self, user: RequestUser) -> str:
+        p = user.profile
+        if p is None or not p.text:
+            return ""
+        return self.domain.readable_profile(p.text, p, self.pipeline.retriever.kind_of)
+
+    def _deps(
         self,
-        user_id: str,
-        conv_id: str,
+        session: LLMSession,
+        user: RequestUser,
         message: str,
-        state: ChatState,
+        opened: Opened,
         u: Understanding,
         when: datetime,
-        lat: float | None,
-        lon: float | None,
-    ) -> dict[str, Any]:
-        """Run the tool the intent names; returns what the reply and the trace need."""
-        intent = u.intent
-        trace: dict[str, Any] = {
-            "conversation_id": conv_id,
+        args: dict[str, Any],
+    ) -> TurnDeps:
+        trace = {
+            "conversation_id": opened.conversation_id,
             "message": message[:500],
             "understood_by": u.source,
             "intent": u.to_dict()["intent"],
         }
-        deps = ChatDeps(
-            self.service,
-            user_id,
-            conv_id,
-            self.settings.chat.k,
-            self.settings.chat.rerank and not u.llm_down,
+        return TurnDeps(
+            self.pipeline,
+            self.records,
+            self.domain,
+            self.grounder,
+            user,
+            opened.conversation_id,
+            message,
+            opened.state,
+            u.intent,
+            when,
+            self.domain.request_args(**args),
+            self.settings.k,
+            self.settings.rerank and not u.llm_down,
+            u.llm_down,
             trace,
+            [],
+            session,
         )
-        tools = build_tools(deps)
-        calls: list[dict[str, Any]] = []
-        notes: list[str] = []
-        items: list[dict[str, Any]] = []
-        rec_id, ranker = None, None
-        shown_cats: set[str] = {s.category for s in state.shown if s.category}
-        new_state = state
 
-        def call(name: str, args: dict[str, Any]) -> Any:
-            t = time.perf_counter()
-            out = tools[name].invoke(args)
-            calls.append({"tool": name, "arguments": args, "ms": round((time.perf_counter() - t) * 1000, 1)})
-            return out
-
-        if intent.action in ("recommend", "reject"):
-            results_head = ""
-            new_state = ChatState.from_dict(state.to_dict())
-            if intent.action == "reject" and state.shown and state.last_recommendation:
-                target = state.shown[(intent.item or 1) - 1]
-                call(
-                    "reject",
-                    {
-                        "recommendation_id": state.last_recommendation,
-                        "item_id": target.item_id,
-                        "reason": message[:500],
-                    },
-                )
-                new_state.rejected.append(target.item_id)
-                results_head = f"They turned down {target.label}; it will not be suggested again.\n"
-            new_state = apply(new_state, intent, self.grounder)
-            trace["grounding"] = {
-                "wish": new_state.wish,
-                "categories": new_state.wish_categories,
-                "avoid": new_state.avoid,
-                "avoid_categories": new_state.avoid_categories,
-            }
-            ctx = to_context(new_state, when, lat, lon, self.service.utc_offset_min(user_id))
-            args = RecommendArgs.from_context(ctx).model_dump(mode="json")
-            result: RecommendationResult = call("recommend", args)
-            new_state.shown = [ShownItem(c.item_id, item_label(c), c.category) for c in result.items]
-            new_state.last_recommendation = result.recommendation_id
-            explanations = result.explanation.items if result.explanation else {}
-            items = [_item_out(c, result) for c in result.items]
-            rec_id, ranker, notes = result.recommendation_id, result.ranker, list(result.notes)
-            shown_cats = {c.category for c in result.items if c.category}
-            results = results_head + results_for_items(result.items, explanations, new_state)
-            task = RECOMMEND_TASK if result.items else NOTHING_TASK
-            note = LLM_UNAVAILABLE_NOTE if u.llm_down else None
-            template = results_head + template_for_items(result.items, explanations, new_state, note)
-            n_items = len(result.items)
-        elif intent.action == "explain":
-            positions = [intent.item] if intent.item else list(range(1, min(3, len(state.shown)) + 1))
-            targets = [(n, state.shown[n - 1]) for n in positions]
-            info = call(
-                "explain",
-                {"recommendation_id": state.last_recommendation, "item_ids": [t.item_id for _, t in targets]},
-            )
-            lines, tlines = [], []
-            for n, t in targets:
-                e = info["items"].get(t.item_id, {})
-                reason = reason_text(e.get("text", "")) or "it ranked highly"
-                facts = "; ".join(e.get("facts", []))
-                lines.append(f"{n}. {t.label}: {reason}" + (f" (facts: {facts})" if facts else ""))
-                tlines.append(f"{n}. {t.label} — {reason}")
-            results = "The places they ask about, with the recorded reasons:\n" + "\n".join(lines)
-            task = EXPLAIN_TASK
-            template = (
-                "Why I suggested " + ("it" if len(tlines) == 1 else "these") + ":\n" + "\n".join(tlines)
-            )
-            rec_id, ranker = state.last_recommendation, info.get("ranker")
-            n_items = len(state.shown)
-        elif intent.action == "profile":
-            text = call("profile", {})
-            results = "What was learned from their history: " + (
-                text or "too little history to say much yet."
-            )
-            task = PROFILE_TASK
-            template = ("Here is what I know: " + text) if text else "I don't know much about you yet."
-            n_items = 0
-        else:
-            results, task, template, n_items = (
-                "This message is not a request for places.",
-                CHAT_TASK,
-                CHAT_TEMPLATE,
-                0,
-            )
-        if u.llm_down and intent.action != "recommend" and intent.action != "reject":
-            template += f"\n({LLM_UNAVAILABLE_NOTE})"
+    def _request(self, message: str, result: ToolResult, u: Understanding, deps: TurnDeps) -> ReplyRequest:
+        template = result.template
+        if u.llm_down and result.action not in ("recommend", "reject"):
+            template += f"\n({LLM_UNAVAILABLE})"
         rules = ReplyRules(
-            tool_text=results,
+            tool_text=result.results,
             message=message,
-            n_items=n_items,
-            shown_categories=shown_cats,
-            excluded_categories=set(new_state.exclude_kinds),
+            n_items=result.n_items,
+            shown_categories=result.shown_kinds,
+            excluded_categories=set(result.state.exclude_kinds),
             catalog_categories=self.grounder.categories if self.grounder else (),
-            instructions=self.writer.instruction_text(task),
+            instructions=self.writer.instruction_text(result.task),
         )
-        return {
-            "items": items,
-            "recommendation_id": rec_id,
-            "ranker": ranker,
-            "notes": notes,
-            "state": new_state,
-            "calls": calls,
-            "trace": trace,
-            "request": ReplyRequest(message, results, task, rules, template, llm_ok=not u.llm_down),
-        }
+        return ReplyRequest(message, result.results, result.task, rules, template, llm_ok=not u.llm_down)
 
-    def _reply(self, req: ReplyRequest, deadline: float) -> Generator[ChatEvent, None, ReplyOutcome]:
-        gen = self.writer.stream(req, deadline)
+    def _reply(self, session: LLMSession, req: ReplyRequest) -> Generator[ChatEvent, None, ReplyOutcome]:
+        gen = self.writer.stream(session, req)
         try:
             while True:
                 ev = next(gen)
@@ -428,44 +282,85 @@ class ChatAgent:
             outcome: ReplyOutcome = stop.value
             return outcome
 
-    # -- the record ---------------------------------------------------------------------------
-
-    def _meta(self, turn: dict[str, Any], u: Understanding, outcome: ReplyOutcome | None) -> dict[str, Any]:
-        return {
-            "recommendation_id": turn["recommendation_id"],
-            "understanding": u.to_dict(),
-            "tool_calls": turn["calls"],
-            "grounding": turn["trace"].get("grounding"),
-            "reply": outcome.to_dict() if outcome else None,
+    def _result(
+        self,
+        opened: Opened,
+        u: Understanding,
+        result: ToolResult,
+        outcome: ReplyOutcome,
+        session: LLMSession,
+        ts: tuple[float, float, float],
+    ) -> ChatTurn:
+        t0, t_understood, t_tool = ts
+        notes = list(result.notes)
+        if u.source == "rules" and u.error and u.error != "llm disabled":
+            notes.append(f"rules understood this turn: {u.error}")
+        if outcome.source == "template" and outcome.note:
+            notes.append(f"template reply: {outcome.note}")
+        timings = {
+            "understand_ms": round((t_understood - t0) * 1000, 1),
+            "tool_ms": round((t_tool - t_understood) * 1000, 1),
+            "reply_ms": round(outcome.ms, 1),
+            "total_ms": round((time.perf_counter() - t0) * 1000, 1),
         }
+        if outcome.first_token_ms is not None:
+            timings["first_token_ms"] = round((t_tool - t0) * 1000 + outcome.first_token_ms, 1)
+        args = self.domain.describe_args(result.state.args)
+        return ChatTurn(
+            conversation_id=opened.conversation_id,
+            reply=outcome.text,
+            reply_source=outcome.source,
+            understood_by=u.source,
+            action=result.action,
+            items=result.items,
+            recommendation_id=result.recommendation_id,
+            ranker=result.ranker,
+            constraints=result.state.to_dict() | {"summary": result.state.summary(args=args)},
+            notes=notes,
+            timings=timings,
+            usage=dict(session.usage),
+        )
+
+    # -- the record ---------------------------------------------------------------------------
 
     def _store(
         self,
-        conv_id: str,
+        opened: Opened,
         user_id: str,
-        turn: dict[str, Any],
+        deps: TurnDeps,
+        result: ToolResult,
         u: Understanding,
-        outcome: ReplyOutcome,
-        result: ChatTurn,
+        outcome: ReplyOutcome | None,
+        done: ChatTurn | None,
     ) -> None:
-        with self.service.factory() as s:
-            conv = open_conversation(s, user_id, conv_id)
-            conv.state = turn["state"].to_dict()
-            meta = self._meta(turn, u, outcome) | {
-                "reply_source": result.reply_source,
-                "timings": result.timings,
-                "usage": result.usage,
-            }
-            # What a text-only client sees (and sends back): a later request finds this turn by it.
-            add_message(s, conv, "assistant", result.text_with_places, meta)
+        meta: dict[str, Any] = {
+            "recommendation_id": result.recommendation_id,
+            "understanding": u.to_dict(),
+            "tool_calls": deps.calls,
+            "grounding": deps.trace.get("grounding"),
+            "reply": outcome.to_dict() if outcome else None,
+        }
+        if done is not None:
+            meta |= {"reply_source": done.reply_source, "timings": done.timings, "usage": done.usage}
+            text = done.text_with_places  # what a text-only client sees (and sends back)
+        else:
+            meta["aborted"] = "the reply was not delivered"
+            text = outcome.text if outcome else ""
+        with self.records.factory() as s:
+            conv = s.get(Conversation, opened.conversation_id)
+            if conv is None or conv.user_id != user_id:
+                return  # deleted meanwhile: nothing to keep
+            conv.state = result.state.to_dict()  # the tool ran: what was shown and rejected holds
+            add_message(s, conv, "assistant", text, meta)
             s.commit()
 
-    def _store_aborted(
-        self, conv_id: str, user_id: str, turn: dict[str, Any], u: Understanding, outcome: ReplyOutcome | None
-    ) -> None:
-        with self.service.factory() as s:
-            conv = open_conversation(s, user_id, conv_id)
-            conv.state = turn["state"].to_dict()  # the tool ran: what was shown and rejected holds
-            meta = self._meta(turn, u, outcome) | {"aborted": "the reply was not delivered"}
-            add_message(s, conv, "assistant", outcome.text if outcome else "", meta)
-            s.commit()
+
+LLM_UNAVAILABLE = (
+    "the language model is unavailable right now, so rules understood this and a template answered"
+)
+
+
+def _off(llm: LLMGateway, deadline: float) -> Any:
+    from contextlib import nullcontext
+
+    return nullcontext(llm.unused(deadline, "LLM disabled"))

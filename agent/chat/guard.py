@@ -142,10 +142,11 @@ def check_reply(text: str, rules: ReplyRules, *, partial: bool = False) -> list[
 
 
 class Violation(Exception):
-    def __init__(self, problems: list[str], released: str) -> None:
+    def __init__(self, problems: list[str], released: str, text: str = "") -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
         self.released = released  # what the user has already seen
+        self.text = text  # everything the model wrote so far
 
 
 class GuardedStream:
@@ -168,7 +169,7 @@ class GuardedStream:
         self.text += piece
         problems = check_reply(self.text, self.rules, partial=True)
         if problems:
-            raise Violation(problems, self.text[: self.released])
+            raise Violation(problems, self.text[: self.released], self.text)
         limit = len(self.text) - self.hold
         if limit <= self.released:
             return ""
@@ -184,6 +185,6 @@ class GuardedStream:
     def finish(self) -> str:
         problems = check_reply(self.text, self.rules)
         if problems:
-            raise Violation(problems, self.text[: self.released])
+            raise Violation(problems, self.text[: self.released], self.text)
         out, self.released = self.text[self.released :], len(self.text)
         return out

@@ -1,21 +1,25 @@
 """What one chat turn asks for: the form the LLM fills in (a JSON schema the server enforces), and
 the checks that keep only what the user actually said.
 
-The model picks the action (which tool) and its arguments. A small model invents arguments
-(exclusions nobody mentioned, a distance nobody asked for, a wish copied from the few-shot
-examples), so every free-text field is verified against the user's own words before it acts, and
-the closed fields are enums. What was dropped, and why, goes into the turn's trace.
+The model picks the action (which tool: the registry's names, agent/chat/tools) and its arguments,
+the neutral ones here and the domain's own (a distance for places; domains/chat_args.py). A small
+model invents arguments (exclusions nobody mentioned, a distance nobody asked for, a wish copied
+from the few-shot examples), so every free-text field is verified against the user's own words
+before it acts, and the closed fields are enums. What was dropped, and why, goes into the turn's
+trace.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Action = Literal["recommend", "explain", "reject", "profile", "chat"]
+from domains.chat_args import ChatArgument
+
 ACTIONS: tuple[str, ...] = ("recommend", "explain", "reject", "profile", "chat")
 MAX_SHOWN = 9
 
@@ -27,13 +31,8 @@ FILLER = frozenset(
     need would like go get find show us we you your is are be it this that there here just really
     maybe instead also too very more less kind sort type""".split()
 )
-# Cue words that must appear before a distance / novelty / time field may act. These verify the
-# model's enum choice against the message; they do not understand anything on their own.
-DISTANCE_CUES = re.compile(
-    r"\b(near|nearer|nearby|close|closer|closest|walk\w*|far|farther|further|distance|around here|"
-    r"km|kilomet\w*|mile\w*|block\w*|minutes?|radius|local|neighbou?rhood|anywhere|cerca|près|nah)\b",
-    re.IGNORECASE,
-)
+# Cue words that must appear before a novelty / time field may act. These verify the model's enum
+# choice against the message; they do not understand anything on their own.
 NOVELTY_CUES = re.compile(
     r"\b(new|never|haven'?t|have not|not been|different|first time|unfamiliar|discover\w*|explore|"
     r"usual|familiar|regular|favou?rite|always|again|nuevo|nouveau|neu)\b",
@@ -73,7 +72,7 @@ class TurnIntent(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    action: Action = Field(description="Which tool: recommend, explain, reject, profile or chat.")
+    action: str = Field(description="Which tool: one of the registry's (agent/chat/tools).")
     item: int = Field(0, ge=0, le=MAX_SHOWN, description="Shown place meant (1 = first); 0 none.")
     wish: str = Field("", max_length=60, description="The kind of place or activity wanted.")
     # One kind: the model's first pick was right far more often than its second, and a second,
@@ -86,48 +85,60 @@ class TurnIntent(BaseModel):
     forget: list[str] = Field(
         default_factory=list, max_length=3, description="Earlier wishes or exclusions taken back."
     )
-    distance: Literal["same", "near", "closer", "farther", "any"] = "same"
+    # the domain's own arguments by field name ({"distance": "closer"}); absent: "same"
+    args: dict[str, Any] = Field(default_factory=dict)
     new_places: Literal["same", "yes", "no"] = "same"
     when: Literal["now", "morning", "lunch", "afternoon", "evening", "night", "tomorrow", "weekend"] = "now"
 
 
 def intent_json_schema(
-    message: str | None = None, n_shown: int = MAX_SHOWN, state: Any = None
+    message: str | None = None,
+    n_shown: int = MAX_SHOWN,
+    state: Any = None,
+    actions: Sequence[str] = ACTIONS,
+    domain_args: Sequence[ChatArgument] = (),
 ) -> dict[str, Any]:
     """The JSON schema sent as ``response_format``; short strings keep a small model from rambling.
 
-    The kinds are free text, not an enum of the catalog's categories: under an enum the decoder
-    completes whatever the model starts to write into some category with that prefix ("wine
-    shop" became "Wings Joint", "cab" "Caribbean Restaurant"). The prompt lists the catalog's
-    kinds instead, and the grounding maps what the model writes onto them.
+    The kinds are free text, not an enum of the catalog's kinds: under an enum the decoder
+    completes whatever the model starts to write into some kind with that prefix ("wine shop"
+    became "Wings Joint", "cab" "Caribbean Restaurant"). The prompt lists the catalog's kinds
+    instead, and the grounding maps what the model writes onto them.
 
-    Given the turn (``message``, how many places are shown, the conversation's ``state``), the
+    Given the turn (``message``, how many items are shown, the conversation's ``state``), the
     schema offers only the fields this message could fill: a field ``verify`` would drop for
     want of the user's words (a distance with no word about distance, an exclusion with no
     negation, an item when nothing is shown) is left out. The outcome is the same, but the model
     no longer spends decoding steps on it: it filled such fields in about half of the turns
     measured, at ~6 tokens/s on two cores."""
-    schema = TurnIntent.model_json_schema()
+    base = TurnIntent.model_json_schema()["properties"]
+    props: dict[str, Any] = {"action": {"type": "string", "enum": list(actions)}}
+    for name in ("item", "wish", "kinds", "avoid", "forget"):
+        props[name] = base[name]
+    for arg in domain_args:  # where "distance" has always been: after forget, before new_places
+        props[arg.name] = arg.schema()
+    for name in ("new_places", "when"):
+        props[name] = base[name]
     for name in ("kinds", "avoid", "forget"):
-        schema["properties"][name]["items"] = {"type": "string", "maxLength": 40}
-    for prop in schema["properties"].values():
+        props[name]["items"] = {"type": "string", "maxLength": 40}
+    for prop in props.values():
         prop.pop("title", None)
         prop.pop("description", None)  # descriptions are in the prompt; in the schema they cost nothing
-    schema["additionalProperties"] = False
+    schema = {"type": "object", "properties": props, "required": ["action"], "additionalProperties": False}
     if message is None:
         return schema
-    props = schema["properties"]
     if n_shown <= 0:
         props.pop("item")
-        props["action"]["enum"] = [a for a in ACTIONS if a not in ("explain", "reject")]
+        props["action"]["enum"] = [a for a in actions if a not in SHOWN_ONLY]
     else:
         props["item"]["maximum"] = min(n_shown, MAX_SHOWN)
     if not (NEGATION.search(message) or OFF_THE_TABLE.search(message)):
         props.pop("avoid")
     if not (getattr(state, "wish", "") or getattr(state, "avoid", None)):
         props.pop("forget")
-    if not DISTANCE_CUES.search(message):
-        props.pop("distance")
+    for arg in domain_args:
+        if not arg.cued(message):
+            props.pop(arg.name)
     if not NOVELTY_CUES.search(message):
         props.pop("new_places")
     cued = [w for w, cue in WHEN_CUES.items() if cue.search(message)]
@@ -136,6 +147,23 @@ def intent_json_schema(
     else:
         props.pop("when")
     return schema
+
+
+SHOWN_ONLY = ("explain", "reject")  # actions about an item shown before
+
+
+def parse_answer(
+    data: dict[str, Any], domain_args: Sequence[ChatArgument] = (), actions: Sequence[str] = ACTIONS
+) -> TurnIntent:
+    """The form as the model filled it: the domain's fields into ``args``; an action no tool has
+    is an unusable answer (ValueError)."""
+    data = dict(data)
+    if data.get("action") not in actions:
+        raise ValueError(f"no tool named {data.get('action')!r}")
+    args = {a.name: data.pop(a.name) for a in domain_args if a.name in data}
+    intent = TurnIntent.model_validate(data)
+    intent.args = {k: v for k, v in args.items() if v is not None}
+    return intent
 
 
 def words(text: str) -> list[str]:
@@ -194,7 +222,14 @@ class Verified:
     dropped: list[str] = field(default_factory=list)  # "avoid 'pizza': not in the message", ...
 
 
-def verify(intent: TurnIntent, message: str, earlier_user_text: str, n_shown: int, state: Any) -> Verified:
+def verify(
+    intent: TurnIntent,
+    message: str,
+    earlier_user_text: str,
+    n_shown: int,
+    state: Any,
+    domain_args: Sequence[ChatArgument] = (),
+) -> Verified:
     """Keep only the arguments the user's words support.
 
     ``earlier_user_text``: the user's earlier messages in this conversation (a wish may come from
@@ -251,9 +286,11 @@ def verify(intent: TurnIntent, message: str, earlier_user_text: str, n_shown: in
     if out.item > n_shown:
         dropped.append(f"item {out.item}: only {n_shown} shown")
         out.item = 0
-    if out.distance != "same" and not DISTANCE_CUES.search(message):
-        dropped.append(f"distance {out.distance!r}: the message says nothing about distance")
-        out.distance = "same"
+    for arg in domain_args:
+        value = out.args.get(arg.name, arg.default)
+        if value != arg.default and not arg.cued(message):
+            dropped.append(f"{arg.name} {value!r}: the message says nothing about {arg.name}")
+            out.args.pop(arg.name, None)
     if out.new_places != "same" and not NOVELTY_CUES.search(message):
         dropped.append(f"new_places {out.new_places!r}: the message says nothing about new places")
         out.new_places = "same"
@@ -262,6 +299,6 @@ def verify(intent: TurnIntent, message: str, earlier_user_text: str, n_shown: in
         out.when = "now"
     if out.action in ("explain", "reject") and n_shown == 0:
         dropped.append(f"action {out.action!r}: nothing has been shown yet")
-        asks = out.wish or out.kinds or out.avoid or out.distance != "same" or out.new_places != "same"
+        asks = out.wish or out.kinds or out.avoid or out.args or out.new_places != "same"
         out.action = "recommend" if asks else "chat"
     return Verified(out, dropped)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent.chat.guard import GuardedStream, ReplyRules, Violation
-from agent.llm.breaker import CircuitBreaker, CircuitOpenError
-from core.metrics import FALLBACKS, LLM_CALLS
-from core.settings import Settings
+from agent.llm.gateway import LLMSession, LLMUnavailable
+from core.metrics import FALLBACKS
+from core.settings import ChatSettings
+from domains.base import Domain
 from prompts.loader import load_prompt
 
 log = logging.getLogger(__name__)
@@ -71,21 +72,14 @@ class ReplyRequest:
     llm_ok: bool = True  # false when this turn already found the LLM down
 
 
-def _add_usage(total: dict[str, int], usage: Any) -> None:
-    if usage is None:
-        return
-    total["prompt_tokens"] = total.get("prompt_tokens", 0) + int(usage.prompt_tokens or 0)
-    total["completion_tokens"] = total.get("completion_tokens", 0) + int(usage.completion_tokens or 0)
-
-
 class ReplyWriter:
     def __init__(
-        self, settings: Settings, client: Any, breaker: CircuitBreaker, *, enabled: bool = True
+        self, settings: ChatSettings, domain: Domain, model: str | None = None, *, enabled: bool = True
     ) -> None:
         self.settings = settings
-        self.client = client
-        self.breaker = breaker
-        self.enabled = enabled and settings.llm.enabled
+        self.domain = domain
+        self.model = model
+        self.enabled = enabled
         self.prompt = load_prompt("chat_reply")
 
     def instruction_text(self, task: str) -> str:
@@ -94,87 +88,72 @@ class ReplyWriter:
         fixed = " ".join(re.sub(r"{{.*?}}|{%.*?%}", " ", text) for _, text in self.prompt.templates)
         return f"{fixed} {task}"
 
-    def _tokens(
-        self, messages: list[dict[str, str]], timeout_s: float, usage: dict[str, int]
-    ) -> Iterable[str]:
-        """The model's reply, piece by piece (a generator: closing it aborts the generation)."""
-        self.breaker.before_call()
-        try:
-            stream = self.client.with_options(timeout=timeout_s).chat.completions.create(
-                model=self.settings.llm.model_name,
-                messages=messages,
-                max_tokens=self.settings.chat.reply_max_tokens,
-                temperature=0.0,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-        except Exception:
-            self.breaker.failure()
-            LLM_CALLS.labels("reply", "error").inc()
-            raise
-        try:
-            for chunk in stream:
-                _add_usage(usage, getattr(chunk, "usage", None))
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-                if chunk.choices and chunk.choices[0].finish_reason == "length":
-                    yield "…"  # cut at max_tokens: say so rather than stop mid-word silently
-        except GeneratorExit:  # the guard stopped reading: the server answered, so it is up
-            self.breaker.success()
-            LLM_CALLS.labels("reply", "ok").inc()
-            raise
-        except Exception:
-            self.breaker.failure()
-            LLM_CALLS.labels("reply", "error").inc()
-            raise
-        finally:
-            stream.close()  # the server aborts a generation whose client went away
-        self.breaker.success()
-        LLM_CALLS.labels("reply", "ok").inc()
+    def _attempt(
+        self,
+        session: LLMSession,
+        messages: list[dict[str, str]],
+        req: ReplyRequest,
+        out: ReplyOutcome,
+        t0: float,
+    ) -> Generator[ReplyEvent, None, GuardedStream]:
+        """One streamed reply through the guard; raises Violation or LLMUnavailable."""
+        guard = GuardedStream(req.rules)
+        timeout = min(self.settings.reply_timeout_s, session.left())
+        for piece in session.stream(
+            "reply", messages, timeout_s=timeout, max_tokens=self.settings.reply_max_tokens, temperature=0.0
+        ):
+            if session.left() <= 0:
+                raise LLMUnavailable("the turn's deadline passed while the reply streamed")
+            text = guard.feed(piece)
+            if text:
+                if out.first_token_ms is None:
+                    out.first_token_ms = (time.perf_counter() - t0) * 1000
+                yield ReplyEvent("delta", text)
+        rest = guard.finish()
+        if rest:
+            if out.first_token_ms is None:
+                out.first_token_ms = (time.perf_counter() - t0) * 1000
+            yield ReplyEvent("delta", rest)
+        return guard
 
-    def stream(self, req: ReplyRequest, deadline: float) -> Generator[ReplyEvent, None, ReplyOutcome]:
+    def stream(self, session: LLMSession, req: ReplyRequest) -> Generator[ReplyEvent, None, ReplyOutcome]:
         """Yields reply events; returns the outcome (``outcome = yield from writer.stream(...)``)."""
         t0 = time.perf_counter()
         out = ReplyOutcome("", "template", self.prompt.id, None)
-        shown = False  # has any text reached the user?
-        messages = self.prompt.render(message=req.message, results=req.results, task=req.task)
-        for _attempt in range(2 if self.enabled and req.llm_ok else 0):
-            left = deadline - time.monotonic()
-            if left < MIN_LLM_TIME_S:
+        before = dict(session.usage)
+        d = self.domain
+        messages = self.prompt.render(
+            message=req.message,
+            results=req.results,
+            task=req.task,
+            role=d.reply_role,
+            items=d.nouns.items,
+            named_by=d.named_by,
+            example=d.example_item,
+        )
+        tries = 2 if self.enabled and req.llm_ok and session.usable else 0
+        for _attempt in range(tries):
+            if session.left() < MIN_LLM_TIME_S:
                 out.note = "no time left for the LLM"
                 break
-            guard = GuardedStream(req.rules)
             a0 = time.perf_counter()
-            error: str | None = None
+            shown_before = out.first_token_ms is not None
             try:
-                for piece in self._tokens(messages, min(self.settings.chat.reply_timeout_s, left), out.usage):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("the turn's deadline passed while the reply streamed")
-                    text = guard.feed(piece)
-                    if text:
-                        if out.first_token_ms is None:
-                            out.first_token_ms = (time.perf_counter() - t0) * 1000
-                        shown = True
-                        yield ReplyEvent("delta", text)
-                rest = guard.finish()
-                if rest:
-                    if out.first_token_ms is None:
-                        out.first_token_ms = (time.perf_counter() - t0) * 1000
-                    yield ReplyEvent("delta", rest)
+                guard = yield from self._attempt(session, messages, req, out, t0)
                 out.attempts.append(Attempt(guard.text, [], (time.perf_counter() - a0) * 1000))
-                out.text, out.source, out.model = guard.text.strip(), "llm", self.settings.llm.model_name
+                out.text, out.source, out.model = guard.text.strip(), "llm", self.model
+                out.usage = {k: v - before.get(k, 0) for k, v in session.usage.items()}
                 out.ms = (time.perf_counter() - t0) * 1000
                 return out
             except Violation as v:
-                out.attempts.append(Attempt(guard.text, v.problems, (time.perf_counter() - a0) * 1000))
-                if v.released or shown:
+                out.attempts.append(Attempt(v.released, v.problems, (time.perf_counter() - a0) * 1000))
+                if v.released or out.first_token_ms is not None or shown_before:
                     yield ReplyEvent("reset")
-                    shown = False
                 out.first_token_ms = None
                 # The second try is told what went wrong; the template follows if it fails again.
                 messages = [
                     *messages,
-                    {"role": "assistant", "content": guard.text},
+                    {"role": "assistant", "content": v.text},
                     {
                         "role": "user",
                         "content": "That reply was rejected ("
@@ -183,28 +162,26 @@ class ReplyWriter:
                     },
                 ]
                 continue
-            except CircuitOpenError as exc:
-                error = str(exc)
-            except Exception as exc:  # timeout, connection error, server error
-                error = f"{type(exc).__name__}: {exc}"[:300]
+            except LLMUnavailable as exc:
+                error = exc.reason
                 log.warning("chat reply fell back to the template: %s", error)
-            out.attempts.append(Attempt(guard.text, [], (time.perf_counter() - a0) * 1000, error))
-            if shown:
+            out.attempts.append(Attempt("", [], (time.perf_counter() - a0) * 1000, error))
+            if out.first_token_ms is not None:
                 yield ReplyEvent("reset")
-                shown = False
             out.note = f"LLM unavailable: {error}"
             break
         else:
             if not self.enabled:
                 out.note = "LLM replies disabled"
-            elif not req.llm_ok:
+            elif not (req.llm_ok and session.usable):
                 out.note = "LLM unavailable this turn"
             else:
                 out.note = "the LLM's replies failed the checks twice"
-        if self.enabled:
+        if self.enabled and session.busy != "LLM disabled":
             FALLBACKS.labels("reply").inc()
         out.first_token_ms = (time.perf_counter() - t0) * 1000
         yield ReplyEvent("delta", req.template)
         out.text, out.source = req.template, "template"
+        out.usage = {k: v - before.get(k, 0) for k, v in session.usage.items()}
         out.ms = (time.perf_counter() - t0) * 1000
         return out

@@ -3,21 +3,23 @@
 Kept in ``Conversation.state`` (JSON) and read back every turn, so constraints accumulate and can
 be revised ("actually, closer", "forget the museum idea"), and "the second one" resolves to what
 was really shown. ``apply`` turns one verified intent into the next state; it is pure apart from
-the grounder, which maps words to the catalog's categories by embedding.
+the grounder, which maps words to the catalog's kinds by embedding. The domain's own arguments
+(a distance for places) live in ``args``, changed by the domain's chat arguments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from agent.chat.intent import TurnIntent, said
+from core.clock import from_local, local_time
+from domains.chat_args import ChatArgument
 from retrieval.grounding import CategoryGrounder, CategoryMatch
 from retrieval.types import RequestContext
 
-NEAR_KM = 2.0
-MIN_KM = 0.3
 # Local clock time a named part of the day stands for.
 WHEN_HOURS = {"morning": 9.0, "lunch": 12.5, "afternoon": 15.0, "evening": 19.0, "night": 22.0}
 
@@ -35,12 +37,13 @@ class ChatState:
     wish_categories: list[dict[str, Any]] = field(default_factory=list)  # CategoryMatch dicts
     avoid: list[str] = field(default_factory=list)
     avoid_categories: list[dict[str, Any]] = field(default_factory=list)
-    max_km: float | None = None
+    args: dict[str, Any] = field(default_factory=dict)  # the domain's ({"max_distance_km": 2.0})
     new_only: bool = False
     when: str = "now"
     rejected: list[str] = field(default_factory=list)  # item ids ruled out in this conversation
     shown: list[ShownItem] = field(default_factory=list)
     last_recommendation: str | None = None
+    focus: str | None = None  # the shown item the conversation is about (the one just explained)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +51,8 @@ class ChatState:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> ChatState:
         d = dict(d or {})
+        if d.get("max_km") is not None:  # stored before the domain arguments had their own place
+            d.setdefault("args", {})["max_distance_km"] = d["max_km"]
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["shown"] = [ShownItem(**s) for s in known.get("shown") or [] if isinstance(s, dict)]
         return cls(**known)
@@ -60,9 +65,10 @@ class ChatState:
     def exclude_kinds(self) -> list[str]:
         return [m["category"] for m in self.avoid_categories]
 
-    def summary(self, kinds: bool = True) -> str:
+    def summary(self, kinds: bool = True, args: Sequence[str] = ()) -> str:
         """One line for prompts and templates: the search as it stands. ``kinds=False`` leaves out
-        the grounded categories, for text a user reads (a category is not a place shown)."""
+        the grounded kinds, for text a user reads (a kind is not an item shown); ``args``: the
+        domain's arguments in words ("within 2 km")."""
         bits = []
         if self.wish:
             bits.append(f'wants "{self.wish}"')
@@ -70,34 +76,27 @@ class ChatState:
             bits.append("kinds: " + ", ".join(self.include_kinds))
         if self.avoid:
             bits.append("avoiding " + ", ".join(self.avoid))
-        if self.max_km is not None:
-            bits.append(f"within {self.max_km:g} km")
+        bits.extend(args)
         if self.new_only:
-            bits.append("only places new to them")
+            bits.append("only ones new to them")
         if self.when != "now":
             bits.append(f"for {self.when}")
         return "; ".join(bits) or "nothing specific yet"
 
 
-def _distance(current: float | None, op: str) -> float | None:
-    if op == "near":
-        return NEAR_KM if current is None else min(current, NEAR_KM)
-    if op == "closer":
-        return max(MIN_KM, (current if current is not None else 2 * NEAR_KM) / 2)
-    if op == "farther":
-        return None if current is None else current * 2
-    if op == "any":
-        return None
-    return current
-
-
-def apply(state: ChatState, intent: TurnIntent, grounder: CategoryGrounder | None) -> ChatState:
+def apply(
+    state: ChatState,
+    intent: TurnIntent,
+    grounder: CategoryGrounder | None,
+    domain_args: Sequence[ChatArgument] = (),
+) -> ChatState:
     """The state after a (verified) recommend or reject turn."""
     new = replace(
         state,
         avoid=list(state.avoid),
         avoid_categories=list(state.avoid_categories),
         rejected=list(state.rejected),
+        args=dict(state.args),
     )
     for f in intent.forget:
         if new.wish and said(f, new.wish):
@@ -113,7 +112,9 @@ def apply(state: ChatState, intent: TurnIntent, grounder: CategoryGrounder | Non
         new.wish_categories = _ground_wish(new.wish, intent.kinds, grounder)
     banned = set(new.exclude_kinds)
     new.wish_categories = [m for m in new.wish_categories if m["category"] not in banned]
-    new.max_km = _distance(new.max_km, intent.distance)
+    for arg in domain_args:
+        if arg.name in intent.args:
+            new.args = arg.apply(new.args, intent.args[arg.name])
     if intent.new_places != "same":
         new.new_only = intent.new_places == "yes"
     if intent.when != "now" or intent.wish:
@@ -141,7 +142,7 @@ def when_time(now: datetime, when: str, utc_offset_min: int) -> datetime:
     """The moment a named time means, in the user's local clock (``now`` is tz-aware)."""
     if when == "now":
         return now
-    local = now + timedelta(minutes=utc_offset_min)
+    local = local_time(now, utc_offset_min)
     day = local
     if when == "tomorrow":
         return now + timedelta(days=1)
@@ -154,20 +155,24 @@ def when_time(now: datetime, when: str, utc_offset_min: int) -> datetime:
     target = day.replace(hour=int(hours), minute=int(hours % 1 * 60), second=0, microsecond=0)
     if when != "weekend" and target < local - timedelta(hours=1):
         target += timedelta(days=1)  # "this morning" said in the evening means tomorrow morning
-    return target - timedelta(minutes=utc_offset_min)
+    return from_local(target, utc_offset_min)
 
 
 def to_context(
-    state: ChatState, now: datetime, lat: float | None, lon: float | None, utc_offset_min: int = 0
+    state: ChatState, now: datetime, args: dict[str, Any], utc_offset_min: int = 0, domain: Any = None
 ) -> RequestContext:
+    """The search as a request. ``args``: the turn's own domain arguments (places: where the
+    person is); the state's (a distance) join them. Only "somewhere new" excludes what the person
+    had; otherwise the domain's default applies (films already rated are never shown)."""
+    merged = {**state.args, **args}
+    if domain is not None:
+        merged = domain.request_args(**merged)
     return RequestContext(
         time=when_time(now, state.when, utc_offset_min),
-        lat=lat,
-        lon=lon,
         text=state.wish or None,
         include_kinds=tuple(state.include_kinds),
         exclude_kinds=tuple(state.exclude_kinds),
-        max_distance_km=state.max_km,
-        exclude_visited=state.new_only,
+        exclude_visited=True if state.new_only else None,
         exclude_items=tuple(state.rejected),
+        args=merged,
     )

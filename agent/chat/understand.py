@@ -1,32 +1,30 @@
 """Understanding a turn: the served LLM fills in the TurnIntent form, constrained by its JSON schema;
-the rules answer when the LLM cannot (down, slow, circuit open, or output that does not parse).
+the rules answer when the LLM cannot (busy, down, slow, circuit open, or output that does not parse).
 
-The call goes through the OpenAI-compatible API with ``response_format={"type": "json_schema"}``,
-which vLLM enforces with its structured-output back-end (tests/integration proves it is applied,
-since vLLM ignores fields it does not know). Whatever answered, the intent is verified against the
-user's words (agent/chat/intent.py) before any tool runs.
+The call goes through the turn's LLM session (agent/llm/gateway.py) with
+``response_format={"type": "json_schema"}``, which vLLM enforces with its structured-output back-end
+(tests/integration proves it is applied, since vLLM ignores fields it does not know). The form's
+actions are the tool registry's; its extra fields the domain's. Whatever answered, the intent is
+verified against the user's words (agent/chat/intent.py) before any tool runs.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from agent.chat.intent import TurnIntent, intent_json_schema, verify
+from agent.chat.intent import TurnIntent, intent_json_schema, parse_answer, verify
 from agent.chat.rules import rules_intent
 from agent.chat.state import ChatState
-from agent.llm.breaker import CircuitBreaker, CircuitOpenError
-from core.metrics import FALLBACKS, LLM_CALLS
-from core.settings import Settings
+from agent.chat.tools import Registry
+from agent.llm.gateway import LLMSession, UnusableAnswer
+from core.settings import ChatSettings
+from domains.base import Domain
 from prompts.loader import load_prompt
 from retrieval.grounding import KIND_MIN_SIM, CategoryGrounder
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,31 +56,24 @@ class Understanding:
         }
 
 
-def _usage(resp: Any) -> dict[str, int]:
-    u = getattr(resp, "usage", None)
-    if u is None:
-        return {}
-    return {"prompt_tokens": int(u.prompt_tokens or 0), "completion_tokens": int(u.completion_tokens or 0)}
-
-
 class Understander:
     def __init__(
         self,
-        settings: Settings,
-        client: Any,
-        breaker: CircuitBreaker,
+        settings: ChatSettings,
+        domain: Domain,
+        tools: Registry,
         *,
-        enabled: bool = True,
+        model: str | None = None,
         grounder: CategoryGrounder | None = None,
     ) -> None:
         self.settings = settings
-        self.client = client
-        self.breaker = breaker
-        self.enabled = enabled and settings.llm.enabled
+        self.domain = domain
+        self.tools = tools
+        self.model = model
         self.prompt = load_prompt("chat_understand")
-        self.categories = list(grounder.categories) if grounder else []
+        self.kinds = list(grounder.categories) if grounder else []
         # The few-shot examples name kinds in plain words; with a catalog, each is shown as the
-        # catalog category nearest to it, so the examples show answers in the catalog's words.
+        # catalog kind nearest to it, so the examples show answers in the catalog's words.
         self._example_kinds: dict[str, str | None] = {}
         if grounder is not None and len(grounder):
             phrases = sorted({k for m in self._examples() for k in m.get("kinds", [])})
@@ -92,107 +83,110 @@ class Understander:
                 self._example_kinds[phrase] = grounder.categories[j] if row[j] >= KIND_MIN_SIM else None
 
     def _examples(self) -> list[dict[str, Any]]:
-        return [json.loads(text) for role, text in self.prompt.templates if role == "assistant"]
+        return [json.loads(m["content"]) for m in self.domain.chat_examples() if m["role"] == "assistant"]
 
     def messages(self, **variables: Any) -> list[dict[str, str]]:
-        """The rendered prompt, the catalog's kinds in the instructions and in the examples."""
-        msgs = self.prompt.render(kinds=", ".join(self.categories), **variables)
-        if not self._example_kinds:
-            return msgs
-        for m in msgs:
-            if m["role"] == "assistant":
+        """The rendered prompt: the instructions (the registry's actions, the domain's fields and
+        kinds) first, then the domain's few-shot examples, then this turn: vLLM's prefix cache
+        serves everything before the turn."""
+        nouns = self.domain.nouns
+        system, turn = self.prompt.render(
+            kinds=", ".join(self.kinds),
+            actions=self.tools.action_lines(nouns),
+            domain_fields=[a.prompt for a in self.domain.chat_args()],
+            item=nouns.item,
+            items=nouns.items,
+            had=nouns.had,
+            kind_word=nouns.kind,
+            kinds_word=nouns.kinds,
+            **variables,
+        )
+        return [system, *self._mapped_examples(), turn]
+
+    def _mapped_examples(self) -> list[dict[str, str]]:
+        out = []
+        for m in self.domain.chat_examples():
+            if m["role"] == "assistant" and self._example_kinds:
                 ex = json.loads(m["content"])
                 if "kinds" in ex:
                     mapped = [self._example_kinds.get(k) for k in ex["kinds"]]
                     ex["kinds"] = list(dict.fromkeys(k for k in mapped if k))
-                m["content"] = json.dumps(ex, separators=(",", ":"), ensure_ascii=False)
-        return msgs
+                m = {
+                    "role": "assistant",
+                    "content": json.dumps(ex, separators=(",", ":"), ensure_ascii=False),
+                }
+            out.append(m)
+        return out
 
     def _ask(
-        self, messages: list[dict[str, str]], schema: dict[str, Any], timeout_s: float
-    ) -> tuple[TurnIntent, str, dict[str, int]]:
-        self.breaker.before_call()
-        try:
-            resp = self.client.with_options(timeout=timeout_s).chat.completions.create(
-                model=self.settings.llm.model_name,
-                messages=messages,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": "turn", "schema": schema, "strict": True},
-                },
-                max_tokens=self.settings.chat.understand_max_tokens,
-                temperature=0.0,
-            )
-        except Exception:
-            self.breaker.failure()
-            LLM_CALLS.labels("understand", "error").inc()
-            raise
-        self.breaker.success()
-        LLM_CALLS.labels("understand", "ok").inc()
+        self, session: LLMSession, messages: list[dict[str, str]], schema: dict[str, Any], timeout_s: float
+    ) -> tuple[TurnIntent, str]:
+        resp = session.complete(
+            "understand",
+            messages,
+            timeout_s=timeout_s,
+            retries=0,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "turn", "schema": schema, "strict": True},
+            },
+            max_tokens=self.settings.understand_max_tokens,
+            temperature=0.0,
+        )
         raw = resp.choices[0].message.content or ""
-        return TurnIntent.model_validate(json.loads(raw)), raw, _usage(resp)
+        try:
+            return parse_answer(json.loads(raw), self.domain.chat_args(), self.tools.names), raw
+        except (ValueError, TypeError) as exc:  # JSON that does not fit the form
+            raise UnusableAnswer(f"{type(exc).__name__}: {exc}") from exc
 
     def understand(
         self,
+        session: LLMSession,
         message: str,
         state: ChatState,
         history: list[dict[str, str]],
         profile_summary: str,
-        timeout_s: float,
-        busy: str | None = None,
     ) -> Understanding:
-        """``busy``: why the LLM may not be asked this turn (the worker's LLM queue is full); the
-        rules understand it and the reply is the template's."""
+        """The LLM's reading of the turn, else the rules' (the session says why it may not ask)."""
         earlier = "\n".join(m["content"] for m in history if m["role"] == "user")
         t0 = time.perf_counter()
-        error: str | None = None
-        llm_down = False
-        if self.enabled and busy:
-            error, llm_down = busy, True
-        elif self.enabled and timeout_s > 0.5:
-            messages = self.messages(
-                profile=profile_summary,
-                history=history,
-                search=state.summary(),
-                shown=[s.label for s in state.shown],
-                message=message,
-            )
-            try:
-                schema = intent_json_schema(message, len(state.shown), state)
-                intent, raw, usage = self._ask(messages, schema, timeout_s)
-                checked = verify(intent, message, earlier, len(state.shown), state)
-                return Understanding(
-                    checked.intent,
-                    "llm",
-                    raw,
-                    checked.dropped,
-                    None,
-                    (time.perf_counter() - t0) * 1000,
-                    usage,
-                    self.prompt.id,
-                    self.settings.llm.model_name,
-                    offered=list(schema["properties"]),
-                )
-            except CircuitOpenError as exc:
-                error, llm_down = str(exc), True
-            except (ValidationError, ValueError) as exc:  # JSON that does not fit the form
-                error = f"unusable answer: {type(exc).__name__}: {exc}"[:300]
-            except Exception as exc:  # timeout, connection refused, server error
-                error, llm_down = f"{type(exc).__name__}: {exc}"[:300], True
-                log.warning("chat understanding fell back to rules: %s", error)
-        elif not self.enabled:
-            error = "llm disabled"
-        else:
-            error, llm_down = "no time left for the LLM", True
-        if self.enabled:
-            FALLBACKS.labels("understand").inc()
-        checked = verify(rules_intent(message), message, earlier, len(state.shown), state)
-        return Understanding(
-            checked.intent,
-            "rules",
-            None,
-            checked.dropped,
-            error,
-            (time.perf_counter() - t0) * 1000,
-            llm_down=llm_down,
+        args = self.domain.chat_args()
+        n_shown = len(state.shown)
+        schema = intent_json_schema(message, n_shown, state, self.tools.names, args)
+        if session.busy == "LLM disabled":
+            return self._by_rules(message, earlier, state, "llm disabled", False, t0)
+        messages = self.messages(
+            profile=profile_summary,
+            history=history,
+            search=state.summary(args=self.domain.describe_args(state.args)),
+            shown=[s.label for s in state.shown],
+            message=message,
         )
+        before = dict(session.usage)
+        got = session.run(
+            "understand",
+            lambda s: self._ask(s, messages, schema, min(self.settings.understand_timeout_s, s.left())),
+            lambda why: None,
+        )
+        if got.value is None:
+            return self._by_rules(message, earlier, state, got.why, got.down or session.busy is not None, t0)
+        intent, raw = got.value
+        checked = verify(intent, message, earlier, n_shown, state, args)
+        usage = {k: v - before.get(k, 0) for k, v in session.usage.items()}
+        ms = (time.perf_counter() - t0) * 1000
+        return Understanding(
+            checked.intent, "llm", raw, checked.dropped, None, ms, usage, self.prompt.id, self.model,
+            offered=list(schema["properties"]),
+        )  # fmt: skip
+
+    def _by_rules(
+        self, message: str, earlier: str, state: ChatState, why: str | None, down: bool, t0: float
+    ) -> Understanding:
+        intent = rules_intent(message, self.tools, self.domain.chat_args())
+        checked = verify(intent, message, earlier, len(state.shown), state, self.domain.chat_args())
+        ms = (time.perf_counter() - t0) * 1000
+        return Understanding(checked.intent, "rules", None, checked.dropped, why, ms, llm_down=down)
+
+    @property
+    def actions(self) -> Sequence[str]:
+        return self.tools.names

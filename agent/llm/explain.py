@@ -1,121 +1,50 @@
-"""Explanations for the places actually shown, written by the LLM from the evidence that links each
-place to the person, checked for faithfulness, with the template as the fallback.
+"""Explanations written by the LLM for the items actually shown, checked, with the template as fallback.
 
-For each shown place: gather its evidence (agent/evidence.py: the profile facts that concern it
-and its own attributes, with values); the LLM chooses among those facts and phrases one or two
-sentences, citing them by id; the faithfulness checker (agent/llm/faithfulness.py) holds the text
-against the cited facts; a failing text is regenerated once, told why, else replaced by the
-template, which phrases the same evidence. The requests for all shown places go out in parallel
-and share the prompt's cached prefix, so vLLM batches them; one deadline bounds the whole stage.
+For each shown item: its evidence (the domain's: the profile facts that concern it and its own
+attributes, with values); the LLM chooses among those facts and phrases one sentence, citing them
+by id (the facts are offered by letter, an enum the server's JSON schema enforces); the
+faithfulness checker holds the text against the cited facts; a failing text is regenerated once
+if the setting asks, told why, else replaced by the template, which phrases the same evidence.
+The requests for all shown items go out in parallel through the request's LLM session and share
+the prompt's cached prefix, so vLLM batches them; the session's deadline bounds the whole stage.
 Every verdict and the evidence behind it are kept for the trace.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
-from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
-from datetime import timedelta
 from typing import Any
 
-from agent.evidence import PlaceEvidence, RequestMoment, place_evidence
-from agent.labels import anchors
-from agent.llm.breaker import CircuitBreaker, CircuitOpenError, breaker_for
-from agent.llm.client import make_openai_client
-from agent.llm.faithfulness import CITE, Verdict, check_explanation, repair_citations
-from core.metrics import EXPLANATIONS, FALLBACKS, LLM_CALLS
-from core.settings import Settings
+from agent.explanations import (
+    ExplanationSet,
+    ItemExplanation,
+    Situation,
+    record,
+    template_explanations,
+    template_one,
+    usable_ids,
+)
+from agent.llm.faithfulness import repair_citations
+from agent.llm.gateway import LLMSession, LLMUnavailable
+from core.metrics import FALLBACKS
+from core.settings import LLMSettings
+from domains.evidence import ItemEvidence
 from mining import UserProfile
 from prompts.loader import load_prompt
 from retrieval.types import Candidate, RequestContext
 
-log = logging.getLogger(__name__)
-TEMPLATE_FACTS = 2  # the template phrases the strongest two pieces of evidence
-MIN_CALL_S = 0.5  # below this much time left, the template answers without trying the LLM
 MAX_SENTENCE_CHARS = 160  # a sentence this long was cut by the limit, not ended by the model
 MIN_CLAUSE_CHARS = 30  # what is left of a run-on sentence must still say something
 LETTERS = "ABCDEFGH"  # facts are offered by letter: an id costs several tokens to write
-NOW_PARTS = (  # local hour ranges a request "now" may be called
-    ((5, 11), "morning"),
-    ((11, 14), "midday"),
-    ((11, 14), "lunch"),
-    ((12, 17), "afternoon"),
-    ((17, 22), "evening"),
-    ((20, 24), "night"),
-    ((0, 4), "night"),
-)
-
-
-@dataclass
-class ItemExplanation:
-    text: str
-    fact_ids: list[str]
-    source: str = "template"  # "llm" or "template"
-    rejected: str | None = None  # why the LLM's text was replaced (the checker's reasons)
-    verdict: dict[str, Any] = field(default_factory=dict)  # the checker on the served text
-    attempts: list[dict[str, Any]] = field(default_factory=list)  # LLM texts and their verdicts
-    evidence: dict[str, Any] = field(default_factory=dict)  # PlaceEvidence.to_dict()
-
-
-@dataclass
-class ExplanationSet:
-    items: dict[str, ItemExplanation]
-    source: str  # "llm", "template" or "mixed"
-    model: str | None
-    prompt_version: str | None
-    errors: list[str] = field(default_factory=list)
-    ms: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            # shallow, not dataclasses.asdict: nothing here is changed after it is built
-            "items": {k: {f.name: getattr(v, f.name) for f in fields(v)} for k, v in self.items.items()},
-            "source": self.source,
-            "model": self.model,
-            "prompt_version": self.prompt_version,
-            "errors": self.errors,
-            "ms": round(self.ms, 1),
-        }
-
-
-@dataclass(frozen=True)
-class Situation:
-    """What the evidence needs besides the profile: the request's local moment, names for other
-    places (a route's start) and the catalog's kinds (for the checker)."""
-
-    moment: RequestMoment
-    kind_of_item: Callable[[str], str | None] = lambda _i: None
-    catalog_kinds: tuple[str, ...] = ()
-
-    @staticmethod
-    def plain(ctx: RequestContext) -> Situation:
-        return Situation(RequestMoment(ctx.time, at_request_place=ctx.lat is not None))
-
-    def now_parts(self) -> list[str]:
-        local = self.moment.local
-        parts = [p for (lo, hi), p in NOW_PARTS if lo <= local.hour < hi]
-        parts.append("weekend" if local.weekday() >= 5 else "weekday")
-        return parts
-
-
-def _usable_ids(profile: UserProfile | None) -> set[str]:
-    return {f.id for f in (profile.facts if profile else []) if f.sufficient}
-
-
-def template_text(pe: PlaceEvidence) -> tuple[str, list[str]]:
-    """The strongest evidence, phrased as written in the evidence, each sentence citing its id."""
-    picked = pe.evidence[:TEMPLATE_FACTS]
-    if not picked:
-        return "", []
-    return " ".join(f"{e.text[:-1]} [{e.id}]." for e in picked), [e.id for e in picked]
+ANSWER_FACTS = re.compile(r'"facts"\s*:\s*\[([^\]]*)\]')
+ANSWER_SENTENCE = re.compile(r'"sentence"\s*:\s*"((?:[^"\\]|\\.)*)')
 
 
 def explanation_schema(n_facts: int) -> dict[str, Any]:
-    """The answer's JSON schema: one or two of this place's facts by letter, then one sentence."""
+    """The answer's JSON schema: one or two of this item's facts by letter, then one sentence."""
     return {
         "type": "object",
         "properties": {
@@ -130,10 +59,6 @@ def explanation_schema(n_facts: int) -> dict[str, Any]:
         "required": ["facts", "sentence"],
         "additionalProperties": False,
     }
-
-
-ANSWER_FACTS = re.compile(r'"facts"\s*:\s*\[([^\]]*)\]')
-ANSWER_SENTENCE = re.compile(r'"sentence"\s*:\s*"((?:[^"\\]|\\.)*)')
 
 
 def served_text(raw: str, ids: list[str], finished: bool, *, cut: bool = False) -> str:
@@ -162,52 +87,43 @@ def served_text(raw: str, ids: list[str], finished: bool, *, cut: bool = False) 
     return f"{text} " + " ".join(f"[{i}]" for i in dict.fromkeys(chosen)) + "."
 
 
-def _record(source: str, verdict: Verdict) -> None:
-    EXPLANATIONS.labels(source, "pass" if verdict.ok else "fail").inc()
-
-
 class Explainer:
-    def __init__(self, settings: Settings, client: Any = None, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(self, settings: LLMSettings) -> None:
         self.settings = settings
-        self.client = client or make_openai_client(settings)
-        self.breaker = breaker or breaker_for(settings.resolved_llm_base_url)
         self.prompt = load_prompt("explain")
 
-    # -- one place -------------------------------------------------------------------------
+    def _messages(
+        self, pe: ItemEvidence, label: str, ctx: RequestContext, situation: Situation
+    ) -> list[dict[str, str]]:
+        nouns = situation.domain.nouns
+        return self.prompt.render(
+            label=label,
+            evidence=pe.evidence,
+            wish=ctx.text,
+            item=nouns.item,
+            items=nouns.items,
+            kinds=nouns.kinds,
+        )
 
-    def _messages(self, pe: PlaceEvidence, label: str, ctx: RequestContext) -> list[dict[str, str]]:
-        return self.prompt.render(label=label, evidence=pe.evidence, wish=ctx.text)
-
-    def _ask(self, messages: list[dict[str, str]], ids: list[str], deadline: float) -> tuple[str, str]:
-        """One explanation: the model picks facts (letters of this place's evidence, an enum the
-        server's JSON schema enforces) and writes the sentence; returns (served text, raw answer)."""
-        left = deadline - time.monotonic()
-        if left < MIN_CALL_S:
-            raise TimeoutError("no time left for the LLM in this request")
-        self.breaker.before_call()
-        try:
-            resp = self.client.with_options(timeout=left).chat.completions.create(
-                model=self.settings.llm.model_name,
-                messages=messages,
-                max_tokens=self.settings.llm.explain_max_tokens,
-                temperature=0.0,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {
-                        "name": "explanation",
-                        "schema": explanation_schema(len(ids)),
-                        "strict": True,
-                    },
+    def _ask(self, session: LLMSession, messages: list[dict[str, str]], ids: list[str]) -> tuple[str, str]:
+        """One explanation: the model picks facts and writes the sentence; (served text, raw)."""
+        resp = session.complete(
+            "explain",
+            messages,
+            retries=0,
+            max_tokens=self.settings.explain_max_tokens,
+            temperature=0.0,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "explanation",
+                    "schema": explanation_schema(len(ids)),
+                    "strict": True,
                 },
-                # One sentence is asked for and a small model goes on writing: stop where it ends.
-                stop=[". "],
-            )
-        except Exception:
-            self.breaker.failure()
-            LLM_CALLS.labels("explain", "error").inc()
-            raise
-        self.breaker.success()
-        LLM_CALLS.labels("explain", "ok").inc()
+            },
+            # One sentence is asked for and a small model goes on writing: stop where it ends.
+            stop=[". "],
+        )
         choice = resp.choices[0]
         raw = choice.message.content or ""
         cut = choice.finish_reason == "length"  # mid-sentence: only whole clauses can be kept
@@ -215,31 +131,27 @@ class Explainer:
 
     def _one(
         self,
+        session: LLMSession,
         profile: UserProfile | None,
         ctx: RequestContext,
-        pe: PlaceEvidence,
+        pe: ItemEvidence,
         label: str,
         situation: Situation,
-        deadline: float,
     ) -> ItemExplanation:
-        ids = _usable_ids(profile)
-        parts = situation.now_parts()
-
-        def check(text: str) -> tuple[str, Verdict, list[str]]:
-            return repair_citations(text, pe, ids, situation.catalog_kinds, now_parts=parts)
-
-        messages = self._messages(pe, label, ctx)
-        ids_offered = [e.id for e in pe.evidence]
+        ids = usable_ids(profile)
+        parts, kinds, claims = situation.now_parts(), situation.catalog_kinds, situation.domain.claims
+        messages = self._messages(pe, label, ctx, situation)
+        offered = [e.id for e in pe.evidence]
         attempts: list[dict[str, Any]] = []
-        for _ in range(2 if self.settings.llm.explain_regenerate else 1):
-            text, raw = self._ask(messages, ids_offered, deadline)
-            text, verdict, added = check(text)
+        for _ in range(2 if self.settings.explain_regenerate else 1):
+            text, raw = self._ask(session, messages, offered)
+            text, verdict, added = repair_citations(text, pe, ids, kinds, now_parts=parts, claims=claims)
             attempt = {"text": text, "raw": raw, "verdict": verdict.to_dict()}
             if added:  # said by the model, cited by the checker: the trace says which
                 attempt["citations_added_by_checker"] = added
             attempts.append(attempt)
             if verdict.ok:
-                _record("llm", verdict)
+                record("llm", verdict)
                 return ItemExplanation(
                     text, verdict.cited, "llm", None, verdict.to_dict(), attempts, pe.to_dict()
                 )
@@ -253,51 +165,31 @@ class Explainer:
                     + ". Write it again: say only what the facts you choose say.",
                 },
             ]
-        out = self._template(pe, ids, situation)
+        out = template_one(pe, ids, situation)
         FALLBACKS.labels("explain").inc()
         out.rejected = "; ".join(attempts[-1]["verdict"]["reasons"])[:300]
         out.attempts = attempts
         return out
 
-    def _template(self, pe: PlaceEvidence, ids: set[str], situation: Situation) -> ItemExplanation:
-        text, cited = template_text(pe)
-        verdict = check_explanation(text, pe, ids, situation.catalog_kinds, now_parts=situation.now_parts())
-        _record("template", verdict)
-        if not verdict.ok:  # the template phrases the evidence as written: this is a bug, say so
-            log.error("template explanation failed the checker: %s (%s)", verdict.reasons, text)
-        return ItemExplanation(text, cited, "template", None, verdict.to_dict(), [], pe.to_dict())
-
-    # -- all shown places ------------------------------------------------------------------
-
-    def evidence(
-        self, profile: UserProfile | None, items: Iterable[Candidate], situation: Situation
-    ) -> list[PlaceEvidence]:
-        anchor_list = anchors(profile)
-        return [
-            place_evidence(profile, c, situation.moment, situation.kind_of_item, anchor_list) for c in items
-        ]
-
     def explain(
         self,
+        session: LLMSession,
         profile: UserProfile | None,
         ctx: RequestContext,
         items: list[Candidate],
         *,
         labels: dict[str, str] | None = None,
-        situation: Situation | None = None,
-        deadline: float | None = None,
+        situation: Situation,
     ) -> ExplanationSet:
-        """``deadline`` (time.monotonic): the whole stage ends by then, regenerations included."""
+        """The LLM's explanation of each item, else the template's, within the session's deadline."""
         t0 = time.perf_counter()
-        situation = situation or Situation.plain(ctx)
-        deadline = deadline or time.monotonic() + self.settings.llm.timeout_s
         labels = labels or {}
-        pes = self.evidence(profile, items, situation)
-        ids = _usable_ids(profile)
+        pes = [situation.evidence(profile, c) for c in items]
         if not items:
             return ExplanationSet({}, "template", None, self.prompt.id)
-        if not self.settings.llm.enabled:
+        if not session.usable:
             return template_explanations(profile, ctx, items, situation=situation, evidence=pes)
+        ids = usable_ids(profile)
         results: dict[str, ItemExplanation] = {}
         errors: list[str] = []
         with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
@@ -305,7 +197,7 @@ class Explainer:
                 (
                     pe,
                     pool.submit(
-                        self._one, profile, ctx, pe, labels.get(c.item_id) or pe.kind, situation, deadline
+                        self._one, session, profile, ctx, pe, labels.get(c.item_id) or pe.kind, situation
                     ),
                 )
                 for c, pe in zip(items, pes, strict=True)
@@ -314,62 +206,20 @@ class Explainer:
             for pe, fut in futures:
                 try:
                     results[pe.item_id] = fut.result()
-                except (CircuitOpenError, Exception) as exc:  # degrade per item
+                except (LLMUnavailable, Exception) as exc:  # degrade per item
                     errors.append(f"{pe.item_id}: {type(exc).__name__}: {exc}"[:200])
                     FALLBACKS.labels("explain").inc()
-                    results[pe.item_id] = self._template(pe, ids, situation)
+                    results[pe.item_id] = template_one(pe, ids, situation)
         for pe in pes:
-            results.setdefault(pe.item_id, self._template(pe, ids, situation))
+            results.setdefault(pe.item_id, template_one(pe, ids, situation))
         sources = {e.source for e in results.values()}
         source = "llm" if sources == {"llm"} else "template" if sources == {"template"} else "mixed"
         ordered = {c.item_id: results[c.item_id] for c in items}
         return ExplanationSet(
             ordered,
             source,
-            self.settings.llm.model_name,
+            self.settings.model_name,
             self.prompt.id,
             errors,
             (time.perf_counter() - t0) * 1000,
         )
-
-
-def template_explanations(
-    profile: UserProfile | None,
-    ctx: RequestContext,
-    items: list[Candidate],
-    *,
-    situation: Situation | None = None,
-    evidence: list[PlaceEvidence] | None = None,
-) -> ExplanationSet:
-    """The rules' explanations: the strongest evidence of each place, as written, checked too."""
-    situation = situation or Situation.plain(ctx)
-    if evidence is None:
-        anchor_list = anchors(profile)
-        evidence = [
-            place_evidence(profile, c, situation.moment, situation.kind_of_item, anchor_list) for c in items
-        ]
-    ids = _usable_ids(profile)
-    out: dict[str, ItemExplanation] = {}
-    for pe in evidence:
-        text, cited = template_text(pe)
-        verdict = check_explanation(text, pe, ids, situation.catalog_kinds, now_parts=situation.now_parts())
-        _record("template", verdict)
-        out[pe.item_id] = ItemExplanation(text, cited, "template", None, verdict.to_dict(), [], pe.to_dict())
-    return ExplanationSet(out, "template", None, load_prompt("explain").id)
-
-
-def reason_text(explanation: Any) -> str:
-    """An explanation (or its text) without its fact citations."""
-    raw = explanation if isinstance(explanation, str) else getattr(explanation, "text", "")
-    return re.sub(r"\s+([.,;])", r"\1", CITE.sub("", raw or "")).strip()
-
-
-def local_moment(
-    ctx: RequestContext, utc_offset_min: int, last_item: str | None, last_kind: str | None
-) -> RequestMoment:
-    return RequestMoment(
-        ctx.time + timedelta(minutes=utc_offset_min),
-        last_item,
-        last_kind,
-        at_request_place=ctx.lat is not None,
-    )

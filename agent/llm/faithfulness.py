@@ -1,13 +1,14 @@
-"""The faithfulness checker: does an explanation say only what its cited facts and the place's own
+"""The faithfulness checker: does an explanation say only what its cited facts and the item's own
 attributes support?
 
 Checked for every explanation, LLM-written or template, before it is served:
-- it cites at least one fact, every cited id is evidence for *this* place (a profile fact of the
+- it cites at least one fact, every cited id is evidence for *this* item (a profile fact of the
   version used that concerns it, or one of its own ``item.*`` attributes), and none is unknown;
-- it names no other kind of place than the one shown, except kinds its cited facts name;
+- it names no other kind of item than the one shown, except kinds its cited facts name;
 - every claim is backed: numbers (counts, hours, distances, percentages), weekdays, parts of the
-  day or week, "close by", "lately/more often", "you've been here" / "new to you", "popular",
-  "home" and "work" each need a cited fact (or the place's own attribute) that states it.
+  day or week, and the domain's claim words ("lately", "new to you", "popular"; for places "close
+  by", "home", "work"; domains/claims.py) each need a cited fact (or the item's own attribute)
+  that states it.
 
 Lexical on purpose: cheap enough to run on every explanation, and strict enough that a wrong day,
 an invented count or "it is close by [rhythm.peak_hours]" fails. The verdict and its reasons are
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from agent.evidence import NEAR_KM, PlaceEvidence
+from domains.claims import NEUTRAL_CLAIMS, Claim
+from domains.evidence import ItemEvidence
 from mining.rhythm import DAYS
 
 CITE = re.compile(r"\[([a-z_]+(?:\.[a-z_0-9]+)+)\]")
@@ -34,22 +36,6 @@ NUMBER_WORDS = {
 MAX_SENTENCES = 2  # the prompt asks for one; a second short one is tolerated
 MAX_CITED = 3
 MAX_CHARS = 320
-# Words that make a claim of a given topic, and what supports it.
-CLAIMS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("near", re.compile(r"\b(close by|close to you|nearby|near you|near here|around the corner|a short walk|"
-                        r"walking distance|minutes away|just down the|right by)\b", re.I)),
-    ("trend", re.compile(r"\b(lately|recently|these days|more often|less often|increasingly|trend\w*|"
-                         r"shift\w*|growing|more and more)\b", re.I)),
-    ("visits", re.compile(r"\b(you'?ve been here|you have been here|you visited|your visits|you went|"
-                          r"you often go|you come here|your regular|your favou?rite|again)\b", re.I)),
-    ("new", re.compile(r"\b(new to you|never been|haven'?t been|have not been|first time|something new|"
-                       r"try something)\b", re.I)),
-    ("popular", re.compile(r"\b(popular|busy|crowd\w*|people often|many people|lots of people)\b", re.I)),
-    ("similar", re.compile(r"\b(people like you|people who go|similar (people|users|routines))\b", re.I)),
-    ("home", re.compile(r"\b(home|where you live)\b", re.I)),
-    ("work", re.compile(r"\b(work area|workplace|your office|near work|where you work)\b", re.I)),
-    ("route", re.compile(r"\b(on your way|next stop|your route|route|straight from|after your)\b", re.I)),
-)  # fmt: skip
 PARTS = re.compile(
     r"\b(mornings?|middays?|lunch(?:time)?|noon|afternoons?|evenings?|nights?|tonight|late|"
     r"weekends?|weekdays?|daytime|after work)\b",
@@ -91,14 +77,16 @@ def _part(word: str) -> str:
 
 def check_explanation(
     text: str,
-    place: PlaceEvidence,
+    place: ItemEvidence,
     profile_fact_ids: Iterable[str],
     catalog_kinds: Iterable[str] = (),
     *,
     now_parts: Iterable[str] = (),
+    claims: tuple[Claim, ...] = NEUTRAL_CLAIMS,
 ) -> Verdict:
     """``profile_fact_ids``: the usable (sufficient) fact ids of the profile version used;
-    ``now_parts``: parts of the day/week the request itself is for ("this evening" is true then)."""
+    ``now_parts``: parts of the day/week the request itself is for ("this evening" is true then);
+    ``claims``: the domain's claim words (domains/claims.py)."""
     reasons: list[str] = []
     body = " ".join(text.split())
     cited = list(dict.fromkeys(CITE.findall(body)))
@@ -123,26 +111,13 @@ def check_explanation(
             )
             reasons.append(f"cites {cid}: {why}")
     used = [evidence[c] for c in cited if c in evidence]
-    numbers = {n for e in used for n in e.numbers}
-    numbers |= {str(place.visits)} if place.visits else set()
-    if place.distance_km is not None:
-        numbers.add(f"{place.distance_km:.1f}".rstrip("0").rstrip("."))
-        numbers.add(f"{place.distance_km:.1f}")
+    numbers = {n for e in used for n in e.numbers} | set(place.own_numbers)
     days = {d for e in used for d in e.days}
     parts = {p for e in used for p in e.parts}
     now = {_part(p) for p in now_parts}
-    kinds = {k.lower() for e in used for k in e.kinds} | (
-        {place.category.lower()} if place.category else set()
-    )
-    topics = {t for e in used for t in e.topics}
-    if place.visits:
-        topics.add("visits")
-    else:
-        topics.add("new")
-    if place.distance_km is not None and place.distance_km <= NEAR_KM:
-        topics.add("near")
-    if place.category and "home" in place.category.lower():
-        topics.add("home")  # "your home" is the place itself
+    kinds = {k.lower() for e in used for k in e.kinds} | set(place.own_kinds)
+    kinds |= {place.category.lower()} if place.category else set()
+    topics = {t for e in used for t in e.topics} | set(place.own_topics)
     low = plain.lower()
     for n in NUMBER.findall(plain):
         norm = n.lstrip("0") or "0"
@@ -174,7 +149,7 @@ def check_explanation(
             if kind not in kinds:
                 reasons.append(f"names {spelled[kind]}, which is not this place and in no cited fact")
         low = kinds_re.sub(" ", low)
-    for topic, pat in CLAIMS:
+    for topic, pat in claims:
         claim = pat.search(low)  # kinds of place already judged are cut out ("Home (private)")
         if claim and topic not in topics:
             reasons.append(f"'{claim.group(0)}' is backed by no cited fact")
@@ -183,18 +158,19 @@ def check_explanation(
 
 def repair_citations(
     text: str,
-    place: PlaceEvidence,
+    place: ItemEvidence,
     profile_fact_ids: Iterable[str],
     catalog_kinds: Iterable[str] = (),
     *,
     now_parts: Iterable[str] = (),
+    claims: tuple[Claim, ...] = NEUTRAL_CLAIMS,
 ) -> tuple[str, Verdict, list[str]]:
     """Check ``text``; where it fails only for claims that other evidence of the same place
     states, cite that evidence too (the fewest pieces that make it pass, at most MAX_CITED in all)
     and check again. Returns (text served, verdict, ids added). The words stay the writer's; a
     claim no evidence of this place supports still fails."""
     ids, kinds = list(profile_fact_ids), list(catalog_kinds)
-    verdict = check_explanation(text, place, ids, kinds, now_parts=now_parts)
+    verdict = check_explanation(text, place, ids, kinds, now_parts=now_parts, claims=claims)
     if (
         verdict.ok
         or not verdict.cited
@@ -209,7 +185,7 @@ def repair_citations(
         if e.id in best.cited:
             continue
         trial = re.sub(r"\.$", f" [{e.id}].", current)
-        v = check_explanation(trial, place, ids, kinds, now_parts=now_parts)
+        v = check_explanation(trial, place, ids, kinds, now_parts=now_parts, claims=claims)
         if len(v.reasons) < len(best.reasons):
             current, best = trial, v
             added.append(e.id)

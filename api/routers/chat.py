@@ -26,9 +26,8 @@ def chat(body: ChatIn, key: CurrentKey, state: State) -> Any:
     key.require_act_as(body.user_id)
     state.chat.check_access(body.user_id, body.conversation_id)  # errors before any stream starts
     when = body.time.replace(tzinfo=body.time.tzinfo or UTC) if body.time else None
-    events = state.chat.stream(
-        body.user_id, body.message, body.conversation_id, when=when, lat=body.lat, lon=body.lon
-    )
+    args = {"lat": body.lat, "lon": body.lon} if body.lat is not None and body.lon is not None else {}
+    events = state.chat.stream(body.user_id, body.message, body.conversation_id, when=when, args=args)
     if body.stream:
         return chat_sse(events)
     done = [ev.data for ev in events if ev.kind == "done"]

@@ -16,7 +16,7 @@ router = APIRouter(tags=["experiments"])
 def experiments(key: CurrentKey, state: State) -> dict[str, Any]:
     """The experiments this server assigns users to (from CHRONOTOPE_EXPERIMENTS_FILE)."""
     key.require_admin()
-    cfg = state.service.experiments
+    cfg = state.experiments
     return {"file": str(state.settings.experiments_file or "") or None, **cfg.model_dump()}
 
 
@@ -32,4 +32,4 @@ def report(
     from agent.experiment_report import experiment_report
 
     key.require_admin()
-    return experiment_report(session, state.service.experiments, experiment, since)
+    return experiment_report(session, state.experiments, experiment, since)

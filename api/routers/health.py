@@ -30,25 +30,27 @@ def readyz(state: State, session: SessionDep, response: Response) -> dict[str, A
         out["db"] = {"ok": True}
     except Exception as exc:  # pragma: no cover - db down
         out["db"] = {"ok": False, "error": str(exc)[:200]}
-    out["retrieval"] = state.service.status()["retriever"]
+    out["retrieval"] = state.services.retriever.status()
     out["serving"] = {
         "worker_pid": os.getpid(),
         "state": state.follower.status() if state.follower else None,
-        "traces_pending": state.traces.pending() if state.traces else 0,
+        "traces_pending": state.services.traces.pending() if state.services.traces else 0,
         "mining_pending": state.miner.pending() if state.miner else 0,
     }
     out["llm"] = llm_status(state.settings, timeout_s=1.0)
     out["llm"]["warm_up"] = state.llm_warm_up
-    out["llm"]["breaker"] = state.chat.breaker.state
-    admission = getattr(state.service, "admission", None)
-    out["llm"]["queue"] = admission.status() if admission is not None else None
+    llm = state.services.llm
+    out["llm"]["breaker"] = llm.breaker.state
+    out["llm"]["queue"] = llm.admission.status() if llm.admission is not None else None
     out["ready"] = out["db"]["ok"]
     out["ranker_in_use"] = (
-        "llm+features" if out["llm"]["reachable"] and state.service.reranker else "features (llm unavailable)"
+        "llm+features"
+        if out["llm"]["reachable"] and state.pipeline.reranker
+        else "features (llm unavailable)"
     )
     out["chat"] = {
-        "understanding": "llm" if state.chat.understander.enabled and out["llm"]["reachable"] else "rules",
-        "replies": "llm" if state.chat.writer.enabled and out["llm"]["reachable"] else "template",
+        "understanding": "llm" if state.chat.llm_on and out["llm"]["reachable"] else "rules",
+        "replies": "llm" if state.chat.llm_on and out["llm"]["reachable"] else "template",
     }
     out["degraded"] = _degraded(out)
     if not out["ready"]:

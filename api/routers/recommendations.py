@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from agent.pipeline import RecommendOptions
 from api.deps import CurrentKey, SessionDep, State
 from api.schemas import FeedbackIn, RecommendIn, RecommendOut
 from core.errors import InvalidInputError
@@ -17,7 +18,7 @@ from retrieval.types import RequestContext
 router = APIRouter(tags=["recommendations"])
 
 
-def _context(c: Any) -> RequestContext:
+def _context(c: Any, state: Any) -> RequestContext:
     when = c.time or datetime.now(UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -25,14 +26,13 @@ def _context(c: Any) -> RequestContext:
         raise InvalidInputError("give both lat and lon, or neither")
     return RequestContext(
         time=when,
-        time_known=c.time is not None,  # no time: "where next?", ranked as of now
-        lat=c.lat,
-        lon=c.lon,
+        time_known=c.time is not None,  # no time: "what next?", ranked as of now
         text=c.text,
         include_categories=tuple(c.include_categories),
         exclude_categories=tuple(c.exclude_categories),
-        max_distance_km=c.max_distance_km,
         exclude_visited=c.exclude_visited,
+        # the domain's own arguments (places: where the person is, how far they would go)
+        args=state.services.domain.request_args(lat=c.lat, lon=c.lon, max_distance_km=c.max_distance_km),
     )
 
 
@@ -46,8 +46,10 @@ def _items_out(result: Any) -> list[dict[str, Any]]:
                 "label": r_label(result, c),
                 "name": c.name,
                 "category": c.category,
-                "lat": c.lat,
-                "lon": c.lon,
+                "kinds": list(c.kinds),
+                "lat": c.attrs.get("lat"),
+                "lon": c.attrs.get("lon"),
+                "year": c.attrs.get("year"),
                 "score": c.final_score if c.final_score is not None else c.score,
                 "feature_score": c.score,
                 "llm_score": c.llm_score,
@@ -68,7 +70,7 @@ def _labels(rec: Any) -> list[str]:
 
 
 def r_label(result: Any, c: Any) -> str:
-    return result.labels.get(c.item_id) or c.category or c.name or "Place"
+    return result.labels.get(c.item_id) or c.name or c.category or "an item"
 
 
 @router.post("/v1/recommendations", response_model=RecommendOut)
@@ -76,19 +78,12 @@ async def recommend(body: RecommendIn, key: CurrentKey, state: State) -> dict[st
     key.require_act_as(body.user_id)
     # Not stated in the request: the user's experiment arm (if any) decides.
     use_llm = body.use_llm if "use_llm" in body.model_fields_set else None
-    call = partial(
-        state.service.recommend,
-        body.user_id,
-        _context(body.context),
-        body.k,
-        body.explain,
-        use_llm=use_llm,
-        unknown_user_is_error=True,
-    )
+    opts = RecommendOptions(explain=body.explain, use_llm=use_llm, unknown_user_is_error=True)
+    call = partial(state.pipeline.run, body.user_id, _context(body.context, state), body.k, opts)
     # Without the LLM a request is ~10 ms of CPU over in-memory state: it runs on the event loop
     # (one worker per core), as threads would only queue for the GIL. With it, it waits on the
     # model server, so a thread waits instead of the loop.
-    r = await run_in_threadpool(call) if state.service.may_call_llm(use_llm, body.user_id) else call()
+    r = await run_in_threadpool(call) if state.pipeline.may_call_llm(use_llm, body.user_id) else call()
     return {
         "recommendation_id": r.recommendation_id,
         "user_id": r.user_id,
@@ -96,6 +91,7 @@ async def recommend(body: RecommendIn, key: CurrentKey, state: State) -> dict[st
         "items": _items_out(r),
         "explanation_source": r.explanation.source if r.explanation else None,
         "notes": r.notes,
+        "emptied_by": r.emptied_by,
         "timings": {k: v for k, v in r.timings.items() if isinstance(v, int | float)},
         "experiment": r.experiment,
     }
@@ -104,7 +100,7 @@ async def recommend(body: RecommendIn, key: CurrentKey, state: State) -> dict[st
 @router.get("/v1/recommendations/{recommendation_id}", tags=["support"])
 def trace(recommendation_id: str, key: CurrentKey, state: State, session: SessionDep) -> dict[str, Any]:
     """Everything behind a recommendation: facts, candidates and sources, scores, prompt, model."""
-    rec = state.service.trace(session, recommendation_id)
+    rec = state.records.trace(session, recommendation_id)
     key.require_read(rec.user_id)
     return {
         "recommendation_id": rec.id,
@@ -131,11 +127,11 @@ def trace(recommendation_id: str, key: CurrentKey, state: State, session: Sessio
 def feedback(
     recommendation_id: str, body: FeedbackIn, key: CurrentKey, state: State, session: SessionDep
 ) -> dict[str, str]:
-    rec = state.service.trace(session, recommendation_id)
+    rec = state.records.trace(session, recommendation_id)
     key.require_act_as(rec.user_id)
     session.close()  # give the connection back before the service opens its own
     # Feedback is not a visit: histories do not change; reactions are read per request.
-    eid = state.service.feedback(recommendation_id, rec.user_id, body.kind, body.item_id, body.reason)
+    eid = state.records.feedback(recommendation_id, rec.user_id, body.kind, body.item_id, body.reason)
     if state.miner is not None:  # the profile's feedback facts follow in the background
         state.miner.submit([rec.user_id])
     return {"event_id": eid}
@@ -147,7 +143,7 @@ def feedback_history(
 ) -> dict[str, Any]:
     """The user's reactions to recommendations, newest first, with what each does now."""
     key.require_read(user_id)
-    return {"user_id": user_id, "feedback": state.service.feedback_history(session, user_id, limit)}
+    return {"user_id": user_id, "feedback": state.records.feedback_history(session, user_id, limit)}
 
 
 @router.get("/v1/users/{user_id}/recommendations", tags=["support"])
@@ -155,7 +151,7 @@ def recent(
     user_id: str, key: CurrentKey, state: State, session: SessionDep, limit: int = Query(20, ge=1, le=100)
 ) -> dict[str, Any]:
     key.require_read(user_id)
-    recs = state.service.recent(session, user_id, limit)
+    recs = state.records.recent(session, user_id, limit)
     return {
         "recommendations": [
             {

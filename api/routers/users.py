@@ -16,37 +16,16 @@ router = APIRouter(tags=["profiles"])
 
 @router.get("/v1/users/{user_id}/profile")
 def profile(user_id: str, key: CurrentKey, session: SessionDep, state: State) -> dict[str, Any]:
-    """The mined profile: ``text`` as the person reads it (areas and places named for them),
-    ``text_raw`` and the facts as mined (with the miner's area and place ids, for support staff)."""
-    from retrieval.profile_store import latest_profile, profile_versions
-
+    """The mined profile: ``text`` as the person reads it (areas and items named for them),
+    ``text_raw`` and the facts as mined (with the miner's ids, for support staff)."""
     key.require_read(user_id)
-    p = latest_profile(session, user_id)
-    if p is None:
-        if session.get(User, user_id) is None:
-            raise NotFoundError(f"no user {user_id!r}")
-        raise NotFoundError(f"no profile for user {user_id!r} yet: run `chronotope mine`")
-    return {
-        **p.to_dict(),
-        "text": state.service.readable_text(p),
-        "text_raw": p.text,
-        "versions": profile_versions(session, user_id),
-        "plots": [f"/v1/users/{user_id}/profile/plots/{n}.png" for n in ("rhythm", "places")],
-    }
+    return state.profiles.view(session, user_id)
 
 
 @router.get("/v1/users/{user_id}/profile/plots/{name}.png")
-def plot(user_id: str, name: str, key: CurrentKey, session: SessionDep) -> Response:
-    from core.events_frame import events_frame
-    from mining.plots import PLOTS, render_plot
-
+def plot(user_id: str, name: str, key: CurrentKey, session: SessionDep, state: State) -> Response:
     key.require_read(user_id)
-    if name not in PLOTS:
-        raise NotFoundError(f"no plot {name!r}; have {', '.join(PLOTS)}")
-    df = events_frame(session, [user_id])
-    if df.empty:
-        raise NotFoundError(f"no events for user {user_id!r}")
-    return Response(render_plot(name, df, user_id), media_type="image/png")
+    return Response(state.profiles.plot(session, user_id, name), media_type="image/png")
 
 
 @router.get("/v1/users", tags=["support"])

@@ -1,20 +1,25 @@
-"""Ingest of behaviour data into the store: Foursquare check-ins, GETNext CSV, generic events.
+"""Ingest of behaviour data into the store: the generic events format here, a domain's data-set
+formats in its package (``domains.formats()`` is the whole registry).
 
-``ingest_file(path, session_factory)`` parses, cleans and writes in atomic batches, returning an
-``IngestReport`` that lists every rejected row with its line number and reason.
+``ingest_file(path, factory, formats=...)`` parses, cleans and writes in atomic batches, returning
+an ``IngestReport`` that lists every rejected row with its line number and reason.
 """
 
-from core.ingest.formats import FORMATS, detect_format, parse_file, parse_records
+from core.ingest.events_format import parse_records
+from core.ingest.formats import EVENTS, GENERIC, Format, Formats, Parsed
 from core.ingest.report import IngestReport, Rejection
-from core.ingest.writer import ingest_file, write_events
+from core.ingest.writer import ingest_file, write_events, write_items
 
 __all__ = [
-    "FORMATS",
+    "EVENTS",
+    "GENERIC",
+    "Format",
+    "Formats",
     "IngestReport",
+    "Parsed",
     "Rejection",
-    "detect_format",
     "ingest_file",
-    "parse_file",
     "parse_records",
     "write_events",
+    "write_items",
 ]

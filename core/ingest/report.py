@@ -27,6 +27,7 @@ class IngestReport:
     items_added: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     duplicates: list[Rejection] = field(default_factory=list)  # dropped rows: "duplicate of line N"
+    warnings: list[str] = field(default_factory=list)  # the data contradicts an assumption
     seconds: float = 0.0
 
     @property
@@ -51,5 +52,6 @@ class IngestReport:
             "rejected": self.rejected,
             "rejections": [r.to_dict() for r in self.rejections],
             "duplicates": [r.to_dict() for r in self.duplicates],
+            "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
         }

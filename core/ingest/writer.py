@@ -18,7 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
-from core.ingest.formats import ATTRS, nan_to_none, parse_file
+from core.catalog_meta import record_meta
+from core.ingest.formats import GENERIC, Formats, Parsed
+from core.ingest.reading import ATTRS, nan_to_none
 from core.ingest.report import IngestReport
 from core.models import Event, Item, User
 from core.state_changes import record_change
@@ -150,33 +152,68 @@ def write_events(
     return totals[0], totals[1], totals[2], totals[3]
 
 
+def write_items(factory: sessionmaker[Session], items: pd.DataFrame, batch_rows: int = BATCH_ROWS) -> int:
+    """Catalog rows (core.ingest.formats.ITEM_COLUMNS) not stored yet; returns how many were added.
+    What an earlier load knew of an item is kept."""
+    added = 0
+    items = items.drop_duplicates("item_id")
+    for start in range(0, len(items), batch_rows):
+        batch = items.iloc[start : start + batch_rows]
+        with factory() as session:
+            known = _existing(session, Item.id, batch["item_id"].astype(str).tolist())
+            fresh = batch[~batch["item_id"].astype(str).isin(list(known))]
+            if len(fresh):
+                recs = _records(fresh, ["item_id", "name", "category", "lat", "lon"])
+                for r, a in zip(recs, fresh["attributes"], strict=True):
+                    r["id"] = str(r.pop("item_id"))
+                    r["attributes"] = a if isinstance(a, dict) else {}
+                session.execute(_insert(session, Item.__table__).on_conflict_do_nothing(), recs)
+                session.commit()
+                added += len(recs)
+    return added
+
+
 def ingest_file(
     path: Path,
     factory: sessionmaker[Session],
     *,
+    formats: Formats = GENERIC,
     fmt: str | None = None,
-    zone: str = "America/New_York",
+    zone: str | None = None,
     batch_rows: int = BATCH_ROWS,
     on_parsed: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Parse, clean and store a file. Bad rows are reported, good rows stored exactly once."""
+    """Parse, clean and store a file (or a folder format's folder). Bad rows are reported, good
+    rows stored exactly once. Input that cannot be read at all, or whose catalog is of another
+    domain than the store's, is refused before anything is written."""
     t0 = time.perf_counter()
-    df, rejections, n_read, duplicates, fmt = parse_file(Path(path), fmt, zone)
+    parsed = formats.parse(Path(path), fmt, zone)
     if on_parsed:
-        on_parsed(len(df))
-    report = IngestReport(path=str(path), format=fmt, rows_read=n_read, rows_valid=len(df))
-    report.rejections = rejections
-    report.duplicates = duplicates
-    source = f"file:{fmt}:{Path(path).name}"[:64]
+        on_parsed(len(parsed.events))
+    report = IngestReport(
+        path=str(path), format=parsed.format, rows_read=parsed.rows_read, rows_valid=len(parsed.events)
+    )
+    report.rejections = parsed.rejections
+    report.duplicates = parsed.duplicates
+    report.warnings = list(parsed.warnings)
+    _record_catalog(factory, parsed)
+    if parsed.items is not None and len(parsed.items):
+        report.items_added += write_items(factory, parsed.items, batch_rows)
+    source = f"file:{parsed.format}:{Path(path).name}"[:64]
     ins, present, users, items = write_events(
-        factory, df, source=source, batch_rows=batch_rows, on_batch=on_batch
+        factory, parsed.events, source=source, batch_rows=batch_rows, on_batch=on_batch
     )
-    report.inserted, report.already_present, report.users_added, report.items_added = (
-        ins,
-        present,
-        users,
-        items,
-    )
+    report.inserted, report.already_present, report.users_added = ins, present, users
+    report.items_added += items
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _record_catalog(factory: sessionmaker[Session], parsed: Parsed) -> None:
+    """What the data says the catalog is; a conflict with the store refuses the whole file."""
+    if not parsed.meta or not (len(parsed.events) or (parsed.items is not None and len(parsed.items))):
+        return
+    with factory() as session:
+        record_meta(session, parsed.meta)
+        session.commit()

@@ -31,11 +31,27 @@ def candidates() -> list[Candidate]:
         Candidate(
             item_id=f"i{i}",
             category=["Cafe", "Office", "Bar", "Park", "Museum"][i % 5],
-            lat=40.75,
-            lon=-73.98,
+            attrs={"lat": 40.75, "lon": -73.98},
             sources=["repeat", "markov"] if i < 2 else ["popular"],
             features={"user_count_log": 1.5 if i < 2 else 0.0, "distance_km": 0.5 * i},
             score=1.0 - 0.1 * i,
         )
         for i in range(8)
     ]
+
+
+def llm_session(client, settings=None, breaker=None, *, timeout_s: float = 10.0, enabled: bool = True):  # type: ignore[no-untyped-def]
+    """An LLM session over ``client`` (a fake or the real server's), as a request opens one."""
+    import time
+
+    from agent.llm.breaker import CircuitBreaker
+    from agent.llm.gateway import LLMGateway, LLMSession
+    from core.settings import Settings
+
+    s = settings or Settings(env="test")
+    gw = LLMGateway(
+        client, breaker or CircuitBreaker(), s.llm.model_name, None, s.llm.retries, enabled=enabled
+    )
+    if not enabled:
+        return gw.unused(time.monotonic() + timeout_s, "LLM disabled")
+    return LLMSession(gw, time.monotonic() + timeout_s)

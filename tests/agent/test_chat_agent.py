@@ -17,15 +17,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent.chat import ChatAgent
 from agent.chat.intent import intent_json_schema
+from agent.chat.tools import TOOLS
+from agent.context import UserLoader
+from agent.llm.admission import LLMAdmission
 from agent.llm.breaker import CircuitBreaker
-from agent.service import RecommendationService
+from agent.llm.gateway import LLMGateway
+from agent.pipeline import RecommendPipeline
+from agent.records import Records
+from core.experiments import ExperimentsConfig
 from core.models import Event, Message
 from core.settings import Settings
+from domains.places import PLACES
+from domains.places.chat import DISTANCE
 from retrieval.embedder import HashEmbedder
+from retrieval.feedback import FeedbackRules
 from retrieval.grounding import CategoryGrounder
+from retrieval.service import PersonView
 from retrieval.types import Candidate, RankedList, RequestContext
 from tests.agent.fakes import FakeChatLLM
-from tests.agent.test_service import FakeRetriever, store  # noqa: F401
+from tests.agent.test_pipeline import FakeRetriever, store  # noqa: F401
 
 WHEN = datetime(2012, 6, 4, 16, tzinfo=UTC)
 CATS = ["Cafe", "Office", "Bar", "Park", "Museum"]
@@ -35,7 +45,7 @@ class FilteringRetriever(FakeRetriever):
     """The fake retriever, honouring the filters the chat sets (exact kinds, excluded items)."""
 
     def recommend(
-        self, session: Any, user_id: str, ctx: RequestContext, k: int = 10, profile: Any = None, **_: Any
+        self, person: PersonView, ctx: RequestContext, k: int = 10, profile: Any = None, **_: Any
     ) -> RankedList:
         self.contexts.append(ctx)
         keep = [
@@ -53,13 +63,19 @@ def _agent(
     settings: Settings,
     candidates: list[Candidate],
     fake: FakeChatLLM,
+    admission: LLMAdmission | None = None,
     **chat: Any,
 ) -> tuple[ChatAgent, FilteringRetriever]:
     s = settings.model_copy(update={"chat": settings.chat.model_copy(update={"k": 3, **chat})})
     retriever = FilteringRetriever(candidates)
-    svc = RecommendationService(store, retriever, None, None)  # type: ignore[arg-type]
+    rules = FeedbackRules()
+    records = Records(store, None, rules)
+    users = UserLoader(store, retriever, PLACES, rules, ExperimentsConfig())  # type: ignore[arg-type]
+    llm = LLMGateway(fake, CircuitBreaker(), s.llm.model_name, admission, 0)
+    pipeline = RecommendPipeline(users, retriever, PLACES, records, llm, s.llm)  # type: ignore[arg-type]
     grounder = CategoryGrounder(CATS, HashEmbedder(64))
-    return ChatAgent(svc, s, grounder=grounder, client=fake, breaker=CircuitBreaker()), retriever
+    agent = ChatAgent(pipeline, records, llm, s.chat, grounder=grounder, llm_on=s.chat.llm)
+    return agent, retriever
 
 
 def test_the_model_picks_the_tool_and_arguments_under_its_json_schema(
@@ -76,7 +92,9 @@ def test_the_model_picks_the_tool_and_arguments_under_its_json_schema(
     call = llm.understanding_calls()[0]
     assert call["response_format"]["type"] == "json_schema"
     schema = call["response_format"]["json_schema"]["schema"]
-    assert schema == intent_json_schema("I fancy a bar tonight but no cafe", 0, None)
+    assert schema == intent_json_schema(
+        "I fancy a bar tonight but no cafe", 0, None, TOOLS.names, (DISTANCE,)
+    )
     assert set(schema["properties"]) == {"action", "wish", "kinds", "avoid", "when"}
     assert "Kinds of places: Bar, Cafe, Museum, Office, Park." in call["messages"][0]["content"]
     assert call["messages"][-1]["content"].endswith('Message: "I fancy a bar tonight but no cafe"')
@@ -102,7 +120,7 @@ def test_invented_arguments_are_dropped_and_recorded(
     agent, retriever = _agent(store, settings, candidates, llm)
     out = agent.respond("u1", "a park please", when=WHEN)
     ctx = retriever.contexts[-1]
-    assert ctx.exclude_kinds == () and ctx.max_distance_km is None and ctx.time == WHEN
+    assert ctx.exclude_kinds == () and "max_distance_km" not in ctx.args and ctx.time == WHEN
     with store() as s:
         meta = s.scalars(select(Message.meta).where(Message.role == "assistant")).all()[-1]
     dropped = " ".join(meta["understanding"]["dropped"])
@@ -237,7 +255,7 @@ def test_references_resolve_to_what_was_shown_and_rejections_are_stored(
     assert f"1. {rej.items[0]['category']}:" in reply_call["messages"][0]["content"]
     assert rej.items[0]["label"].startswith(rej.items[0]["category"])  # the readable label, no bare id
     closer = agent.respond("u1", "closer please", first.conversation_id, when=WHEN)
-    assert closer.constraints["max_km"] == 2.0
+    assert closer.constraints["args"]["max_distance_km"] == 2.0
     # the understanding prompt read the conversation back from the store
     last_prompt = llm.understanding_calls()[-1]["messages"][-1]["content"]
     assert "not the second one" in last_prompt and "why the first?" in last_prompt
@@ -294,7 +312,7 @@ def test_an_openai_style_client_continues_the_conversation_it_was_shown(
     ]
     second = agent.respond("u1", "closer please", when=WHEN, prior=prior)
     assert second.conversation_id == first.conversation_id
-    assert second.constraints["wish"] == "park" and second.constraints["max_km"] == 2.0
+    assert second.constraints["wish"] == "park" and second.constraints["args"]["max_distance_km"] == 2.0
 
 
 def test_a_full_llm_queue_means_rules_and_template_at_once(
@@ -304,12 +322,10 @@ def test_a_full_llm_queue_means_rules_and_template_at_once(
 ) -> None:
     """Chat turns share the worker's bounded LLM queue with recommendations: when it is full, the
     turn is understood by rules and answered by the template at once, and says so."""
-    from agent.llm.admission import LLMAdmission
-
     llm = FakeChatLLM(intents=[{"action": "recommend", "wish": "bar", "kinds": ["bar"]}], replies=["Try 1."])
-    agent, _ = _agent(store, settings, candidates, llm)
-    agent.service.admission = LLMAdmission(max_in_flight=1, max_waiting=0)
-    with agent.service.admission.slot(time.monotonic() + 60) as held:  # another request's LLM work
+    admission = LLMAdmission(max_in_flight=1, max_waiting=0)
+    agent, _ = _agent(store, settings, candidates, llm, admission)
+    with admission.slot(time.monotonic() + 60) as held:  # another request's LLM work
         assert held is None
         t0 = time.monotonic()
         out = agent.respond("u1", "a bar please", when=WHEN)
@@ -318,4 +334,4 @@ def test_a_full_llm_queue_means_rules_and_template_at_once(
     assert any("LLM busy" in n for n in out.notes) and took < 2
     assert llm.understanding_calls() == []  # the model was not asked
     after = agent.respond("u1", "a bar please", when=WHEN)  # the slot is free again
-    assert after.understood_by == "llm" and agent.service.admission.status()["in_flight"] == 0
+    assert after.understood_by == "llm" and admission.status()["in_flight"] == 0

@@ -9,11 +9,42 @@ from datetime import UTC, datetime
 import pytest
 
 from agent.chat.guard import GuardedStream, ReplyRules, Violation, check_reply
-from agent.chat.intent import TurnIntent, intent_json_schema, said, verify
-from agent.chat.rules import rules_intent
-from agent.chat.state import ChatState, ShownItem, apply, to_context, when_time
+from agent.chat.intent import TurnIntent, said
+from agent.chat.intent import intent_json_schema as _schema
+from agent.chat.intent import verify as _verify
+from agent.chat.rules import rules_intent as _rules_intent
+from agent.chat.state import ChatState, ShownItem, when_time
+from agent.chat.state import apply as _apply
+from agent.chat.state import to_context as _to_context
+from agent.chat.tools import TOOLS
+from domains.places import PLACES
+from domains.places.chat import DISTANCE
 from retrieval.embedder import HashEmbedder
 from retrieval.grounding import CategoryGrounder
+
+ARGS = (DISTANCE,)  # the places domain's chat argument
+
+
+def intent_json_schema(message=None, n_shown=9, state=None):  # type: ignore[no-untyped-def]
+    return _schema(message, n_shown, state, TOOLS.names, ARGS)
+
+
+def verify(intent, message, earlier, n_shown, state):  # type: ignore[no-untyped-def]
+    return _verify(intent, message, earlier, n_shown, state, ARGS)
+
+
+def rules_intent(message):  # type: ignore[no-untyped-def]
+    return _rules_intent(message, TOOLS, ARGS)
+
+
+def apply(state, intent, grounder):  # type: ignore[no-untyped-def]
+    return _apply(state, intent, grounder, ARGS)
+
+
+def to_context(state, now, lat=None, lon=None):  # type: ignore[no-untyped-def]
+    args = {"lat": lat, "lon": lon} if lat is not None else {}
+    return _to_context(state, now, args, 0, PLACES)
+
 
 CATALOG = [
     "Coffee Shop",
@@ -158,7 +189,7 @@ def test_verify_keeps_what_the_user_said_and_drops_inventions() -> None:
         kinds=["chinese restaurant"],
         avoid=["pizza", "steak"],
         forget=["tacos"],
-        distance="near",
+        args={"distance": "near"},
         new_places="yes",
         when="night",
         item=5,
@@ -166,7 +197,7 @@ def test_verify_keeps_what_the_user_said_and_drops_inventions() -> None:
     v = verify(intent, "forget the tacos, I'm craving dumplings", "", 2, state)
     out = v.intent
     assert out.wish == "dumplings" and out.kinds == ["chinese restaurant"] and out.forget == ["tacos"]
-    assert out.avoid == [] and out.distance == "same" and out.new_places == "same" and out.when == "now"
+    assert out.avoid == [] and out.args == {} and out.new_places == "same" and out.when == "now"
     assert out.item == 0 and len(v.dropped) == 6
     # a wish the user never wrote (copied from the profile or an example) is replaced by the message
     v2 = verify(
@@ -196,7 +227,7 @@ def test_rules_fallback(message: str, action: str, item: int) -> None:
 
 def test_rules_keep_the_earlier_wish_for_a_bare_refinement() -> None:
     i = rules_intent("even closer")
-    assert i.wish == "" and i.distance == "closer"
+    assert i.wish == "" and i.args == {"distance": "closer"}
 
 
 @pytest.fixture(scope="module")
@@ -207,10 +238,10 @@ def grounder() -> CategoryGrounder:
 def test_apply_accumulates_and_revises(grounder: CategoryGrounder) -> None:
     s1 = apply(ChatState(), TurnIntent(action="recommend", wish="museum", avoid=["coffee"]), grounder)
     assert s1.include_kinds[0] == "Museum" and s1.exclude_kinds == ["Coffee Shop"]
-    s2 = apply(s1, TurnIntent(action="recommend", distance="closer"), grounder)
-    assert s2.wish == "museum" and s2.max_km == 2.0 and s2.exclude_kinds == ["Coffee Shop"]
-    s3 = apply(s2, TurnIntent(action="recommend", distance="closer"), grounder)
-    assert s3.max_km == 1.0
+    s2 = apply(s1, TurnIntent(action="recommend", args={"distance": "closer"}), grounder)
+    assert s2.wish == "museum" and s2.args["max_distance_km"] == 2.0 and s2.exclude_kinds == ["Coffee Shop"]
+    s3 = apply(s2, TurnIntent(action="recommend", args={"distance": "closer"}), grounder)
+    assert s3.args["max_distance_km"] == 1.0
     s4 = apply(s3, TurnIntent(action="recommend", forget=["museum", "coffee"], wish="park"), grounder)
     assert s4.wish == "park" and s4.include_kinds == ["Park"] and s4.avoid == [] and s4.exclude_kinds == []
     # an exclusion removes the kind from the wish too ("no Italian, something else")
@@ -218,7 +249,7 @@ def test_apply_accumulates_and_revises(grounder: CategoryGrounder) -> None:
         ChatState(), TurnIntent(action="recommend", kinds=["italian restaurant"], avoid=["italian"]), grounder
     )
     assert "Italian Restaurant" in s5.exclude_kinds and "Italian Restaurant" not in s5.include_kinds
-    assert s1.avoid == ["coffee"] and s1.max_km is None  # apply never mutates its input
+    assert s1.avoid == ["coffee"] and "max_distance_km" not in s1.args  # apply never mutates its input
 
 
 def test_state_round_trips_and_builds_the_request() -> None:
@@ -227,7 +258,7 @@ def test_state_round_trips_and_builds_the_request() -> None:
         wish_categories=[{"category": "Park", "similarity": 0.9, "via": "wish"}],
         avoid=["coffee"],
         avoid_categories=[{"category": "Coffee Shop", "similarity": 0.7, "via": "word:coffee"}],
-        max_km=2.0,
+        args={"max_distance_km": 2.0},
         new_only=True,
         rejected=["p1"],
         shown=[ShownItem("p2", "Park", "Park")],
@@ -236,7 +267,8 @@ def test_state_round_trips_and_builds_the_request() -> None:
     assert back == s
     ctx = to_context(back, datetime(2012, 6, 4, 16, tzinfo=UTC), None, None)
     assert ctx.include_kinds == ("Park",) and ctx.exclude_kinds == ("Coffee Shop",)
-    assert ctx.exclude_items == ("p1",) and ctx.exclude_visited and ctx.max_distance_km == 2.0
+    assert ctx.exclude_items == ("p1",) and ctx.exclude_visited and ctx.args["max_distance_km"] == 2.0
+    assert ChatState.from_dict({"max_km": 1.5}).args == {"max_distance_km": 1.5}  # rows stored before
     assert ChatState.from_dict({"constraints": {"include": ["bar"]}}) == ChatState()  # old rows load
 
 

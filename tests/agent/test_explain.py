@@ -13,16 +13,29 @@ from typing import Any
 
 import pytest
 
-from agent.evidence import place_evidence
-from agent.labels import anchors, place_label, readable_area_text
+from agent.explanations import Situation, template_explanations
 from agent.llm.breaker import CircuitBreaker, CircuitOpenError
-from agent.llm.explain import Explainer, Situation, explanation_schema, served_text, template_explanations
-from agent.llm.faithfulness import check_explanation, repair_citations
+from agent.llm.explain import Explainer, explanation_schema, served_text
+from agent.llm.faithfulness import check_explanation as _check
+from agent.llm.faithfulness import repair_citations as _repair
 from core.settings import Settings
+from domains.places import PLACES
+from domains.places.labels import anchors, place_label, readable_area_text
 from mining import UserProfile
 from retrieval.types import Candidate, RequestContext
 from tests import explain_examples as examples
+from tests.agent.conftest import llm_session
 from tests.agent.fakes import FakeClient, text_response
+
+
+def check_explanation(*args: Any, **kw: Any) -> Any:
+    """The checker with the places domain's claim words (close by, home, work...)."""
+    return _check(*args, claims=PLACES.claims, **kw)
+
+
+def repair_citations(*args: Any, **kw: Any) -> Any:
+    return _repair(*args, claims=PLACES.claims, **kw)
+
 
 KINDS = examples.KINDS
 
@@ -46,7 +59,7 @@ CTX = RequestContext(time=datetime(2012, 6, 4, 16, 10, tzinfo=UTC))
 
 
 def _evidence(profile: UserProfile, c: Candidate, situation: Situation) -> Any:
-    return place_evidence(profile, c, situation.moment, situation.kind_of_item, anchors(profile))
+    return situation.evidence(profile, c)
 
 
 def test_evidence_links_each_place_to_the_person(
@@ -231,7 +244,9 @@ def test_a_lying_model_is_caught_regenerated_once_then_replaced(
     client = FakeClient(liar)
     s = Settings(env="test", llm={"explain_regenerate": True})
     labels = {c.item_id: place_label(c, anchors(rich_profile)) for c in places}
-    ex = Explainer(s, client=client).explain(rich_profile, CTX, places, labels=labels, situation=situation)
+    ex = Explainer(s.llm).explain(
+        llm_session(client, s), rich_profile, CTX, places, labels=labels, situation=situation
+    )
     cafe, bar, taco, museum = (ex.items[f"i{i}"] for i in range(4))
     assert cafe.source == bar.source == museum.source == "template"
     assert "Sunday" in (cafe.rejected or "") and "night" in (cafe.rejected or "")
@@ -242,7 +257,7 @@ def test_a_lying_model_is_caught_regenerated_once_then_replaced(
     assert taco.text == "It is 0.1 km from your work area [space.work]."
     assert taco.attempts[0]["verdict"]["reasons"] == ["empty"]  # a letter it was not offered
     assert all(e.verdict["ok"] for e in ex.items.values())  # what is served always passes
-    assert ex.source == "mixed" and ex.prompt_version == "explain@3"
+    assert ex.source == "mixed" and ex.prompt_version == "explain@4"
     assert len(client.calls) == 8  # two tries per place, no more
     call = client.calls[0]
     assert call["response_format"]["json_schema"]["schema"]["properties"]["facts"]["items"]["enum"]
@@ -255,9 +270,8 @@ def test_without_regeneration_a_failing_text_goes_straight_to_the_template(
     rich_profile: UserProfile, places: list[Candidate], situation: Situation
 ) -> None:
     client = FakeClient(lambda kw: _answer(["A"], "You were here on Sunday"))
-    ex = Explainer(Settings(env="test"), client=client).explain(
-        rich_profile, CTX, places, situation=situation
-    )
+    s = Settings(env="test")
+    ex = Explainer(s.llm).explain(llm_session(client, s), rich_profile, CTX, places, situation=situation)
     assert len(client.calls) == len(places) and ex.source == "template"
     assert all(len(e.attempts) == 1 and e.rejected for e in ex.items.values())
 
@@ -268,8 +282,9 @@ def test_the_llm_down_gives_checked_templates_within_the_deadline(
     def boom(kw: dict[str, Any]) -> Any:
         raise TimeoutError("slow")
 
-    ex = Explainer(Settings(env="test"), client=FakeClient(boom), breaker=CircuitBreaker()).explain(
-        rich_profile, CTX, places, situation=situation
+    s = Settings(env="test")
+    ex = Explainer(s.llm).explain(
+        llm_session(FakeClient(boom), s), rich_profile, CTX, places, situation=situation
     )
     assert ex.source == "template" and len(ex.errors) == 4
     assert all(e.verdict["ok"] for e in ex.items.values())
@@ -286,9 +301,8 @@ def test_every_call_gets_only_the_time_left(
 
     client = FakeClient(slow_lie)
     s = Settings(env="test", llm={"timeout_s": 1.0, "explain_regenerate": True})
-    deadline = time.monotonic() + 1.0
-    Explainer(s, client=client, breaker=CircuitBreaker()).explain(
-        rich_profile, CTX, places[:1], situation=situation, deadline=deadline
+    Explainer(s.llm).explain(
+        llm_session(client, s, timeout_s=1.0), rich_profile, CTX, places[:1], situation=situation
     )
     first, second = client.calls[0]["timeout"], client.calls[1]["timeout"]
     assert first <= 1.0 and second <= first - 0.15  # the retry gets what is left, not a new 1.0 s

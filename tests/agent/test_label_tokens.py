@@ -8,8 +8,10 @@ import pytest
 from agent.llm.label_tokens import LabelTokens, tokenize_url
 from agent.llm.rerank import LLMReranker
 from core.settings import Settings
+from domains.places import PLACES
 from mining import UserProfile
 from retrieval.types import Candidate, RequestContext
+from tests.agent.conftest import llm_session
 from tests.agent.fakes import FakeClient, logprob_response
 
 VOCAB = {"A": [32], " A": [362], "B": [33], " B": [425], "C": [34], " C": [356], "AB": [1, 2]}
@@ -76,12 +78,12 @@ def test_reranker_sends_token_ids_when_known_else_the_choice_grammar(
     lt, _ = _lookup(monkeypatch, VOCAB)
     client = FakeClient(lambda kw: logprob_response("A", {"A": -0.1, "B": -1.0, "C": -2.0}))
     s = Settings(env="test", llm={"retries": 0, "rerank_top_n": 3})
-    out = LLMReranker(s, client=client, label_tokens=lt).rerank(profile, ctx, candidates)
+    out = LLMReranker(s.llm, PLACES, lt).rerank(llm_session(client, s), profile, ctx, candidates)
     assert out.error is None
     assert client.calls[0]["extra_body"] == {"allowed_token_ids": [32, 33, 34, 356, 362, 425]}
     lt_none, _ = _lookup(monkeypatch, {})
     client2 = FakeClient(lambda kw: logprob_response("A", {"A": -0.1}))
-    LLMReranker(s, client=client2, label_tokens=lt_none).rerank(profile, ctx, candidates)
+    LLMReranker(s.llm, PLACES, lt_none).rerank(llm_session(client2, s), profile, ctx, candidates)
     assert client2.calls[0]["extra_body"] == {"structured_outputs": {"choice": ["A", "B", "C"]}}
 
 

@@ -8,11 +8,15 @@ from typing import Any
 import pytest
 
 from agent.llm.breaker import CircuitBreaker
-from agent.llm.rerank import FALLBACK_RANKER, LLMReranker, candidate_text, label_logprobs, orders
+from agent.llm.rerank import FALLBACK_RANKER, LLMReranker, label_logprobs, orders
 from core.settings import Settings
+from domains.places import PLACES
 from mining import UserProfile
 from retrieval.types import Candidate, RequestContext
+from tests.agent.conftest import llm_session
 from tests.agent.fakes import FakeClient, logprob_response
+
+candidate_text = PLACES.llm_text
 
 
 def _settings(**llm: Any) -> Settings:
@@ -43,9 +47,8 @@ def test_rerank_follows_the_model_and_is_a_permutation(
         return logprob_response(label, {label: -0.05, "A": -3.0, "B": -3.5})
 
     client = FakeClient(handler)
-    out = LLMReranker(_settings(rerank_orders=2, rerank_top_n=5), client=client).rerank(
-        profile, ctx, candidates
-    )
+    s = _settings(rerank_orders=2, rerank_top_n=5)
+    out = LLMReranker(s.llm, PLACES).rerank(llm_session(client, s), profile, ctx, candidates)
     assert out.error is None and out.ranker.startswith("llm(")
     assert out.candidates[0].category == "Museum"
     assert sorted(c.item_id for c in out.candidates) == sorted(c.item_id for c in candidates)
@@ -56,14 +59,15 @@ def test_rerank_follows_the_model_and_is_a_permutation(
     assert call["max_tokens"] == 1 and call["logprobs"] is True
     # fixed part first, candidates last (prefix caching)
     assert call["messages"][-1]["content"].index("Profile:") < call["messages"][-1]["content"].index("A. ")
-    assert out.prompt_version == "rerank@2"
+    assert out.prompt_version == "rerank@3"
 
 
 def test_rerank_never_invents_items(
     profile: UserProfile, ctx: RequestContext, candidates: list[Candidate]
 ) -> None:
     client = FakeClient(lambda kw: logprob_response("Z", {"Z": -0.01, "Q": -0.2}))  # not a label
-    out = LLMReranker(_settings(), client=client).rerank(profile, ctx, candidates)
+    s = _settings()
+    out = LLMReranker(s.llm, PLACES).rerank(llm_session(client, s), profile, ctx, candidates)
     assert out.ranker == FALLBACK_RANKER and "no label" in (out.error or "")
     assert [c.item_id for c in out.candidates] == [c.item_id for c in candidates]
 
@@ -75,12 +79,14 @@ def test_server_down_falls_back_and_breaker_opens(
         raise ConnectionError("connection refused")
 
     client = FakeClient(boom)
-    rr = LLMReranker(_settings(), client=client, breaker=CircuitBreaker(failures_to_open=2, cooldown_s=60))
-    for _ in range(2):
-        out = rr.rerank(profile, ctx, candidates)
+    s = _settings()
+    breaker = CircuitBreaker(failures_to_open=2, cooldown_s=60)
+    rr = LLMReranker(s.llm, PLACES)
+    for _ in range(2):  # each request its own session: one failed call each
+        out = rr.rerank(llm_session(client, s, breaker), profile, ctx, candidates)
         assert out.ranker == FALLBACK_RANKER and "connection refused" in (out.error or "")
     calls = len(client.calls)
-    out = rr.rerank(profile, ctx, candidates)
+    out = rr.rerank(llm_session(client, s, breaker), profile, ctx, candidates)
     assert "circuit open" in (out.error or "") and len(client.calls) == calls  # no call while open
     assert [c.item_id for c in out.candidates] == [c.item_id for c in candidates]
 
@@ -100,9 +106,11 @@ def test_disabled_llm_and_tiny_lists(
     profile: UserProfile, ctx: RequestContext, candidates: list[Candidate]
 ) -> None:
     client = FakeClient(lambda kw: pytest.fail("must not call the LLM"))
-    out = LLMReranker(_settings(enabled=False), client=client).rerank(profile, ctx, candidates)
-    assert out.ranker == FALLBACK_RANKER
-    out = LLMReranker(_settings(), client=client).rerank(profile, ctx, candidates[:1])
+    s = _settings()
+    off = llm_session(client, s, enabled=False)
+    out = LLMReranker(s.llm, PLACES).rerank(off, profile, ctx, candidates)
+    assert out.ranker == FALLBACK_RANKER and out.error == "LLM disabled"
+    out = LLMReranker(s.llm, PLACES).rerank(llm_session(client, s), profile, ctx, candidates[:1])
     assert out.error is None and len(out.candidates) == 1
 
 
@@ -113,5 +121,30 @@ def test_candidate_text_has_no_raw_coordinates(candidates: list[Candidate]) -> N
         "Midtown Manhattan, new"
     )  # no distance
     assert t.startswith(candidates[0].category or "") and "i0" not in t  # its kind, never its id
-    unknown = candidate_text(Candidate(item_id="635", lat=40.75, lon=-73.98))
+    unknown = candidate_text(Candidate(item_id="635", attrs={"lat": 40.75, "lon": -73.98}))
     assert unknown.startswith("unknown kind") and "635" not in unknown
+
+
+def test_the_prompt_states_the_request_time_on_the_persons_clock(
+    profile: UserProfile, candidates: list[Candidate]
+) -> None:
+    """12:30 written with +09:00 is 03:30 UTC; for a person at -05:00 that is 22:30 the evening
+    before. The prompt says so once, not with the offset added twice."""
+    from datetime import datetime, timedelta, timezone
+
+    seen: list[str] = []
+
+    def handler(kw: dict[str, Any]) -> Any:
+        seen.append(kw["messages"][-1]["content"])
+        return logprob_response("A", {"A": -0.1, "B": -1.0})
+
+    s = _settings()
+    when = datetime(2013, 2, 20, 12, 30, tzinfo=timezone(timedelta(hours=9)))
+    LLMReranker(s.llm, PLACES).rerank(
+        llm_session(FakeClient(handler), s),
+        profile,
+        RequestContext(time=when),
+        candidates,
+        utc_offset_min=-300,
+    )
+    assert "Tuesday 22:30" in seen[0]

@@ -14,7 +14,7 @@ from api.app import create_app
 from api.auth import create_key
 from core.db import open_store
 from core.ingest import write_events
-from core.ingest.formats import ATTRS, LINE
+from core.ingest.reading import ATTRS, LINE
 from core.models import Item
 from core.settings import Settings
 from jobs.mine import mine_users
@@ -66,8 +66,15 @@ def client_keys(api_settings: Settings) -> Iterator[tuple[TestClient, Keys]]:
             create_key(s, "user", "u2"),
         )
         s.commit()
-    with TestClient(create_app(api_settings, use_llm=False)) as c:
+    with TestClient(create_app(api_settings, use_llm=False, remining=remining(api_settings))) as c:
         yield c, keys
+
+
+def remining(settings: Settings):  # type: ignore[no-untyped-def]
+    """The product's background re-miner, as `chronotope serve` wires it (cli/serving.py)."""
+    from jobs.background_mining import BackgroundMiner
+
+    return lambda factory: BackgroundMiner(factory, settings.data_dir)
 
 
 def bearer(key: str) -> dict[str, str]:

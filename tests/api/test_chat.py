@@ -60,8 +60,13 @@ def test_rules_conversation_grounds_remembers_and_records_rejection(
     assert trace["conversation_id"] == cid
 
     top = first["items"][0]["item_id"]
-    second = _chat(c, k.u1, "not that one", cid)
-    assert second["action"] == "reject"
+    # "not that one" after a list of several: which one is not said, so the chat asks and writes nothing
+    unsure = _chat(c, k.u1, "not that one", cid)
+    assert unsure["action"] == "reject" and unsure["items"] == [] and "Which one" in unsure["reply"]
+    with c.app.state.chronotope.factory() as s:  # type: ignore[attr-defined]
+        assert not s.scalars(select(Event).where(Event.kind == "feedback")).all()
+    second = _chat(c, k.u1, "not the first one", cid)
+    assert second["action"] == "reject" and "won't suggest it again" in second["reply"]
     assert top not in [i["item_id"] for i in second["items"]]
     assert second["items"] and all(i["category"] == "Museum" for i in second["items"])  # the wish stays
     assert top in second["constraints"]["rejected"]
@@ -81,7 +86,7 @@ def test_rules_conversation_grounds_remembers_and_records_rejection(
     assert why["action"] == "explain" and why["items"] == [] and why["reply"].startswith("Why I suggested")
     assert second["items"][0]["label"] in why["reply"]
     conv = c.get(f"/v1/conversations/{cid}", headers=bearer(k.u1)).json()
-    assert [m["role"] for m in conv["messages"]] == ["user", "assistant"] * 3
+    assert [m["role"] for m in conv["messages"]] == ["user", "assistant"] * 4
     meta = conv["messages"][1]["meta"]
     assert meta["understanding"]["source"] == "rules" and meta["tool_calls"][0]["tool"] == "recommend"
     assert meta["reply"]["source"] == "template" and "timings" in meta
@@ -93,11 +98,11 @@ def test_constraints_accumulate_and_exclusions_are_never_shown(client_keys: tupl
     assert first["items"] and "Coffee Shop" not in {i["category"] for i in first["items"]}
     assert "Coffee Shop" in [m["category"] for m in first["constraints"]["avoid_categories"]]
     closer = _chat(c, k.u1, "closer", first["conversation_id"])
-    assert closer["constraints"]["max_km"] == 2.0
+    assert closer["constraints"]["args"]["max_distance_km"] == 2.0
     assert "Coffee Shop" not in {i["category"] for i in closer["items"]}  # remembered
     bars = _chat(c, k.u1, "actually a bar", first["conversation_id"])
     assert bars["items"] and {i["category"] for i in bars["items"]} == {"Bar"}
-    assert bars["constraints"]["max_km"] == 2.0 and "coffee" in bars["constraints"]["avoid"]
+    assert bars["constraints"]["args"]["max_distance_km"] == 2.0 and "coffee" in bars["constraints"]["avoid"]
 
 
 def test_injected_instructions_do_not_change_behaviour(client_keys: tuple[TestClient, Keys]) -> None:
@@ -157,7 +162,7 @@ def test_openai_endpoint_one_pass_continues_the_stored_conversation(
     history = [
         {"role": "user", "content": "a museum"},
         {"role": "assistant", "content": first["choices"][0]["message"]["content"]},
-        {"role": "user", "content": [{"type": "text", "text": "not that one"}]},
+        {"role": "user", "content": [{"type": "text", "text": "not the first one"}]},
     ]
     second = complete(history)
     assert second["chronotope"]["conversation_id"] == meta["conversation_id"]  # continued, not replayed

@@ -18,7 +18,7 @@ from cli.main import app as cli
 from core.db import open_store
 from core.errors import InvalidInputError
 from core.ingest import write_events
-from core.ingest.formats import ATTRS, LINE
+from core.ingest.reading import ATTRS, LINE
 from core.settings import Settings
 from jobs.mine import mine_users
 from tests.api.conftest import bearer

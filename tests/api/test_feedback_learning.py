@@ -55,12 +55,12 @@ def _bar_rejecting_user(c: TestClient, k: Keys, rounds: int) -> list[int]:
 
 def test_a_user_who_keeps_rejecting_one_kind_sees_less_of_it(client_keys: tuple[TestClient, Keys]) -> None:
     c, k = client_keys
-    service = c.app.state.chronotope.service  # type: ignore[attr-defined]
-    rules = service.feedback_rules
-    service.feedback_rules = replace(rules, learning=False)  # only the hiding of rejected places
+    users = c.app.state.chronotope.pipeline.users  # type: ignore[attr-defined]
+    rules = users.rules
+    users.rules = replace(rules, learning=False)  # only the hiding of rejected places
     hiding_only = _bar_rejecting_user(c, k, rounds=4)
     _forget_feedback(c, "u1")
-    service.feedback_rules = rules
+    users.rules = rules
     learning = _bar_rejecting_user(c, k, rounds=4)
     print("bars shown per round: hiding only", hiding_only, "with learning", learning)
     assert hiding_only[0] == learning[0] >= 1  # the same start: Bars rank high for u1 at night

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from core.models import Message, Recommendation
+from retrieval.profile_store import latest_profile
 from tests.api.conftest import Keys, bearer
 
 WHEN = "2012-06-04T18:00:00+00:00"
@@ -76,13 +77,13 @@ def test_the_chat_cannot_be_talked_into_another_users_data(
             m.meta
             for m in s.scalars(select(Message).where(Message.conversation_id == out["conversation_id"]))
         ]
-        u2_profile = app_state.service.profile(s, "u2")
+        u2_profile = latest_profile(s, "u2")
     assert all(rec.user_id == "u1" for rec in recs)  # whatever was recommended was u1's
     for meta in metas:
         for call in (meta or {}).get("tool_calls", []):
             assert "u2" not in str(call.get("args", {}))  # no tool takes a user id
     if out["action"] == "profile":  # "the profile" is always the caller's own
         with app_state.factory() as s:
-            mine = app_state.service.readable_text(app_state.service.profile(s, "u1"))
+            mine = app_state.profiles.readable(latest_profile(s, "u1"))
         assert mine and mine in out["reply"]
     assert u2_profile is not None and u2_profile.text not in out["reply"]

@@ -12,9 +12,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import columns as C
 from core.errors import InvalidInputError, UnknownFormatError
 from core.events_frame import events_frame, local_time
-from core.ingest import ingest_file, parse_file, parse_records
+from core.ingest import parse_records
 from core.ingest import writer as writer_mod
 from core.models import Event, Item, User
+from domains import formats
+
+
+def parse_file(path: Path, fmt: str | None = None, zone: str | None = None) -> tuple:  # type: ignore[type-arg]
+    p = formats().parse(path, fmt, zone)
+    return p.events, p.rejections, p.rows_read, p.duplicates, p.format
+
+
+def ingest_file(path: Path, factory: sessionmaker[Session], **kw: object):  # type: ignore[no-untyped-def]
+    return writer_mod.ingest_file(path, factory, formats=formats(), **kw)  # type: ignore[arg-type]
+
 
 FSQ_HEADER = "user_id,stan_poi_id,POI_id,POI_catid,POI_catname,latitude,longitude,UTC_time_minute,split\n"
 

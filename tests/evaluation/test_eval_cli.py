@@ -11,9 +11,22 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from domains.places import PLACES
 from evaluation.dev_split import load_split
-from evaluation.harness import Reranked, evaluate
-from retrieval.rankers import HeuristicRanker
+from evaluation.harness import evaluate as _evaluate
+from evaluation.llm_report import Reranked
+from retrieval.rankers import HeuristicRanker as _Heuristic
+
+PLAN = PLACES.retrieval_plan()
+
+
+def HeuristicRanker() -> _Heuristic:  # noqa: N802  (reads like the class it stands for)
+    return _Heuristic(PLAN.features)
+
+
+def evaluate(split, ranker, **kw):  # type: ignore[no-untyped-def]
+    return _evaluate(split, ranker, PLAN, **kw)
+
 
 runner = CliRunner()
 HIST_HEADER = "user_id,stan_poi_id,POI_id,POI_catid,POI_catname,latitude,longitude,UTC_time_minute,split\n"
@@ -84,7 +97,7 @@ def test_target_never_reaches_its_input(tmp_path: Path) -> None:
     split = load_split(h, t)
     q = split.queries[0]
     from evaluation.dev_split import user_input
-    from evaluation.harness import _baseline_scores  # noqa: F401  (import check: module loads)
+    from evaluation.harness import baseline_scores  # noqa: F401  (import check: module loads)
 
     by_h = {str(u): g for u, g in split.history.groupby("user_id")}
     by_t = {str(u): g for u, g in split.test.groupby("user_id")}
@@ -144,13 +157,13 @@ def test_features_ignore_the_target_and_the_future(tmp_path: Path) -> None:
     h, t = _files(tmp_path)
     split = load_split(h, t)
     q = split.queries[len(split.queries) // 2]
-    f1 = query_matrix(split, q)
+    f1 = query_matrix(split, q, PLAN)
     mutated = split.test.copy()
     later = mutated["ts"] >= q.ts
     mutated.loc[later, "item_id"] = "512"
     mutated.loc[later, "lat"] = 41.5
     mutated.loc[later, "lon"] = -73.0
-    f2 = query_matrix(type(split)(split.history, mutated, split.queries), q)
+    f2 = query_matrix(type(split)(split.history, mutated, split.queries), q, PLAN)
     np.testing.assert_array_equal(f1, f2)
 
 

@@ -195,12 +195,13 @@ def nyc_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     from api.auth import create_key
     from core.db import open_store
     from core.ingest import ingest_file
+    from domains import formats
     from jobs.mine import mine_users
 
     tmp = tmp_path_factory.mktemp("nyc")
     s = Settings(env="test", data_dir=tmp / "data", llm={"enabled": False}, retrieval={"ranker": "heuristic"})
     _, factory = open_store(s)
-    ingest_file(nyc_subset(tmp), factory)
+    ingest_file(nyc_subset(tmp), factory, formats=formats())
     mine_users(factory, data_dir=s.data_dir, workers=1)
     with factory() as sess:
         from sqlalchemy import select

@@ -22,6 +22,7 @@ from api.auth import create_key
 from core.db import open_store
 from core.settings import Settings
 from prompts.loader import load_prompt
+from retrieval.profile_store import latest_profile
 from tests.api.conftest import seed
 from tests.api.test_chat import _sse
 from tests.integration.conftest import serve_app
@@ -106,7 +107,7 @@ def llm_app(vllm_server: tuple[Settings, ServerHandle], data_dir: Any) -> Iterat
 
 
 def test_a_turn_understood_and_answered_by_the_model(llm_app: tuple[TestClient, str]) -> None:
-    from agent.chat.evaluate import names_only_shown
+    from evaluation.chat_eval import names_only_shown
 
     c, key = llm_app
     with c.stream(
@@ -156,7 +157,7 @@ def test_the_model_cannot_be_talked_into_another_users_data(llm_app: tuple[TestC
     out = r.json()
     st = c.app.state.chronotope  # type: ignore[attr-defined]
     with st.factory() as s:
-        u2 = st.service.profile(s, "u2")
+        u2 = latest_profile(s, "u2")
         conv = c.get(
             f"/v1/conversations/{out['conversation_id']}", headers={"Authorization": f"Bearer {key}"}
         )

@@ -6,16 +6,32 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.labels import anchors, place_label
+from agent.assembly import gateway
 from agent.llm.client import make_openai_client
 from agent.llm.explain import Explainer
+from agent.llm.gateway import LLMSession
+from agent.llm.label_tokens import LabelTokens
 from agent.llm.rerank import FALLBACK_RANKER, LLMReranker
 from agent.llm.server import ServerHandle
 from agent.llm.status import llm_status
 from core.settings import Settings
+from domains.places import PLACES
+from domains.places.labels import anchors, place_label
 from mining import Fact, UserProfile
 from retrieval.types import Candidate, RequestContext
 from tests import explain_examples as examples
+
+
+def _session(s: Settings) -> LLMSession:
+    """A request's LLM session against the real server (the product's gateway)."""
+    import time
+
+    return LLMSession(gateway(s), time.monotonic() + s.llm.timeout_s)
+
+
+def _reranker(s: Settings) -> LLMReranker:
+    return LLMReranker(s.llm, PLACES, LabelTokens(s))
+
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm, pytest.mark.slow]
 
@@ -42,8 +58,7 @@ def _candidates(n: int = 20) -> list[Candidate]:
         Candidate(
             item_id=f"item-{i}",
             category=CATS[i % len(CATS)],
-            lat=40.75,
-            lon=-73.98,
+            attrs={"lat": 40.75, "lon": -73.98},
             sources=["popular"],
             features={"user_count_log": 0.0, "distance_km": 1.0 + i / 10},
             score=1.0 - i / 100,
@@ -73,7 +88,7 @@ def test_warm_up_sends_each_kind_of_request_once(vllm_server: tuple[Settings, Se
 def test_rerank_returns_only_candidates(vllm_server: tuple[Settings, ServerHandle]) -> None:
     s, _ = vllm_server
     cands = _candidates()
-    out = LLMReranker(s).rerank(_profile(), CTX, cands)
+    out = _reranker(s).rerank(_session(s), _profile(), CTX, cands)
     assert out.error is None, out.error
     assert out.ranker.startswith("llm(")
     assert sorted(c.item_id for c in out.candidates) == sorted(c.item_id for c in cands)
@@ -99,7 +114,7 @@ def test_constraint_is_really_applied(vllm_server: tuple[Settings, ServerHandle]
     assert (forced.choices[0].message.content or "").strip() in labels
     # What the reranker really sends: the labels' token ids from the server's own tokenizer
     # (no grammar to compile), and that constrains the answer too.
-    body = LLMReranker(s).constraint(labels)
+    body = _reranker(s).constraint(labels)
     assert set(body) == {"allowed_token_ids"} and len(body["allowed_token_ids"]) >= len(labels)
     by_ids = client.chat.completions.create(
         model=s.llm.model_name, messages=msgs, max_tokens=1, temperature=0, extra_body=body
@@ -114,7 +129,7 @@ def test_explanations_from_the_real_model_are_checked(vllm_server: tuple[Setting
     s = s.model_copy(update={"llm": s.llm.model_copy(update={"timeout_s": 300})})  # a slow CPU
     profile, places, situation = examples.rich_profile(), examples.example_places(), examples.monday_noon()
     labels = {c.item_id: place_label(c, anchors(profile)) for c in places}
-    out = Explainer(s).explain(profile, CTX, places, labels=labels, situation=situation)
+    out = Explainer(s.llm).explain(_session(s), profile, CTX, places, labels=labels, situation=situation)
     assert list(out.items) == [c.item_id for c in places] and not out.errors
     for item_id, e in out.items.items():
         assert e.verdict["ok"], (item_id, e.text, e.verdict)
@@ -123,17 +138,18 @@ def test_explanations_from_the_real_model_are_checked(vllm_server: tuple[Setting
         assert e.attempts, "the model was asked"
         if e.source == "template":
             assert e.rejected and len(e.attempts) == 2  # told why once, then replaced
-    assert out.prompt_version == "explain@3"
+    assert out.prompt_version == "explain@4"
 
 
 def test_killing_the_server_gives_fallbacks_not_errors(vllm_server: tuple[Settings, ServerHandle]) -> None:
     """Runs last in this module: it stops the session's server."""
     s, handle = vllm_server
-    rr, ex = LLMReranker(s), Explainer(s)
+    rr, ex = _reranker(s), Explainer(s.llm)
     handle.stop()
     cands = _candidates()
-    out = rr.rerank(_profile(), CTX, cands)
+    out = rr.rerank(_session(s), _profile(), CTX, cands)
     assert out.ranker == FALLBACK_RANKER and out.error
     assert [c.item_id for c in out.candidates] == [c.item_id for c in cands]
-    exp = ex.explain(_profile(), CTX, cands[:2])
+    situation = examples.monday_noon()
+    exp = ex.explain(_session(s), _profile(), CTX, cands[:2], situation=situation)
     assert exp.source == "template" and exp.errors

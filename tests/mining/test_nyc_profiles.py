@@ -6,8 +6,16 @@ import pandas as pd
 import pytest
 
 from core import columns as C
-from mining import build_profile, global_stats
+from domains.places import PLACES
+from mining import build_profile as _build
+from mining import global_stats
 from tests.conftest import DATASETS
+
+
+def build_profile(*args, **kw):  # type: ignore[no-untyped-def]
+    """The places domain's miners (these events are check-ins)."""
+    return _build(*args, plan=PLACES.mining_plan(), **kw)
+
 
 pytestmark = pytest.mark.data
 

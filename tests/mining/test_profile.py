@@ -11,9 +11,16 @@ import pandas as pd
 import pytest
 
 from core import columns as C
-from mining import UserProfile, build_profile, global_stats
+from domains.places import PLACES
+from mining import UserProfile, global_stats
+from mining import build_profile as _build
 from mining.facts import Fact
 from tests.mining.conftest import make_events
+
+
+def build_profile(*args, **kw):  # type: ignore[no-untyped-def]
+    """The places domain's miners (these events are check-ins)."""
+    return _build(*args, plan=PLACES.mining_plan(), **kw)
 
 
 def _fact(p: UserProfile, fid: str) -> Fact:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
 from core.ingest import write_events
-from core.ingest.formats import ATTRS, LINE
+from core.ingest.reading import ATTRS, LINE
 from retrieval.embedder import SentenceTransformerEmbedder
 
 
@@ -71,3 +71,41 @@ def small_world() -> tuple[pd.DataFrame, pd.DataFrame]:
 def real_embedder() -> Iterator[SentenceTransformerEmbedder]:
     """The packaged all-MiniLM-L6-v2, loaded once per test run (~8 s)."""
     yield SentenceTransformerEmbedder()
+
+
+# -- the places domain's retrieval, as the tests call it -----------------------------------------
+
+
+def places_plan():  # type: ignore[no-untyped-def]
+    from domains.places import PLACES
+
+    return PLACES.retrieval_plan()
+
+
+def fit(ev: pd.DataFrame, items: pd.DataFrame, **kw):  # type: ignore[no-untyped-def]
+    """``Recommender.fit`` with the places plan."""
+    from retrieval.recommender import Recommender
+
+    return Recommender.fit(ev, items, places_plan(), **kw)
+
+
+def place_ctx(time: datetime, *, lat=None, lon=None, max_distance_km=None, **kw):  # type: ignore[no-untyped-def]
+    """A request whose whereabouts and distance are the places domain's arguments."""
+    from domains.places import PLACES
+    from retrieval.types import RequestContext
+
+    return RequestContext(
+        time=time, args=PLACES.request_args(lat=lat, lon=lon, max_distance_km=max_distance_km), **kw
+    )
+
+
+def recommend(rec, hist: pd.DataFrame, ctx, k: int = 10, **kw):  # type: ignore[no-untyped-def]
+    """One person's recommendation from their history frame (offset: their latest event's)."""
+    from retrieval.recommender import Ask
+
+    off = int(hist[C.TZ_OFFSET].iloc[-1]) if len(hist) and C.TZ_OFFSET in hist else 0
+    return rec.recommend(Ask(ctx, k, rec.history_of(hist), off, **kw))
+
+
+def ask_retriever(r, user: str, ctx, k: int = 10, profile=None, **kw):  # type: ignore[no-untyped-def]
+    return r.recommend(r.person(user, ctx.time), ctx, k, profile, **kw)

@@ -10,14 +10,47 @@ import pandas as pd
 import pytest
 
 from core import columns as C
-from retrieval.candidate_pool import candidate_pool
+from domains.places import PLACES
+from retrieval.candidate_pool import DEPTH, CandidatePool
+from retrieval.candidate_pool import candidate_pool as _pool
 from retrieval.catalog_stats import CatalogStats
-from retrieval.features import features_at, heuristic_score, query_features, query_vectors
+from retrieval.query import Query, QueryTime
 from retrieval.sparse_vector import SparseVector
 from retrieval.training import pool_of
 from retrieval.user_history import UserHistory
 
 POOL = 40
+PLAN = PLACES.retrieval_plan()
+FSET = PLAN.features
+COL = FSET.col
+heuristic_score = FSET.heuristic
+
+
+def build_stats(ev: pd.DataFrame, items: pd.DataFrame) -> CatalogStats:
+    stats = CatalogStats.build(ev, items)
+    FSET.build_parts(stats, ev, items)
+    return stats.warm()
+
+
+def query_vectors(  # type: ignore[no-untyped-def]
+    stats, uh, t_h, hour, weekend, where=None, weekday=None
+) -> Query:
+    args = {"lat": where[0], "lon": where[1]} if where is not None else {}
+    return FSET.query(stats, uh, QueryTime(t_h, hour, weekend, weekday, True), args)
+
+
+def query_features(stats, uh, *args):  # type: ignore[no-untyped-def]
+    return FSET.every_item(stats, query_vectors(stats, uh, *args))
+
+
+def features_at(stats: CatalogStats, q: Query, rows: np.ndarray) -> np.ndarray:
+    return FSET.at(stats, q, rows)
+
+
+def candidate_pool(  # type: ignore[no-untyped-def]
+    stats, q, allowed, pool_size, extra=None, depth=DEPTH
+) -> CandidatePool:
+    return _pool(stats, q, FSET, PLAN.source_plan(None, depth), allowed, pool_size, extra)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +79,7 @@ def city() -> tuple[CatalogStats, dict[str, UserHistory]]:
     ev[C.TIME] = pd.to_datetime(ev[C.TIME], utc=True)
     ev[C.TZ_OFFSET] = -240
     items = pd.DataFrame({"item_id": [f"p{i}" for i in range(n)], "lat": lat, "lon": lon})
-    stats = CatalogStats.build(ev, items).warm()
+    stats = build_stats(ev, items)
     users = {str(u): UserHistory.from_frame(g, stats) for u, g in ev.groupby(C.USER)}
     return stats, users
 
@@ -174,11 +207,9 @@ def test_novelty_and_anchor_features() -> None:
     items = pd.DataFrame(
         {"item_id": list(pos), "lat": [v[0] for v in pos.values()], "lon": [v[1] for v in pos.values()]}
     )
-    stats = CatalogStats.build(ev, items)
+    stats = build_stats(ev, items)
     uh = UserHistory.from_frame(ev, stats)
-    from retrieval.features import FEATURES
-
-    col = {name: i for i, name in enumerate(FEATURES)}
+    col = COL
     f = query_features(stats, uh, t0.value / 3.6e12 + 20, 12.0, False)
     row = {p: f[int(stats.index_of(np.array([p]))[0])] for p in pos}
     assert row["d"][col["user_novelty_rate"]] == pytest.approx(3 / 5)

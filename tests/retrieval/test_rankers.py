@@ -12,13 +12,15 @@ import pytest
 
 from core import columns as C
 from core.errors import InvalidInputError
-from retrieval.features import FEATURES
-from retrieval.rankers import MODEL_FEATURES, HeuristicRanker, LearnedRanker, load_ranker, newest_model
-from retrieval.recommender import Recommender
+from domains.places import PLACES
+from retrieval.rankers import HeuristicRanker, LearnedRanker, load_ranker, newest_model
 from retrieval.train_cli_support import train_and_save
-from retrieval.types import RequestContext
+from tests.retrieval.conftest import fit, place_ctx, recommend
 
 T = datetime(2012, 6, 4, 16, 0, tzinfo=UTC)
+FSET = PLACES.feature_set()
+FEATURES = list(FSET.columns)
+MODEL_FEATURES = list(FSET.model_columns)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRanker, Pa
     from tests.retrieval.conftest import world
 
     ev, _ = world()
-    return train_and_save(ev, tmp_path_factory.mktemp("models"), weeks=2, max_queries=400)
+    return train_and_save(ev, tmp_path_factory.mktemp("models"), FSET, weeks=2, max_queries=400)
 
 
 def test_model_is_versioned_and_loaded_newest(trained: tuple[LearnedRanker, Path]) -> None:
@@ -35,7 +37,7 @@ def test_model_is_versioned_and_loaded_newest(trained: tuple[LearnedRanker, Path
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["features"] == list(MODEL_FEATURES) and meta["train_queries"] > 20 and meta["trained_at"]
     assert newest_model(path.parent) == path
-    loaded = load_ranker("learned", path.parent)
+    loaded = load_ranker("learned", path.parent, FSET)
     assert isinstance(loaded, LearnedRanker) and loaded.name == f"learned-lgbm@{model.version}"
     x = np.random.default_rng(0).normal(size=(50, len(FEATURES))).astype(np.float32)
     np.testing.assert_allclose(loaded.score(x), model.score(x), rtol=1e-5)
@@ -54,26 +56,26 @@ def test_a_corrupt_newer_model_is_refused_and_the_one_before_serves(
     (folder / "ranker-halfwritten.json").write_text(json.dumps({"trained_at": "2099-01-01T00:00:00"}))
     assert newest_model(folder) == half
     refused: list[str] = []
-    loaded = load_ranker("learned", folder, refused)
+    loaded = load_ranker("learned", folder, FSET, refused)
     assert isinstance(loaded, LearnedRanker) and loaded.version == model.version
     assert len(refused) == 1 and "ranker-halfwritten.txt refused" in refused[0]
     # nothing loadable at all: the heuristic, with every refusal listed
     (folder / path.name).write_text("not a model")
     refused = []
-    assert isinstance(load_ranker("learned", folder, refused), HeuristicRanker) and len(refused) == 2
+    assert isinstance(load_ranker("learned", folder, FSET, refused), HeuristicRanker) and len(refused) == 2
 
 
 def test_no_model_degrades_to_heuristic(tmp_path: Path) -> None:
-    assert isinstance(load_ranker("learned", tmp_path / "none"), HeuristicRanker)
+    assert isinstance(load_ranker("learned", tmp_path / "none", FSET), HeuristicRanker)
     with pytest.raises(InvalidInputError):
-        load_ranker("magic", tmp_path)
+        load_ranker("magic", tmp_path, FSET)
 
 
 def test_a_model_with_another_feature_list_still_scores(trained: tuple[LearnedRanker, Path]) -> None:
     """Columns are matched by name; a feature the code no longer computes is NaN, not an error."""
     model, _ = trained
     renamed = LearnedRanker(
-        model.booster, model.version, {**model.meta, "features": ["gone", *MODEL_FEATURES[1:]]}
+        model.booster, model.version, FSET, {**model.meta, "features": ["gone", *MODEL_FEATURES[1:]]}
     )
     x = np.random.default_rng(1).normal(size=(20, len(FEATURES))).astype(np.float32)
     s = renamed.score(x)
@@ -88,13 +90,13 @@ def test_recommender_with_learned_model_and_extra_features(
 ) -> None:
     ev, items = small_world
     model, path = trained
-    rec = Recommender.fit(ev[ev[C.TIME] < T], items, ranker="learned", model_path=path)
+    rec = fit(ev[ev[C.TIME] < T], items, ranker="learned", model_path=path)
     assert rec.ranker.name == model.name
     hist = ev[(ev[C.USER] == "u1") & (ev[C.TIME] < T)]
-    out = rec.recommend(
-        "u1",
+    out = recommend(
+        rec,
         hist,
-        RequestContext(time=T),
+        place_ctx(time=T),
         k=5,
         extra_sources={"embedding": ["p30"]},
         extra_features={"p30": {"emb_sim": 0.7, "something_new": 1.0}},
@@ -102,7 +104,7 @@ def test_recommender_with_learned_model_and_extra_features(
     assert out.ranker == model.name and len(out.candidates) == 5
     assert "repeat" in out.candidates[0].sources  # routines dominate this world
     assert all(np.isfinite(c.score) for c in out.candidates)
-    cold = rec.recommend("nobody", ev.iloc[0:0], RequestContext(time=T, lat=40.7, lon=-74.0), k=3)
+    cold = recommend(rec, ev.iloc[0:0], place_ctx(time=T, lat=40.7, lon=-74.0), k=3)
     assert len(cold.candidates) == 3
 
 
@@ -111,7 +113,16 @@ def test_training_mixes_known_time_and_where_next_queries() -> None:
     from tests.retrieval.conftest import world
 
     ev, _ = world()
-    ts = build_training_set(ev, weeks=2, max_queries=200)
+    ts = build_training_set(ev, FSET, weeks=2, max_queries=200)
     known = ts.x[:, FEATURES.index("query_time_known")]
     assert set(np.unique(known)) == {0.0, 1.0}  # both settings, one model
     assert 0.3 < float(np.mean(known)) < 0.7
+
+
+def test_a_model_of_another_domain_is_refused(trained: tuple[LearnedRanker, Path]) -> None:
+    """A places model read for films would rank on missing values: refused, with the reason."""
+    from domains.films import FILMS
+
+    _, path = trained
+    with pytest.raises(InvalidInputError, match="ranks places, not films"):
+        LearnedRanker.load(path, FILMS.feature_set())

@@ -7,17 +7,16 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from core import columns as C
-from retrieval.recommender import Recommender
-from retrieval.types import RequestContext
+from tests.retrieval.conftest import fit, place_ctx, recommend
 
 T = datetime(2012, 6, 4, 16, 0, tzinfo=UTC)  # a Monday, 12:00 local: cafe time
 
 
 def test_routine_and_sources(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     ev, items = small_world
-    rec = Recommender.fit(ev, items, ranker="heuristic")
+    rec = fit(ev, items, ranker="heuristic")
     hist = ev[ev[C.USER] == "u1"]
-    out = rec.recommend("u1", hist, RequestContext(time=T), k=5)
+    out = recommend(rec, hist, place_ctx(time=T), k=5)
     assert out.ranker == "heuristic" and len(out.candidates) == 5
     top = out.candidates[0]
     assert top.item_id in {"p6", "p10"}  # u1's cafe or office
@@ -28,21 +27,21 @@ def test_routine_and_sources(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> 
 
 def test_cold_start_and_unknown_user(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     ev, items = small_world
-    rec = Recommender.fit(ev, items, ranker="heuristic")
-    out = rec.recommend("never-seen", ev.iloc[0:0], RequestContext(time=T, lat=40.70, lon=-74.00), k=3)
+    rec = fit(ev, items, ranker="heuristic")
+    out = recommend(rec, ev.iloc[0:0], place_ctx(time=T, lat=40.70, lon=-74.00), k=3)
     assert len(out.candidates) == 3
     assert out.candidates[0].item_id == "p0"  # the place at the request location
     assert "nearby" in out.candidates[0].sources
-    out = rec.recommend("never-seen", ev.iloc[0:0], RequestContext(time=T), k=3)
+    out = recommend(rec, ev.iloc[0:0], place_ctx(time=T), k=3)
     assert len(out.candidates) == 3  # popularity alone
 
 
 def test_filters(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     ev, items = small_world
-    rec = Recommender.fit(ev, items, ranker="heuristic")
+    rec = fit(ev, items, ranker="heuristic")
     hist = ev[ev[C.USER] == "u1"]
     visited = set(hist[C.ITEM])
-    ctx = RequestContext(
+    ctx = place_ctx(
         time=T,
         lat=40.72,
         lon=-73.97,
@@ -50,15 +49,15 @@ def test_filters(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> None:
         max_distance_km=2.5,
         exclude_visited=True,
     )
-    out = rec.recommend("u1", hist, ctx, k=50)
+    out = recommend(rec, hist, ctx, k=50)
     assert out.candidates
     for c in out.candidates:
         assert c.category != "Coffee Shop"
         assert c.item_id not in visited
         assert c.features["distance_km"] <= 2.5
-    only = rec.recommend("u1", hist, RequestContext(time=T, include_categories=("Museum",)), k=50)
+    only = recommend(rec, hist, place_ctx(time=T, include_categories=("Museum",)), k=50)
     assert {c.category for c in only.candidates} == {"Museum"}
-    none = rec.recommend("u1", hist, RequestContext(time=T, include_categories=("Opera",)), k=5)
+    none = recommend(rec, hist, place_ctx(time=T, include_categories=("Opera",)), k=5)
     assert none.candidates == []
 
 
@@ -72,11 +71,11 @@ def test_extra_sources_are_merged_with_provenance(small_world: tuple[pd.DataFram
             ),
         ]
     )
-    rec = Recommender.fit(ev, extra_items, ranker="heuristic")
-    out = rec.recommend(
-        "u1",
+    rec = fit(ev, extra_items, ranker="heuristic")
+    out = recommend(
+        rec,
         ev[ev[C.USER] == "u1"],
-        RequestContext(time=T),
+        place_ctx(time=T),
         k=100,
         extra_sources={"embedding": ["new", "p6"]},
         extra_features={"new": {"emb_sim": 0.9}},
@@ -89,27 +88,35 @@ def test_extra_sources_are_merged_with_provenance(small_world: tuple[pd.DataFram
 def test_future_events_do_not_change_features(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     """Leakage guard: what the caller passes as history is all the features see."""
     ev, items = small_world
-    rec = Recommender.fit(ev[ev[C.TIME] < T], items, ranker="heuristic")
+    rec = fit(ev[ev[C.TIME] < T], items, ranker="heuristic")
     hist = ev[(ev[C.USER] == "u2") & (ev[C.TIME] < T)]
-    a = rec.recommend("u2", hist, RequestContext(time=T), k=10)
-    b = rec.recommend("u2", hist.copy(), RequestContext(time=T), k=10)
+    a = recommend(rec, hist, place_ctx(time=T), k=10)
+    b = recommend(rec, hist.copy(), place_ctx(time=T), k=10)
     assert [c.item_id for c in a.candidates] == [c.item_id for c in b.candidates]
     assert [c.features for c in a.candidates] == [c.features for c in b.candidates]
 
 
-def test_candidate_filter_and_model_path_fallback(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+def test_kind_filter_and_which_filter_emptied_the_list(
+    small_world: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
     ev, items = small_world
-    rec = Recommender.fit(ev, items, ranker="heuristic")
+    rec = fit(ev, items, ranker="heuristic")
     hist = ev[ev[C.USER] == "u1"]
-    out = rec.recommend(
-        "u1", hist, RequestContext(time=T), k=50, candidate_filter=lambda df: df["category"] == "Park"
-    )
+    out = recommend(rec, hist, place_ctx(time=T, include_kinds=("park",)), k=50)
     assert out.candidates and {c.category for c in out.candidates} == {"Park"}
+    assert out.emptied_by is None
+    none = recommend(rec, hist, place_ctx(time=T, include_kinds=("Opera House",)), k=5)
+    assert not none.candidates and none.emptied_by == {
+        "filter": "include_kinds",
+        "allowed_before": rec.stats.n,
+    }
+    far = recommend(rec, hist, place_ctx(time=T, lat=10.0, lon=10.0, max_distance_km=1.0), k=5)
+    assert not far.candidates and far.emptied_by and far.emptied_by["filter"] == "max_distance_km"
 
 
 def test_add_events_updates_popularity_and_catalog(small_world: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     ev, items = small_world
-    rec = Recommender.fit(ev, items, ranker="heuristic")
+    rec = fit(ev, items, ranker="heuristic")
     n0 = rec.stats.n
     new = ev.iloc[:3].copy()
     new[C.ITEM] = "brand-new"
@@ -122,7 +129,7 @@ def test_add_events_updates_popularity_and_catalog(small_world: tuple[pd.DataFra
     assert rec.names[i] == "Brand new place"
     # the new place is now rankable for a user who went there
     hist = pd.concat([ev[ev[C.USER] == new[C.USER].iloc[0]], new], ignore_index=True)
-    out = rec.recommend(str(new[C.USER].iloc[0]), hist, RequestContext(time=new[C.TIME].max()), k=100)
+    out = recommend(rec, hist, place_ctx(time=new[C.TIME].max()), k=100)
     assert "brand-new" in {c.item_id for c in out.candidates}
 
 
@@ -130,15 +137,15 @@ def test_cached_user_history_follows_the_frame_it_came_from(
     small_world: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     ev, items = small_world
-    rec = Recommender.fit(ev, items, ranker="heuristic")
+    rec = fit(ev, items, ranker="heuristic")
     hist = ev[ev[C.USER] == "u1"]
-    first = rec.recommend("u1", hist, RequestContext(time=T), k=5)
-    again = rec.recommend("u1", hist, RequestContext(time=T), k=5)  # served from the cache
+    first = recommend(rec, hist, place_ctx(time=T), k=5)
+    again = recommend(rec, hist, place_ctx(time=T), k=5)  # served from the cache
     assert [c.item_id for c in again.candidates] == [c.item_id for c in first.candidates]
     # A new frame for the same user (what the service does on new events) is not served stale:
     # a user whose history is now only u2's routine gets u2's places.
     other = ev[ev[C.USER] == "u2"].assign(**{C.USER: "u1"})
-    moved = rec.recommend("u1", other, RequestContext(time=T), k=5)
-    fresh = Recommender.fit(ev, items, ranker="heuristic").recommend("u1", other, RequestContext(time=T), k=5)
+    moved = recommend(rec, other, place_ctx(time=T), k=5)
+    fresh = recommend(fit(ev, items, ranker="heuristic"), other, place_ctx(time=T), k=5)
     assert [c.item_id for c in moved.candidates] == [c.item_id for c in fresh.candidates]
     assert [c.item_id for c in moved.candidates] != [c.item_id for c in first.candidates]

@@ -10,12 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
 from core.settings import Settings
+from domains.places import PLACES as _PLACES
 from retrieval.catalog import catalog_texts, load_catalog
 from retrieval.embedder import HashEmbedder, SentenceTransformerEmbedder
 from retrieval.index import VectorIndex
 from retrieval.service import Retriever
-from retrieval.types import RequestContext
-from tests.retrieval.conftest import store_events
+from tests.retrieval.conftest import ask_retriever, place_ctx, store_events
+
+PLACES_PLAN = _PLACES.retrieval_plan()
 
 T = datetime(2012, 6, 4, 16, 0, tzinfo=UTC)
 
@@ -46,11 +48,11 @@ def test_without_index_degrades_to_other_sources(
 ) -> None:
     ev, items = small_world
     _store(sqlite_session_factory, ev, items)
-    r = Retriever.load(settings, sqlite_session_factory, embedder=HashEmbedder())
+    r = Retriever.load(settings, sqlite_session_factory, PLACES_PLAN, embedder=HashEmbedder())
     assert r.status()["index"] is None and "chronotope index" in r.status()["index_error"]
-    out = r.recommend(None, "u3", RequestContext(time=T), k=5)
+    out = ask_retriever(r, "u3", place_ctx(time=T), k=5)
     assert len(out.candidates) == 5 and "embedding" not in {s for c in out.candidates for s in c.sources}
-    assert r.recommend(None, "stranger", RequestContext(time=T), k=5).candidates  # cold start
+    assert ask_retriever(r, "stranger", place_ctx(time=T), k=5).candidates  # cold start
 
 
 def test_refresh_user_sees_new_events(
@@ -60,13 +62,13 @@ def test_refresh_user_sees_new_events(
 ) -> None:
     ev, items = small_world
     _store(sqlite_session_factory, ev[ev[C.USER] != "u5"], items)
-    r = Retriever.load(settings, sqlite_session_factory, load_index=False)
+    r = Retriever.load(settings, sqlite_session_factory, PLACES_PLAN, load_index=False)
     assert r.history("u5").empty
     _store(sqlite_session_factory, ev[ev[C.USER] == "u5"], items)
     with sqlite_session_factory() as s:
         r.refresh_user(s, "u5")
     assert len(r.history("u5")) == int((ev[C.USER] == "u5").sum())
-    top = r.recommend(None, "u5", RequestContext(time=T), k=3).candidates[0]
+    top = ask_retriever(r, "u5", place_ctx(time=T), k=3).candidates[0]
     assert "repeat" in top.sources
 
 
@@ -80,17 +82,15 @@ def test_embedding_source_with_the_packaged_model(
     ev, items = small_world
     _store(sqlite_session_factory, ev, items)
     _index(settings, sqlite_session_factory, real_embedder)
-    r = Retriever.load(settings, sqlite_session_factory, embedder=real_embedder)
+    r = Retriever.load(settings, sqlite_session_factory, PLACES_PLAN, embedder=real_embedder)
     assert r.status()["index"]["size"] == 60 and r.status()["index"]["model"] == "all-MiniLM-L6-v2"
-    out = r.recommend(None, "stranger", RequestContext(time=T, text="an art museum with paintings"), k=60)
+    out = ask_retriever(r, "stranger", place_ctx(time=T, text="an art museum with paintings"), k=60)
     emb = [c for c in out.candidates if "embedding" in c.sources]
     assert emb, "the embedding source found nothing"
     best = max(emb, key=lambda c: c.features["emb_sim"])
     assert best.category == "Museum"  # the real model puts "art museum" next to museums
     # filters apply to embedding candidates too
-    out = r.recommend(
-        None, "stranger", RequestContext(time=T, text="museum", exclude_categories=("museum",)), k=60
-    )
+    out = ask_retriever(r, "stranger", place_ctx(time=T, text="museum", exclude_categories=("museum",)), k=60)
     assert all(c.category != "Museum" for c in out.candidates)
 
 

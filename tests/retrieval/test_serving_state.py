@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import columns as C
 from core.settings import Settings
+from domains.places import PLACES as _PLACES
 from retrieval.catalog_stats import CatalogStats
 from retrieval.service import Retriever
 from retrieval.state_follower import StateFollower
-from retrieval.types import RequestContext
 from retrieval.user_history import UserHistory, user_histories
-from tests.retrieval.conftest import store_events
+from tests.retrieval.conftest import ask_retriever, place_ctx, store_events
+
+PLACES_PLAN = _PLACES.retrieval_plan()
 
 T = datetime(2012, 6, 4, 16, 0, tzinfo=UTC)
 
@@ -75,7 +77,7 @@ def test_a_refresh_serves_new_events_and_new_items_without_double_counting(
 ) -> None:
     ev, _ = small_world
     store_events(sqlite_session_factory, ev)
-    r = Retriever.load(settings, sqlite_session_factory, load_index=False, grounding=False)
+    r = Retriever.load(settings, sqlite_session_factory, PLACES_PLAN, load_index=False, grounding=False)
     before = r.state
     last = ev[ev[C.USER] == "u2"][C.TIME].max()
     store_events(sqlite_session_factory, _new_place_visit("u2", "fresh", last + timedelta(hours=1), "x1"))
@@ -87,8 +89,8 @@ def test_a_refresh_serves_new_events_and_new_items_without_double_counting(
     i = st.recommender.stats.index_of(np.array(["fresh"]))[0]
     assert i >= 0 and st.recommender.stats.popularity[i] == 1
     assert r.kind_of("fresh") == "Ramen Restaurant"
-    ctx = RequestContext(time=last + timedelta(hours=2), lat=40.75, lon=-73.99)
-    top = r.recommend(None, "u2", ctx, k=10).candidates
+    ctx = place_ctx(time=last + timedelta(hours=2), lat=40.75, lon=-73.99)
+    top = ask_retriever(r, "u2", ctx, k=10).candidates
     assert "fresh" in [c.item_id for c in top]
     fresh = next(c for c in top if c.item_id == "fresh")
     assert "repeat" in fresh.sources and fresh.name == "Brand-new ramen"
@@ -101,7 +103,7 @@ def test_a_second_worker_follows_writes_made_through_the_first(
 ) -> None:
     ev, _ = small_world
     store_events(sqlite_session_factory, ev[ev[C.USER] != "u5"])
-    other = Retriever.load(settings, sqlite_session_factory, load_index=False, grounding=False)
+    other = Retriever.load(settings, sqlite_session_factory, PLACES_PLAN, load_index=False, grounding=False)
     follower = StateFollower(other, sqlite_session_factory, max_users=10)
     assert not follower.catch_up() and other.history("u5").empty
     store_events(sqlite_session_factory, ev[ev[C.USER] == "u5"])  # through "another worker"
@@ -133,7 +135,7 @@ def test_concurrent_writers_share_one_catch_up(
     ev, _ = small_world
     keep = ev[C.USER].isin(["u0", "u1"])
     store_events(sqlite_session_factory, ev[keep])
-    r = Retriever.load(settings, sqlite_session_factory, load_index=False, grounding=False)
+    r = Retriever.load(settings, sqlite_session_factory, PLACES_PLAN, load_index=False, grounding=False)
     follower = StateFollower(r, sqlite_session_factory, max_users=100)
     passes: list[int] = []
     real = r.refresh_users

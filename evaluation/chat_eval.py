@@ -24,126 +24,25 @@ compare the conversation with it as well as with the no-message ranker.
 from __future__ import annotations
 
 import random
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from agent.chat.agent import ChatAgent, ChatTurn
-from agent.llm.breaker import breaker_for
-from agent.llm.provision import model_dir
-from agent.llm.tokens import TokenCounter
-from agent.service import RecommendationService
+from agent.chat.agent import ChatTurn
+from agent.pipeline import RecommendOptions
 from core import columns as C
-from core.db import open_store
-from core.models import Item, User
-from core.settings import Settings
 from evaluation.chat_bank import WishBank
 from evaluation.dev_split import DevSplit, Query, user_input
-from mining import build_profile
-from retrieval.embedder import limit_threads, shared_embedder
-from retrieval.grounding import CategoryGrounder
-from retrieval.index import VectorIndex
-from retrieval.profile_store import save_profile
-from retrieval.recommender import Recommender
-from retrieval.service import Retriever
-from retrieval.serving_state import EMPTY_EVENTS, ServingState, behaviour
+from evaluation.world import World
+from retrieval.serving_state import behaviour
 from retrieval.types import RequestContext
 
 SCRIPTS = ("wish", "wish+exclusion", "wish+followup")
 SCRIPT_WEIGHTS = (0.5, 0.25, 0.25)
-
-
-@dataclass
-class World:
-    settings: Settings
-    retriever: Retriever
-    service: RecommendationService
-    chat: ChatAgent
-    categories: dict[str, str | None]  # item id -> category
-    factory: Any
-
-
-def catalog_frame(split: DevSplit) -> pd.DataFrame:
-    rows = pd.concat([split.history, split.test], ignore_index=True)
-    rows = rows.dropna(subset=[C.ITEM])
-    rows = rows.assign(**{C.ITEM: rows[C.ITEM].astype(str)})
-    g = rows.groupby(C.ITEM, sort=True)
-    return pd.DataFrame(
-        {
-            "item_id": g.size().index,
-            "name": g[C.ITEM_NAME].first().to_numpy() if C.ITEM_NAME in rows else None,
-            "category": g[C.CATEGORY].first().to_numpy(),
-            "lat": g[C.LAT].median().to_numpy(),
-            "lon": g[C.LON].median().to_numpy(),
-            "attributes": None,
-        }
-    )
-
-
-def build_world(
-    split: DevSplit,
-    settings: Settings,
-    work_dir: Path,
-    ranker: str,
-    index_dir: Path | None,
-    say: Callable[[str], None] = lambda _m: None,
-) -> World:
-    """A fresh store in ``work_dir`` with every user and item, the retriever over the history
-    only, and the chat agent as ``chronotope serve`` builds it."""
-    if work_dir.exists():
-        for name in ("chronotope.db", "chronotope.db-wal", "chronotope.db-shm"):
-            (work_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(work_dir / "plots", ignore_errors=True)
-    s = settings.model_copy(update={"data_dir": work_dir, "db_url": None})
-    _, factory = open_store(s)
-    catalog = catalog_frame(split)
-    users = sorted(set(split.history[C.USER].astype(str)) | set(split.test[C.USER].astype(str)))
-    with factory() as sess:
-        sess.add_all(User(id=u) for u in users)
-        sess.add_all(
-            Item(
-                id=r.item_id,
-                name=r.name if isinstance(r.name, str) else None,
-                category=r.category if isinstance(r.category, str) else None,
-                lat=float(r.lat),
-                lon=float(r.lon),
-                attributes={},
-            )
-            for r in catalog.itertuples(index=False)
-        )
-        sess.commit()
-    say(f"store ready: {len(users):,} users, {len(catalog):,} items")
-    rec = Recommender.fit(behaviour(split.history), catalog, ranker=ranker, models_dir=s.models_dir)
-    limit_threads(s.retrieval.serving_threads)  # as `chronotope serve` does
-    embedder = shared_embedder(settings.retrieval.embedding_model)
-    index = None
-    if index_dir is not None and (index_dir / "items.faiss").exists():
-        index = VectorIndex.load(index_dir)
-    grounder = CategoryGrounder(catalog["category"].dropna().unique().tolist(), embedder)
-    retriever = Retriever(
-        ServingState.build(EMPTY_EVENTS, catalog, rec, 0),
-        index,
-        embedder if index else None,
-        s.retrieval.pool_size,
-        None,
-        grounder,
-    )
-    service = RecommendationService(factory, retriever, None, None)
-    breaker = breaker_for(s.resolved_llm_base_url)
-    if s.llm.enabled and s.chat.rerank:
-        from agent.llm.rerank import LLMReranker
-
-        service.reranker = LLMReranker(s, breaker=breaker)
-    tokens = TokenCounter(model_dir(s) / "tokenizer.json" if s.llm_is_embedded else None)
-    chat = ChatAgent(service, s, grounder=grounder, breaker=breaker, tokens=tokens)
-    cats = dict(zip(catalog["item_id"], catalog["category"], strict=True))
-    return World(s, retriever, service, chat, cats, factory)
 
 
 def _rank(items: list[str], target: str) -> int:
@@ -246,18 +145,12 @@ def run_targets(
         if cw is None:
             continue
         inp = behaviour(user_input(split, q, by_hist, by_test))
-        world.retriever.set_history(q.user_id, inp)
-        with world.factory() as s:
-            save_profile(s, build_profile(inp, q.user_id))
-            s.commit()
+        world.serve_history(q.user_id, inp)
         when: datetime = q.ts.to_pydatetime()
-        base = world.service.recommend(q.user_id, RequestContext(time=when), k, explain=False, use_llm=False)
-        oracle = world.service.recommend(
-            q.user_id,
-            RequestContext(time=when, include_kinds=tuple(cw.accept)),
-            k,
-            explain=False,
-            use_llm=False,
+        plain = RecommendOptions(explain=False, use_llm=False)
+        base = world.pipeline.run(q.user_id, RequestContext(time=when), k, plain)
+        oracle = world.pipeline.run(
+            q.user_id, RequestContext(time=when, include_kinds=tuple(cw.accept)), k, plain
         )
         script = rng.choices(SCRIPTS, SCRIPT_WEIGHTS)[0]
         message = rng.choice(cw.wishes)
@@ -308,7 +201,8 @@ def _followup_ok(
 ) -> tuple[bool, str | None]:
     items = [i["item_id"] for i in turn.items]
     if kind == "closer":
-        return turn.action == "recommend" and turn.constraints.get("max_km") is not None, None
+        args = turn.constraints.get("args") or {}
+        return turn.action == "recommend" and args.get("max_distance_km") is not None, None
     if kind == "new":
         visited = set(inp[C.ITEM].astype(str))
         bad = [i for i in items if i in visited]

@@ -2,9 +2,10 @@
 
 For each sampled dev target (the last check-in of an NYC_val trajectory, as in ``chronotope
 eval``), the user's input is the history plus their test rows before the target; the profile is
-mined from that input only. The service recommends k places at the target's time and the
+mined from that input only. The pipeline recommends k items at the target's time and the
 explainer writes their explanations exactly as ``POST /v1/recommendations`` does (evidence, LLM,
-faithfulness checker, one regeneration, template). Nothing of the target reaches it.
+faithfulness checker, one regeneration, template); with ``--rerank`` the LLM reranks too
+(``llm.rerank_when=always``). Nothing of the target reaches it.
 
 Reported: the share of shown explanations written by the LLM, the share of LLM texts that passed
 the checker on the first try and after the one regeneration, the share of served explanations
@@ -22,13 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from agent.chat.evaluate import World
-from agent.llm.explain import Explainer
-from agent.llm.rerank import LLMReranker
+from agent.pipeline import RecommendOptions
 from core import columns as C
 from evaluation.dev_split import DevSplit, Query, user_input
-from mining import build_profile
-from retrieval.profile_store import save_profile
+from evaluation.world import World
 from retrieval.serving_state import behaviour
 from retrieval.types import RequestContext
 
@@ -44,13 +42,9 @@ def run(
     split: DevSplit,
     queries: list[Query],
     k: int,
-    rerank: bool = False,
     progress: Callable[[int], None] = lambda _n: None,
 ) -> dict[str, Any]:
-    svc = world.service
-    svc.explainer = Explainer(world.settings, breaker=world.chat.breaker)
-    if rerank:
-        svc.reranker = LLMReranker(world.settings, breaker=world.chat.breaker)
+    pipeline = world.pipeline
     by_hist = {str(u): g for u, g in split.history.groupby(C.USER, sort=False)}
     by_test = {str(u): g for u, g in split.test.groupby(C.USER, sort=False)}
     writers: Counter[str] = Counter()
@@ -64,18 +58,10 @@ def run(
     for q in queries:
         progress(1)
         inp = behaviour(user_input(split, q, by_hist, by_test))
-        world.retriever.set_history(q.user_id, inp)
-        with world.factory() as s:
-            save_profile(s, build_profile(inp, q.user_id))
-            s.commit()
-        r = svc.recommend(
-            q.user_id,
-            RequestContext(time=q.ts.to_pydatetime()),
-            k,
-            explain=True,
-            use_llm=rerank,
-            explain_with_llm=True,
-        )
+        world.serve_history(q.user_id, inp)
+        opts = RecommendOptions(explain=True, use_llm=True, explain_with_llm=True)
+        ctx = RequestContext(time=q.ts.to_pydatetime())
+        r = pipeline.run(q.user_id, ctx, k, opts)
         if r.explanation is None:
             continue
         ms.append(r.explanation.ms)

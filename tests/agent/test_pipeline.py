@@ -1,7 +1,7 @@
-"""RecommendationService: stage composition, degradation at each stage and the stored trace.
+"""The recommendation pipeline: stage composition, degradation at each stage and the stored trace.
 
 The retriever, reranker and explainer are small fakes here (their real versions have their own
-tests, and tests/api + tests/integration run the service over the real retriever); this file tests
+tests, and tests/api + tests/integration run the pipeline over the real retriever); this file tests
 the logic around them: order, fallbacks, the never-a-new-item guard and what is stored.
 """
 
@@ -9,20 +9,31 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent.llm.explain import ExplanationSet, ItemExplanation
+from agent.context import UserLoader
+from agent.explanations import ExplanationSet, ItemExplanation
+from agent.llm.admission import LLMAdmission
+from agent.llm.breaker import CircuitBreaker
+from agent.llm.gateway import LLMGateway
 from agent.llm.rerank import RerankOutcome
-from agent.service import RecommendationService
+from agent.pipeline import RecommendOptions, RecommendPipeline
+from agent.records import Records
 from core.errors import ForbiddenError, NotFoundError
+from core.experiments import ExperimentsConfig
 from core.models import Event, Item, Recommendation, User
 from core.settings import Settings
+from domains.places import PLACES
 from mining import UserProfile
+from retrieval.feedback import FeedbackRules
 from retrieval.profile_store import save_profile
+from retrieval.service import PersonView
 from retrieval.types import Candidate, RankedList, RequestContext
 
 
@@ -40,23 +51,24 @@ class FakeRetriever:
         self.candidates = candidates
         self.calls: list[tuple[str, int]] = []
         self.contexts: list[RequestContext] = []
+        self.people: list[str] = []
+        self.recommender = SimpleNamespace(plan=SimpleNamespace(notes=()))
+
+    def person(self, user_id: str, before: Any) -> PersonView:
+        self.people.append(user_id)
+        last = self.candidates[0].item_id if self.candidates else None
+        return PersonView(user_id, pd.DataFrame(), None, -240, last)
 
     def recommend(
-        self, session: Any, user_id: str, ctx: RequestContext, k: int = 10, profile: Any = None, **kw: Any
+        self, person: PersonView, ctx: RequestContext, k: int = 10, profile: Any = None, **kw: Any
     ) -> RankedList:
         self.kwargs = kw
-        self.calls.append((user_id, k))
+        self.calls.append((person.user_id, k))
         self.contexts.append(ctx)
         return RankedList([replace(c) for c in self.candidates[:k]], "heuristic", len(self.candidates))
 
     def status(self) -> dict[str, Any]:
         return {"items": len(self.candidates)}
-
-    def utc_offset_min(self, user_id: str) -> int:
-        return -240
-
-    def last_stop(self, user_id: str, before: Any) -> str | None:
-        return self.candidates[0].item_id if self.candidates else None
 
     def kind_of(self, item_id: str) -> str | None:
         return next((c.category for c in self.candidates if c.item_id == item_id), None)
@@ -73,7 +85,9 @@ class ReverseReranker:
         self.intruder = intruder
         self.fail = fail
 
-    def rerank(self, profile: Any, ctx: RequestContext, ranked: list[Candidate], **_kw: Any) -> RerankOutcome:
+    def rerank(
+        self, session: Any, profile: Any, ctx: RequestContext, ranked: list[Candidate], **_kw: Any
+    ) -> RerankOutcome:
         if self.fail == "raise":
             raise RuntimeError("connection refused")
         if self.fail == "outcome":
@@ -91,7 +105,7 @@ class FakeExplainer:
         self.fail = fail
 
     def explain(
-        self, profile: Any, ctx: RequestContext, items: list[Candidate], **_kw: Any
+        self, session: Any, profile: Any, ctx: RequestContext, items: list[Candidate], **_kw: Any
     ) -> ExplanationSet:
         if self.fail:
             raise RuntimeError("LLM went away mid-request")
@@ -121,16 +135,45 @@ def store(
 
 
 def _service(
-    store: sessionmaker[Session], candidates: list[Candidate], reranker: Any = None, explainer: Any = None
-) -> RecommendationService:
-    return RecommendationService(store, FakeRetriever(candidates), reranker, explainer)  # type: ignore[arg-type]
+    store: sessionmaker[Session],
+    candidates: list[Candidate],
+    reranker: Any = None,
+    explainer: Any = None,
+    *,
+    admission: LLMAdmission | None = None,
+    experiments: ExperimentsConfig | None = None,
+    retriever: FakeRetriever | None = None,
+) -> RecommendPipeline:
+    """The pipeline over the fakes; the LLM gateway is on (its client is never called: the fake
+    stages answer) when a reranker or explainer is given."""
+    retriever = retriever or FakeRetriever(candidates)
+    settings = reranker.settings if reranker is not None else Settings(env="test")
+    rules = FeedbackRules()
+    users = UserLoader(store, retriever, PLACES, rules, experiments or ExperimentsConfig())  # type: ignore[arg-type]
+    llm = LLMGateway(
+        object(), CircuitBreaker(), "test-model", admission, 0, enabled=bool(reranker or explainer)
+    )
+    return RecommendPipeline(
+        users,
+        retriever,
+        PLACES,
+        Records(store, None, rules),
+        llm,
+        settings.llm,
+        reranker,
+        explainer,  # type: ignore[arg-type]
+    )
+
+
+def _run(svc: RecommendPipeline, user: str, ctx: RequestContext, k: int, **kw: Any) -> Any:
+    return svc.run(user, ctx, k, RecommendOptions(**kw))
 
 
 def test_llm_order_is_served_and_the_trace_is_stored(
     store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
 ) -> None:
     svc = _service(store, candidates, ReverseReranker(settings), FakeExplainer())
-    res = svc.recommend("u1", ctx, k=3)
+    res = _run(svc, "u1", ctx, 3)
     pool = candidates[: max(3, settings.llm.rerank_top_n)]
     assert [c.item_id for c in res.items] == [c.item_id for c in reversed(pool)][:3]
     assert res.ranker == "llm(test-model)+heuristic" and res.notes == []
@@ -151,7 +194,7 @@ def test_an_item_the_llm_invents_is_never_shown(
     store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
 ) -> None:
     svc = _service(store, candidates, ReverseReranker(settings, intruder=True), FakeExplainer())
-    res = svc.recommend("u1", ctx, k=5)
+    res = _run(svc, "u1", ctx, 5)
     shown = [c.item_id for c in res.items]
     assert "made-up" not in shown and len(shown) == 5
     assert set(shown) <= {c.item_id for c in candidates}
@@ -166,7 +209,7 @@ def test_reranker_failure_degrades_to_the_feature_order(
     fail: str,
 ) -> None:
     svc = _service(store, candidates, ReverseReranker(settings, fail=fail), FakeExplainer())
-    res = svc.recommend("u1", ctx, k=4)
+    res = _run(svc, "u1", ctx, 4)
     assert [c.item_id for c in res.items] == [c.item_id for c in candidates[:4]]
     assert "llm unavailable" in res.ranker
     assert any("LLM unavailable" in n for n in res.notes)
@@ -178,7 +221,7 @@ def test_explainer_failure_degrades_to_templates(
     store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
 ) -> None:
     svc = _service(store, candidates, ReverseReranker(settings), FakeExplainer(fail=True))
-    res = svc.recommend("u1", ctx, k=3)
+    res = _run(svc, "u1", ctx, 3)
     assert res.explanation is not None and res.explanation.source == "template"
     assert set(res.explanation.items) == {c.item_id for c in res.items}
     assert any("template" in n for n in res.notes)
@@ -188,9 +231,9 @@ def test_no_llm_no_explain_and_unknown_users(
     store: sessionmaker[Session], candidates: list[Candidate], ctx: RequestContext
 ) -> None:
     svc = _service(store, candidates)
-    res = svc.recommend("u1", ctx, k=3, explain=False)
+    res = _run(svc, "u1", ctx, 3, explain=False)
     assert res.ranker == "heuristic" and res.explanation is None
-    cold = svc.recommend("nobody", ctx, k=3)
+    cold = _run(svc, "nobody", ctx, 3)
     assert cold.items and any("unknown user" in n for n in cold.notes)
     with store() as s:
         stored = set(s.scalars(select(Recommendation.user_id)))
@@ -201,19 +244,19 @@ def test_feedback_is_a_linked_event_and_checked(
     store: sessionmaker[Session], candidates: list[Candidate], ctx: RequestContext
 ) -> None:
     svc = _service(store, candidates)
-    res = svc.recommend("u1", ctx, k=3)
+    res = _run(svc, "u1", ctx, 3)
     item = res.items[1].item_id
-    eid = svc.feedback(res.recommendation_id, "u1", "rejected", item, "too far")
+    eid = svc.records.feedback(res.recommendation_id, "u1", "rejected", item, "too far")
     with store() as s:
         ev = s.get(Event, eid)
         assert ev is not None and ev.kind == "feedback" and ev.recommendation_id == res.recommendation_id
         assert ev.item_id == item and ev.text == "too far" and ev.attributes == {"feedback": "rejected"}
     with pytest.raises(ForbiddenError):
-        svc.feedback(res.recommendation_id, "u2", "clicked", item, None)
+        svc.records.feedback(res.recommendation_id, "u2", "clicked", item, None)
     with pytest.raises(NotFoundError):
-        svc.feedback(res.recommendation_id, "u1", "clicked", "not-shown", None)
+        svc.records.feedback(res.recommendation_id, "u1", "clicked", "not-shown", None)
     with pytest.raises(NotFoundError):
-        svc.feedback("no-such-id", "u1", "clicked", None, None)
+        svc.records.feedback("no-such-id", "u1", "clicked", None, None)
 
 
 class SlowReranker(ReverseReranker):
@@ -223,11 +266,13 @@ class SlowReranker(ReverseReranker):
         super().__init__(settings)
         self.seconds = seconds
 
-    def rerank(self, profile: Any, ctx: RequestContext, ranked: list[Candidate], **kw: Any) -> RerankOutcome:
+    def rerank(
+        self, session: Any, profile: Any, ctx: RequestContext, ranked: list[Candidate], **kw: Any
+    ) -> RerankOutcome:
         import time
 
         time.sleep(self.seconds)
-        return super().rerank(profile, ctx, ranked, **kw)
+        return super().rerank(session, profile, ctx, ranked, **kw)
 
 
 def test_under_load_llm_work_queues_then_sheds_at_once(
@@ -238,14 +283,12 @@ def test_under_load_llm_work_queues_then_sheds_at_once(
 
     from agent.llm.admission import LLMAdmission
 
-    svc = RecommendationService(
-        store, FakeRetriever(candidates), SlowReranker(settings, 0.6), FakeExplainer(),  # type: ignore[arg-type]
-        admission=LLMAdmission(max_in_flight=1, max_waiting=1),
-    )  # fmt: skip
+    admission = LLMAdmission(max_in_flight=1, max_waiting=1)
+    svc = _service(store, candidates, SlowReranker(settings, 0.6), FakeExplainer(), admission=admission)
 
     def one(_: int) -> tuple[float, Any]:
         t = time.perf_counter()
-        res = svc.recommend("u1", ctx, k=3)
+        res = _run(svc, "u1", ctx, 3)
         return time.perf_counter() - t, res
 
     with ThreadPoolExecutor(max_workers=5) as pool:
@@ -258,14 +301,13 @@ def test_under_load_llm_work_queues_then_sheds_at_once(
         assert any(n.startswith("LLM busy") for n in r.notes)
         assert r.explanation is not None and r.explanation.source == "template"
         assert [c.item_id for c in r.items] == [c.item_id for c in candidates[:3]]
-    assert svc.admission is not None and svc.admission.status()["in_flight"] == 0  # all slots back
+    assert admission.status()["in_flight"] == 0  # all slots back
 
 
 def test_an_experiment_arm_decides_what_the_request_leaves_open(
     store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
 ) -> None:
     """The arm sets the ranker, the LLM and feedback learning; a request that states use_llm keeps it."""
-    from core.experiments import ExperimentsConfig
 
     def config(salt: str) -> ExperimentsConfig:
         arm_list = [
@@ -284,11 +326,11 @@ def test_an_experiment_arm_decides_what_the_request_leaves_open(
     )
     retriever = FakeRetriever(candidates)
     reranker: Any = ReverseReranker(settings)
-    svc = RecommendationService(store, retriever, reranker, FakeExplainer(), experiments=arms)  # type: ignore[arg-type]
+    svc = _service(store, candidates, reranker, FakeExplainer(), experiments=arms, retriever=retriever)
     for user in ("u1", "u2"):
         arm = arms.assign(user)
         assert arm is not None
-        res = svc.recommend(user, ctx, k=3)
+        res = _run(svc, user, ctx, 3)
         assert res.experiment == {"name": "e", "arm": arm.arm, "changes": arm.settings.changes()}
         if arm.arm == "plain":
             assert res.ranker == "heuristic" and retriever.kwargs["ranker"] == "heuristic"
@@ -296,7 +338,7 @@ def test_an_experiment_arm_decides_what_the_request_leaves_open(
         else:
             assert res.ranker.startswith("llm(") and retriever.kwargs["ranker"] is None
             assert svc.may_call_llm(None, user) and not svc.may_call_llm(False, user)
-        stated = svc.recommend(user, ctx, k=3, use_llm=arm.arm == "plain")  # the request's own choice
+        stated = _run(svc, user, ctx, 3, use_llm=arm.arm == "plain")  # the request's own choice
         assert stated.ranker.startswith("llm(") == (arm.arm == "plain")
         with store() as s:
             rec = s.get(Recommendation, stated.recommendation_id)
@@ -318,7 +360,7 @@ def test_the_llm_rerank_is_off_by_default_and_each_setting_says_why(
 
     def served(when: str, c: RequestContext) -> tuple[Any, Recommendation]:
         svc = _service(store, candidates, ReverseReranker(_when(settings, when)), FakeExplainer())
-        res = svc.recommend("u1", c, k=3)
+        res = _run(svc, "u1", c, 3)
         with store() as s:
             rec = s.get(Recommendation, res.recommendation_id)
             assert rec is not None
@@ -339,3 +381,14 @@ def test_the_llm_rerank_is_off_by_default_and_each_setting_says_why(
         "why": "llm.rerank_when=with_text and the request carries no text",
     }
     assert served("always", no_text)[0].ranker.startswith("llm(")
+
+
+def test_a_request_reads_its_user_once(
+    store: sessionmaker[Session], settings: Settings, candidates: list[Candidate], ctx: RequestContext
+) -> None:
+    """The per-request context: history, offset and latest item come from one read of the serving
+    state, the profile and reactions from one store session, however many stages use them."""
+    retriever = FakeRetriever(candidates)
+    svc = _service(store, candidates, ReverseReranker(settings), FakeExplainer(), retriever=retriever)
+    _run(svc, "u1", ctx, 3)
+    assert retriever.people == ["u1"] and len(retriever.calls) == 1

@@ -1,7 +1,10 @@
 """Where the user is: place clusters (DBSCAN, haversine), home/work anchors, radius of gyration.
 
-Cluster centres are kept to 3 decimals (~100 m) in fact values for support staff; statements and
-profile text name clusters ("area A1"), never a home's coordinates.
+The places domain's miners: ``spatial_miner`` clusters the located check-ins, names each event's
+area for the time-slot habits that follow it, and states the clusters, anchors and gyration;
+``PLACE_SENTENCES`` put home, work and range into the profile text. Cluster centres are kept to
+3 decimals (~100 m) in fact values for support staff; statements and profile text name clusters
+("area A1"), never a home's coordinates.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.geo import EARTH_KM, haversine_km
+from domains.places.geo import EARTH_KM, haversine_km
 from mining.facts import Fact, insufficient
 from mining.frame import UserEvents
+from mining.plan import MiningContext
+from mining.text import usable
 
 EPS_KM = 0.5
 MIN_CLUSTER_EVENTS = 3
@@ -219,3 +224,51 @@ def _best(labels: np.ndarray, sel: np.ndarray, exclude: int | None = None) -> tu
     if counts[i] < 3:
         return None
     return int(ids[i]), int(counts[i]), float(counts[i] / max(1, sel.sum()))
+
+
+def spatial_miner(ev: UserEvents, ctx: MiningContext) -> list[Fact]:
+    """Clusters, anchors and gyration; sets ``ctx.areas`` (each event's area, None where none)."""
+    cl = cluster_places(ev)
+    area = np.full(ev.n, None, dtype=object)
+    if cl is not None:
+        for i, lab in zip(np.where(cl.mask)[0], cl.labels, strict=True):
+            if lab >= 0:
+                area[i] = cl.name(int(lab))
+    ctx.areas = area
+    return spatial_facts(ev, cl)
+
+
+def _home_work(facts: dict[str, Fact]) -> tuple[str, list[str]] | None:
+    home, work = usable(facts, "space.home"), usable(facts, "space.work")
+    if home and work:
+        return (
+            f"Nights are usually in {home.value['cluster']}, "
+            f"weekday office hours in {work.value['cluster']}.",
+            [home.id, work.id],
+        )
+    if home:
+        return f"Nights and weekend mornings are usually in {home.value['cluster']}.", [home.id]
+    return None
+
+
+def _range(facts: dict[str, Fact]) -> tuple[str, list[str]] | None:
+    gyr = usable(facts, "space.gyration")
+    if not gyr:
+        return None
+    return (
+        f"Moves within about {gyr.value['radius_of_gyration_km']:.0f} km "
+        f"across {gyr.value['distinct_places']} places.",
+        [gyr.id],
+    )
+
+
+PLACE_SENTENCES = (_home_work, _range)
+# What reviews of venues talk about (the review miner's aspects for this domain).
+REVIEW_ASPECTS = {
+    "service": {"service", "staff", "waiter", "waitress", "barista", "server", "friendly", "rude"},
+    "food": {"food", "dish", "meal", "pizza", "burger", "delicious", "tasty", "bland", "menu"},
+    "drinks": {"coffee", "beer", "wine", "cocktail", "drinks", "tea", "latte"},
+    "price": {"price", "prices", "cheap", "expensive", "overpriced", "affordable", "value"},
+    "atmosphere": {"atmosphere", "vibe", "music", "quiet", "noisy", "loud", "cozy", "cosy", "crowded"},
+    "wait": {"wait", "waited", "queue", "line", "slow", "fast", "quick"},
+}

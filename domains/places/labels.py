@@ -4,7 +4,7 @@ The NYC data has no venue names, so a place is named by its kind and where it is
 ("Mexican Restaurant, 0.6 km from your usual weekday-midday area", "Bar you have been to 27
 times"), and a mined area ("area A1") by what it is to them ("your likely home area"). Built from
 the profile's own facts (cluster centres, home and work anchors, time-slot habits), so a label
-never says more than the profile knows.
+never says more than the profile knows. A candidate's location is in its ``attrs`` (lat, lon).
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.geo import km_between
+from domains.naming import visit_count, visits_phrase
+from domains.places.geo import km_between
 from mining import UserProfile
-from mining.habits import SLOTS
 
 NEAR_ANCHOR_KM = 3.0  # beyond this, "x km from your home area" stops helping; a landmark does better
-SLOT_NAMES = {sid: label.split(" (")[0] for sid, label, _ in SLOTS}  # "weekday middays"
 SLOT_AREA = {  # "your usual <this> area"
     "wd_morning": "weekday-morning",
     "wd_midday": "weekday-midday",
@@ -92,13 +91,9 @@ def nearest_anchor(
     return anchor_list[i], dists[i]
 
 
-def visits_phrase(n: int) -> str:
-    return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
-
-
-def visit_count(c: Any) -> int:
-    v = getattr(c, "features", {}).get("user_count_log")
-    return round(math.expm1(v)) if v else 0
+def location(c: Any) -> tuple[float | None, float | None]:
+    attrs = getattr(c, "attrs", None) or {}
+    return attrs.get("lat"), attrs.get("lon")
 
 
 def kind_of(c: Any) -> str:
@@ -109,7 +104,7 @@ def kind_of(c: Any) -> str:
 def place_relation(c: Any, anchor_list: list[Anchor]) -> str | None:
     """Where the place is for this person: "0.6 km from your likely work area" (None if no anchor
     of theirs is within NEAR_ANCHOR_KM)."""
-    near = nearest_anchor(anchor_list, getattr(c, "lat", None), getattr(c, "lon", None))
+    near = nearest_anchor(anchor_list, *location(c))
     if near is None or near[1] > NEAR_ANCHOR_KM:
         return None
     return f"{near[1]:.1f} km from {near[0].name}"

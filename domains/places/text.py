@@ -1,9 +1,16 @@
-"""The text an item is embedded with: name, category, attributes and a coarse place description."""
+"""How places are described in text: the embedding text (name, category, attributes and a coarse
+place description) and a landmark for a location ("near Midtown Manhattan").
+
+The landmarks are the New York ones of the Foursquare data; elsewhere a place is described by a
+coarse grid cell."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
+
+from retrieval.catalog import item_text
 
 # Coarse landmarks for a human-readable "near ..." (the NYC data); elsewhere a compass grid cell.
 LANDMARKS = (
@@ -32,21 +39,6 @@ def place_description(lat: float | None, lon: float | None) -> str:
     return f"area {round(lat, 1)}, {round(lon, 1)}"  # ~10 km cell: coarse on purpose
 
 
-def item_text(
-    item_id: str,
-    name: str | None,
-    category: str | None,
-    lat: float | None,
-    lon: float | None,
-    attributes: dict[str, Any] | None = None,
-) -> str:
-    name = name if isinstance(name, str) and name.strip() else None
-    category = category if isinstance(category, str) and category.strip() else None
-    parts = [name or f"Place {item_id}"]
-    if category:
-        parts.append(category)
-    for k, v in sorted((attributes or {}).items()):
-        if isinstance(v, str | int | float) and k not in {"venue_id", "trajectory_id"}:
-            parts.append(f"{k}: {v}")
-    parts.append(place_description(lat, lon))
-    return " · ".join(parts)
+def place_text(row: Mapping[str, Any]) -> str:
+    """The embedding text of a place: what any item says of itself, and roughly where it is."""
+    return f"{item_text(row, noun='Place')} · {place_description(row.get('lat'), row.get('lon'))}"

@@ -1,0 +1,82 @@
+"""``recommend``: items for the person now, within the grounded wish, exclusions and the domain's
+arguments (a distance for places, a decade for films). The default tool: a message no other
+tool's words claim is a wish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.chat.present import NOTHING_TASK, RECOMMEND_TASK, item_out, results_for_items, template_for_items
+from agent.chat.state import ChatState, ShownItem, apply, to_context
+from agent.chat.tools.base import ToolResult, TurnDeps
+from agent.pipeline import RecommendationResult, RecommendOptions
+from core.nouns import Nouns
+
+LLM_UNAVAILABLE_NOTE = (
+    "the language model is unavailable right now, so rules understood this and a template answered"
+)
+
+
+class Recommend:
+    name = "recommend"
+    needs_shown = False
+
+    def describe(self, nouns: Nouns) -> str:
+        return f"they want {nouns.items}"
+
+    def cue(self, message: str) -> bool:
+        return True  # the default: any wish
+
+    def run(self, deps: TurnDeps, head: str = "", state: ChatState | None = None) -> ToolResult:
+        """``head``: a line the reply starts with (what a rejection before this did); ``state``:
+        the state to search from (the rejection's), else the turn's."""
+        new_state = apply(
+            ChatState.from_dict((state or deps.state).to_dict()),
+            deps.intent,
+            deps.grounder,
+            deps.domain.chat_args(),
+        )
+        deps.trace["grounding"] = {
+            "wish": new_state.wish,
+            "categories": new_state.wish_categories,
+            "avoid": new_state.avoid,
+            "avoid_categories": new_state.avoid_categories,
+        }
+        ctx = to_context(new_state, deps.when, deps.args, deps.user.utc_offset_min, deps.domain)
+        opts = RecommendOptions(
+            explain=True,
+            use_llm=deps.rerank,
+            explain_with_llm=False,  # the reply is the LLM's explanation; items keep template reasons
+            conversation_id=deps.conversation_id,
+            trace_extra={"chat": deps.trace},
+            session=deps.session if deps.rerank else None,
+        )
+        args: dict[str, Any] = {"context": ctx.to_dict(), "k": deps.k}
+        result: RecommendationResult = deps.call(
+            "recommend", args, lambda: deps.pipeline.run(deps.user.user_id, ctx, deps.k, opts, user=deps.user)
+        )
+        domain = deps.domain
+        new_state.shown = [ShownItem(c.item_id, domain.title(c), c.category) for c in result.items]
+        new_state.last_recommendation = result.recommendation_id
+        new_state.focus = None
+        explanations = result.explanation.items if result.explanation else {}
+        note = LLM_UNAVAILABLE_NOTE if deps.llm_down else None
+        search = new_state.summary(kinds=False, args=domain.describe_args(ctx.args))
+        return ToolResult(
+            results=head + results_for_items(result.items, explanations, search, domain),
+            template=head + template_for_items(result.items, explanations, search, domain, note),
+            task=RECOMMEND_TASK.format(item=deps.nouns.item, items=deps.nouns.items)
+            if result.items
+            else NOTHING_TASK,
+            state=new_state,
+            items=[item_out(c, result, domain) for c in result.items],
+            n_items=len(result.items),
+            recommendation_id=result.recommendation_id,
+            ranker=result.ranker,
+            notes=list(result.notes),
+            shown_kinds={k for c in result.items for k in (c.kinds or ((c.category,) if c.category else ()))},
+            action="recommend",
+        )
+
+
+RECOMMEND = Recommend()

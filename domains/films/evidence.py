@@ -1,0 +1,85 @@
+"""The films domain's evidence: what links a shown film to the person by their taste.
+
+Beside the neutral rules (domains/evidence.py), worded for films: a genre of the film that they
+rate highly (with its average and count), the decade most of their films are from, and how many
+people rated it lately. Every number is one the faithfulness checker holds the text to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from domains.evidence import (
+    Evidence,
+    ItemEvidence,
+    Rule,
+    Scene,
+    item_evidence,
+    liked_kind,
+    new_to_them,
+    num,
+    rising_interest,
+    similar_people,
+    slot_habits,
+)
+from domains.films.formats import title_year
+
+POPULAR_NOW = 2.0  # log1p of ratings in the catalog's last 30 days: about 6 or more
+
+
+def genre_rated_high(s: Scene) -> Evidence | None:
+    f = s.fact("taste.genres")
+    if f is None:
+        return None
+    for g in f.value.get("liked", []):
+        if g["genre"] in s.c.kinds:
+            mean, n = float(g["mean"]), int(g["ratings"])
+            return Evidence(
+                f.id,
+                f"You rate {g['genre']} films highly ({num(round(mean, 1))} stars on average over {n}).",
+                frozenset({num(round(mean, 1)), str(n)}),
+                kinds=frozenset({g["genre"]}),
+                topics=frozenset({"genre", "rated"}),
+            )
+    return None
+
+
+def decade_of_theirs(s: Scene) -> Evidence | None:
+    f = s.fact("taste.decades")
+    year = s.c.attrs.get("year") or title_year(s.c.name or "")
+    if f is None or not year or int(year) // 10 * 10 != f.value.get("top_decade"):
+        return None
+    decade, share = int(f.value["top_decade"]), round(100 * float(f.value["share"]))
+    return Evidence(
+        f.id,
+        f"It is from the {decade}s, like most of the films you rate ({share}%).",
+        frozenset({str(decade), f"{decade}s", str(share), str(year)}),
+        topics=frozenset({"rated"}),
+    )
+
+
+def popular_lately(s: Scene) -> Evidence | None:
+    if s.c.features.get("recent_popularity_log", 0.0) < POPULAR_NOW:
+        return None
+    return Evidence("item.popular_now", "Many people have rated it lately.", topics=frozenset({"popular"}))
+
+
+FILM_RULES: tuple[Rule, ...] = (
+    genre_rated_high,
+    slot_habits(),
+    rising_interest,
+    decade_of_theirs,
+    liked_kind,
+    similar_people,
+    popular_lately,
+    new_to_them,
+)
+
+
+def film_evidence(scene: Scene, kind: str, rules: Sequence[Rule] = FILM_RULES) -> ItemEvidence:
+    out = item_evidence(scene, rules, kind)
+    year = scene.c.attrs.get("year") or title_year(scene.c.name or "")
+    if year:
+        out.own_numbers = out.own_numbers | {str(year), f"{int(year) // 10 * 10}s"}
+        out.attrs = {"year": year}
+    return out
