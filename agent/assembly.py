@@ -78,7 +78,6 @@ def build_services(
     traces: bool = True,
     experiments: ExperimentsConfig | None = None,
     grounding: bool = True,
-    label_tokens: LabelTokens | None = None,
 ) -> Services:
     """``client``: an OpenAI-compatible client to use instead of the configured server's (tests);
     ``traces``: batch the trace writes off the request path (the API), else write each in its
@@ -99,7 +98,8 @@ def build_services(
     users = UserLoader(factory, retriever, domain, rules, experiments)
     reranker = explainer = None
     if llm.enabled:
-        tokens = label_tokens if label_tokens is not None or client is not None else LabelTokens(settings)
+        # the real server's tokenizer gives the labels' token ids; an injected client gets the grammar
+        tokens = LabelTokens(settings) if client is None else None
         reranker = LLMReranker(settings.llm, domain, tokens)
         explainer = Explainer(settings.llm)
     pipeline = RecommendPipeline(users, retriever, domain, records, llm, settings.llm, reranker, explainer)

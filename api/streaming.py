@@ -101,8 +101,8 @@ def openai_sse(
                     yield chunk(DeltaMessage(content="\n\n"))
                 elif ev.kind == "done":
                     turn: ChatTurn = ev.data
-                    if turn.text_with_places != turn.reply:  # the places, listed under the reply
-                        yield chunk(DeltaMessage(content=turn.text_with_places[len(turn.reply) :]))
+                    if turn.text_with_items != turn.reply:  # the items, listed under the reply
+                        yield chunk(DeltaMessage(content=turn.text_with_items[len(turn.reply) :]))
                     yield chunk(DeltaMessage(), "stop", chronotope=openai_meta(turn))
                     if include_usage:
                         yield ChatCompletionStreamResponse(

@@ -21,16 +21,9 @@ import yaml
 from core.nouns import ITEMS, Nouns
 from domains.chat_args import ChatArgument
 from domains.claims import NEUTRAL_CLAIMS, Claim
-from domains.evidence import (
-    NEUTRAL_RULES,
-    ItemEvidence,
-    Phrases,
-    RequestMoment,
-    Scene,
-    item_evidence,
-    usable_facts,
-)
+from domains.evidence import ItemEvidence, Phrases, RequestMoment, Scene, usable_facts
 from domains.naming import visit_count, visits_phrase
+from domains.rules import NEUTRAL_RULES, item_evidence
 from mining.plan import MiningPlan
 from mining.profile import NEUTRAL_MINERS
 from retrieval.features import BEHAVIOUR, FeatureSet

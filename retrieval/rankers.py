@@ -22,6 +22,10 @@ from retrieval.features import FeatureSet
 log = logging.getLogger(__name__)
 
 
+# feature rows, labels, query sizes
+Queries = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 class Ranker(Protocol):
     @property
     def name(self) -> str: ...
@@ -69,22 +73,23 @@ class LearnedRanker:
     def train(
         cls,
         fset: FeatureSet,
-        x: np.ndarray,
-        y: np.ndarray,
-        groups: np.ndarray,
-        x_val: np.ndarray,
-        y_val: np.ndarray,
-        groups_val: np.ndarray,
+        train: Queries,
+        val: Queries,
         *,
         rounds: int = 400,
         meta: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> LearnedRanker:
+        """LambdaRank on ``train`` (feature rows, labels, query sizes), early-stopped on ``val``;
+        ``params`` override the defaults below (a domain tunes its own)."""
+        x, y, groups = train
+        x_val, y_val, groups_val = val
         import lightgbm as lgb
 
         model_columns = fset.model_columns
         cols = [fset.col[f] for f in model_columns]
         x, x_val = x[:, cols], x_val[:, cols]
-        params = {
+        settings = {
             "objective": "lambdarank",
             "metric": "ndcg",
             "eval_at": [10],
@@ -98,14 +103,15 @@ class LearnedRanker:
             "num_threads": 2,
             "verbose": -1,
             "seed": 7,
+            **(params or {}),
         }
-        train = lgb.Dataset(x, y, group=groups, feature_name=list(model_columns))
-        val = lgb.Dataset(x_val, y_val, group=groups_val, reference=train)
+        dtrain = lgb.Dataset(x, y, group=groups, feature_name=list(model_columns))
+        dval = lgb.Dataset(x_val, y_val, group=groups_val, reference=dtrain)
         booster = lgb.train(
-            params,
-            train,
+            settings,
+            dtrain,
             num_boost_round=rounds,
-            valid_sets=[val],
+            valid_sets=[dval],
             callbacks=[lgb.early_stopping(60, verbose=False)],
         )
         text = booster.model_to_string()

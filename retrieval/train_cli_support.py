@@ -44,12 +44,8 @@ def train_and_save(
         n_feedback = int(len(feedback.groups))
     model = LearnedRanker.train(
         fset,
-        x,
-        y,
-        groups,
-        ts.x[rv],
-        ts.y[rv],
-        ts.groups[qv],
+        (x, y, groups),
+        (ts.x[rv], ts.y[rv], ts.groups[qv]),
         meta={
             "weeks": weeks,
             "pool_recall_train": round(ts.pool_recall, 4),

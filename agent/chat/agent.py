@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from agent.chat.guard import ReplyRules
-from agent.chat.present import listing
 from agent.chat.reply import ReplyOutcome, ReplyRequest, ReplyWriter
 from agent.chat.state import ChatState
 from agent.chat.tools import TOOLS, Registry, ToolResult, TurnDeps
+from agent.chat.transcript import Transcript
+from agent.chat.turn import ChatEvent, ChatTurn, Opened
 from agent.chat.understand import Understander, Understanding
 from agent.context import RequestUser
 from agent.llm.gateway import LLMGateway, LLMSession
@@ -37,52 +37,10 @@ MAX_MESSAGE_CHARS = 4000
 PROFILE_SUMMARY_CHARS = 240
 
 
-@dataclass
-class ChatEvent:
-    kind: str  # "turn", "delta", "reset" or "done"
-    data: Any = None
-
-
-@dataclass
-class ChatTurn:
-    conversation_id: str
-    reply: str
-    reply_source: str  # "llm" or "template"
-    understood_by: str  # "llm" or "rules"
-    action: str  # the tool the turn used: recommend, explain, reject, profile or chat
-    items: list[dict[str, Any]]
-    recommendation_id: str | None
-    ranker: str | None
-    constraints: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    usage: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def text_with_places(self) -> str:
-        """The reply for a text-only client: an LLM-written reply with the shown items listed
-        under it (rendered from ``items``); a template reply already lists them."""
-        if self.reply_source == "llm" and self.items:
-            return f"{self.reply}\n\n{listing(self.items)}"
-        return self.reply
-
-
 def _summary(text: str | None) -> str:
     if not text:
         return ""
     return text if len(text) <= PROFILE_SUMMARY_CHARS else text[: PROFILE_SUMMARY_CHARS - 1] + "…"
-
-
-@dataclass
-class Opened:
-    """A turn's conversation, read once: its id, state and earlier messages."""
-
-    conversation_id: str
-    state: ChatState
-    earlier: list[dict[str, str]]
 
 
 class ChatAgent:
@@ -176,15 +134,16 @@ class ChatAgent:
         yield ChatEvent("turn", turn_info)
         outcome: ReplyOutcome | None = None
         stored = False
+        record = Transcript(self.records.factory, opened.conversation_id, user.user_id)
         try:
             outcome = yield from self._reply(session, self._request(message, result, u, deps))
             done = self._result(opened, u, result, outcome, session, (t0, t_understood, t_tool))
-            self._store(opened, user.user_id, deps, result, u, outcome, done)
+            record.store(deps, result, u, outcome, done)
             stored = True
             yield ChatEvent("done", done)
         finally:
             if not stored:  # the client went away (or the reply failed): keep the turn's trace
-                self._store(opened, user.user_id, deps, result, u, outcome, None)
+                record.store(deps, result, u, outcome, None)
 
     def respond(self, user_id: str, message: str, conversation_id: str | None = None, **kw: Any) -> ChatTurn:
         done = None
@@ -320,39 +279,6 @@ class ChatAgent:
             timings=timings,
             usage=dict(session.usage),
         )
-
-    # -- the record ---------------------------------------------------------------------------
-
-    def _store(
-        self,
-        opened: Opened,
-        user_id: str,
-        deps: TurnDeps,
-        result: ToolResult,
-        u: Understanding,
-        outcome: ReplyOutcome | None,
-        done: ChatTurn | None,
-    ) -> None:
-        meta: dict[str, Any] = {
-            "recommendation_id": result.recommendation_id,
-            "understanding": u.to_dict(),
-            "tool_calls": deps.calls,
-            "grounding": deps.trace.get("grounding"),
-            "reply": outcome.to_dict() if outcome else None,
-        }
-        if done is not None:
-            meta |= {"reply_source": done.reply_source, "timings": done.timings, "usage": done.usage}
-            text = done.text_with_places  # what a text-only client sees (and sends back)
-        else:
-            meta["aborted"] = "the reply was not delivered"
-            text = outcome.text if outcome else ""
-        with self.records.factory() as s:
-            conv = s.get(Conversation, opened.conversation_id)
-            if conv is None or conv.user_id != user_id:
-                return  # deleted meanwhile: nothing to keep
-            conv.state = result.state.to_dict()  # the tool ran: what was shown and rejected holds
-            add_message(s, conv, "assistant", text, meta)
-            s.commit()
 
 
 LLM_UNAVAILABLE = (

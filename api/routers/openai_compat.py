@@ -53,7 +53,7 @@ def chat_completions(body: ChatCompletionRequest, key: CurrentKey, state: State)
     turn = [ev.data for ev in events if ev.kind == "done"][-1]
     return ChatCompletionResponse(
         model=body.model,
-        choices=[Choice(message=AssistantMessage(content=turn.text_with_places))],
+        choices=[Choice(message=AssistantMessage(content=turn.text_with_items))],
         usage=UsageInfo.of(turn.usage),
         chronotope=openai_meta(turn),
     )

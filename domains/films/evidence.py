@@ -9,20 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from domains.evidence import (
-    Evidence,
-    ItemEvidence,
-    Rule,
-    Scene,
-    item_evidence,
-    liked_kind,
-    new_to_them,
-    num,
-    rising_interest,
-    similar_people,
-    slot_habits,
-)
+from domains.evidence import Evidence, ItemEvidence, Rule, Scene, num
 from domains.films.formats import title_year
+from domains.rules import item_evidence, liked_kind, new_to_them, rising_interest, similar_people, slot_habits
 
 POPULAR_NOW = 2.0  # log1p of ratings in the catalog's last 30 days: about 6 or more
 

@@ -8,18 +8,14 @@ the text to.
 
 from __future__ import annotations
 
-from domains.evidence import (
-    Evidence,
-    ItemEvidence,
-    Phrases,
-    Rule,
-    Scene,
+from domains.evidence import Evidence, ItemEvidence, Phrases, Rule, Scene, gather, num
+from domains.places.geo import km_between
+from domains.places.labels import Anchor, location, nearest_anchor
+from domains.rules import (
     active_now,
-    gather,
     had_before,
     liked_kind,
     new_to_them,
-    num,
     others_next,
     rising_interest,
     route_to_it,
@@ -28,8 +24,6 @@ from domains.evidence import (
     usual_hour,
     usual_next,
 )
-from domains.places.geo import km_between
-from domains.places.labels import Anchor, location, nearest_anchor
 from mining import Fact
 
 NEAR_KM = 1.5  # "close by", "near your home area" need at most this

@@ -305,10 +305,10 @@ def test_an_openai_style_client_continues_the_conversation_it_was_shown(
     )
     agent, _ = _agent(store, settings, candidates, llm)
     first = agent.respond("u1", "a park please", when=WHEN)
-    assert first.reply_source == "llm" and first.text_with_places.startswith(first.reply + "\n\n1. Park")
+    assert first.reply_source == "llm" and first.text_with_items.startswith(first.reply + "\n\n1. Park")
     prior = [
         {"role": "user", "content": "a park please"},
-        {"role": "assistant", "content": first.text_with_places},
+        {"role": "assistant", "content": first.text_with_items},
     ]
     second = agent.respond("u1", "closer please", when=WHEN, prior=prior)
     assert second.conversation_id == first.conversation_id
