@@ -82,9 +82,7 @@ class Situation:
 
     @staticmethod
     def plain(ctx: RequestContext, domain: Domain | None = None) -> Situation:
-        return Situation(
-            RequestMoment(ctx.time, at_request_place="lat" in ctx.args), domain=domain or Domain()
-        )
+        return Situation(RequestMoment(ctx.time, args=ctx.args), domain=domain or Domain())
 
     def now_parts(self) -> list[str]:
         local = self.moment.local
@@ -157,5 +155,5 @@ def local_moment(
         local_time(ctx.time, utc_offset_min),
         last_item,
         last_kind,
-        at_request_place="lat" in ctx.args,
+        args=ctx.args,
     )

@@ -59,7 +59,7 @@ class RecommendationResult:
     prompt_version: str | None = None
     model: str | None = None
     labels: dict[str, str] = field(default_factory=dict)  # item id -> readable label for this person
-    where: dict[str, str] = field(default_factory=dict)  # item id -> "0.6 km from your likely work area"
+    where: dict[str, str] = field(default_factory=dict)  # item id -> its relation to the person
     experiment: dict[str, Any] | None = None  # {"name", "arm", "changes"} when in an experiment
     emptied_by: dict[str, Any] | None = None  # which filter left nothing (an empty list says why)
 
@@ -234,8 +234,29 @@ class RecommendPipeline:
         why = s.ranked.emptied_by
         if why:
             name = why["filter"].replace("_", " ")
-            return f"no {items} fit: the {name} filter left none of the {why['allowed_before']} there were"
+            asked = self._filter_words(why["filter"], s.ctx)
+            return (
+                f"no {items} fit: the {name} filter{f' ({asked})' if asked else ''} left none of the "
+                f"{why['allowed_before']:,} there were"
+            )
         return f"no {items} to recommend: the catalog has none this request may be shown"
+
+    def _filter_words(self, name: str, ctx: RequestContext) -> str:
+        """What the request asked of the filter that emptied the list, in words."""
+        listed = {
+            "include_categories": ("only ", ctx.include_categories),
+            "include_kinds": ("only ", ctx.include_kinds),
+            "exclude_categories": ("no ", ctx.exclude_categories),
+            "exclude_kinds": ("no ", ctx.exclude_kinds),
+        }
+        if name in listed:
+            word, values = listed[name]
+            return word + ", ".join(values)
+        if name == "exclude_visited":
+            return f"not {self.domain.nouns.items} you have {self.domain.nouns.had} already"
+        if name == "exclude_items":
+            return f"{len(ctx.exclude_items)} turned down"
+        return ", ".join(self.domain.describe_args(ctx.args))
 
     def _explain(self, session: LLMSession, s: Served) -> ExplanationSet:
         r = self.retriever

@@ -57,6 +57,13 @@ class ContextIn(Strict):
     max_distance_km: float | None = Field(
         None, gt=0, le=20_000, description="At most this far (catalogs of places; ignored elsewhere)."
     )
+    decade: int | None = Field(
+        None,
+        ge=1800,
+        le=2100,
+        multiple_of=10,
+        description="Only films from this decade, e.g. 1990 (catalogs of films).",
+    )
     exclude_visited: bool | None = Field(
         None,
         description="Leave out items the person already had; unset: the catalog's default (places may "
@@ -139,6 +146,10 @@ class ChatItemOut(BaseModel):
     name: str | None
     category: str | None
     kinds: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the catalog says of the item (a film's year, a place's lat/lon).",
+    )
     label: str = Field(description="How the item is named to the user.")
     details: list[str] = Field(default_factory=list, description="Distance, familiarity, year.")
     score: float

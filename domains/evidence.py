@@ -17,7 +17,7 @@ same history at request time and stored with the explanation in the trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -97,7 +97,7 @@ class RequestMoment:
     local: datetime  # local wall-clock time of the request
     last_item: str | None = None
     last_kind: str | None = None
-    at_request_place: bool = False  # the request gave the person's whereabouts (places)
+    args: Mapping[str, Any] = field(default_factory=dict)  # the request's domain arguments
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,10 @@ def habit_facts(ev: UserEvents, ctx: MiningContext | None = None) -> list[Fact]:
             e, l_ = _mode(arr[early]), _mode(arr[late])
             if e and l_ and e[0] != l_[0] and e[1] >= 2 and l_[1] >= 2:
                 value[f"{key}_shift"] = {"from": e[0], "to": l_[0]}
-        statement = f"On {label}: " + ", ".join(parts) + "."
+        # Hours on a clock the data did not give (UTC) are said to be UTC: a reader must not take
+        # "(17-21h)" for their own evening.
+        said = label.replace("h)", "h UTC)") if ctx.clock == "UTC" else label
+        statement = f"On {said}: " + ", ".join(parts) + "."
         if "category_shift" in value:
             sh = value["category_shift"]
             statement += f" Lately {sh['to']} rather than {sh['from']}."  # type: ignore[index]

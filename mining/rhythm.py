@@ -109,18 +109,20 @@ def rhythm_facts(ev: UserEvents, ctx: MiningContext | None = None) -> list[Fact]
         )
     )
     t = ev.ts.as_unit("ns").asi8 / 3.6e12  # hours
-    gaps = np.diff(t)
+    all_gaps = np.diff(t)
+    # In sittings the useful gap is the one between sittings (within one, ratings are seconds apart).
+    gaps = np.diff(t[at]) if ctx.sessions else all_gaps
     if len(gaps):
         med = float(np.median(gaps))
-        sessions = 1 + int((gaps > SESSION_GAP_H).sum())
+        sessions = 1 + int((all_gaps > SESSION_GAP_H).sum())
         sittings = "sittings" if ctx.sessions else "outings"
-        per_session = n / sessions
+        per_session = ev.n / sessions
         active_days = len(np.unique(ev.local.normalize()))
         facts.append(
             Fact(
                 "rhythm.gaps",
                 "rhythm",
-                f"Typically {_fmt_hours(med)} between {events}; {sessions} {sittings} "
+                f"Typically {_fmt_hours(med)} between {unit}; {sessions} {sittings} "
                 f"averaging {per_session:.1f} {events} over {active_days} active days.",
                 {
                     "median_gap_h": round(med, 2),

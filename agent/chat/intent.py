@@ -198,9 +198,22 @@ def negated_phrases(message: str) -> list[str]:
     out = []
     for m in NEGATED.finditer(message):
         phrase = re.sub(r"^(an?|any|more|the)\s+", "", m.group(1).strip(), flags=re.IGNORECASE)
-        if words(phrase):
+        if words(phrase) and not _reference(phrase):
             out.append(phrase)
     return out
+
+
+REFERENCE_WORDS = frozenset(
+    "first second third fourth fifth sixth seventh eighth ninth tenth last one ones that this those "
+    "these it number no".split()
+)
+
+
+def _reference(phrase: str) -> bool:
+    """ "the second one", "that one", "number 3": a pointer at a shown item, not a thing to avoid."""
+    return all(
+        w in REFERENCE_WORDS or w.isdigit() or re.fullmatch(r"\d+(st|nd|rd|th)", w) for w in words(phrase)
+    )
 
 
 def said(phrase: str, text: str) -> bool:

@@ -23,6 +23,7 @@ def item_out(c: Candidate, result: Any, domain: Domain) -> dict[str, Any]:
         "name": c.name,
         "category": c.category,
         "kinds": list(c.kinds),
+        "attributes": dict(c.attrs),
         "label": domain.title(c),
         "details": domain.details(c) + ([result.where[c.item_id]] if c.item_id in result.where else []),
         "score": c.final_score if c.final_score is not None else c.score,

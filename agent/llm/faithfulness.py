@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from domains.claims import NEUTRAL_CLAIMS, Claim
-from domains.evidence import ItemEvidence
+from domains.evidence import Evidence, ItemEvidence
 from mining.rhythm import DAYS
 
 CITE = re.compile(r"\[([a-z_]+(?:\.[a-z_0-9]+)+)\]")
@@ -101,15 +101,7 @@ def check_explanation(
     if not cited:
         reasons.append("cites no fact")
     evidence = place.by_id()
-    known = set(profile_fact_ids)
-    for cid in cited:
-        if cid not in evidence:
-            why = (
-                "not a fact of this profile"
-                if not (cid in known or cid.startswith("item."))
-                else "does not concern this place"
-            )
-            reasons.append(f"cites {cid}: {why}")
+    reasons += _citation_reasons(cited, evidence, set(profile_fact_ids))
     used = [evidence[c] for c in cited if c in evidence]
     numbers = {n for e in used for n in e.numbers} | set(place.own_numbers)
     days = {d for e in used for d in e.days}
@@ -118,6 +110,10 @@ def check_explanation(
     kinds = {k.lower() for e in used for k in e.kinds} | set(place.own_kinds)
     kinds |= {place.category.lower()} if place.category else set()
     topics = {t for e in used for t in e.topics} | set(place.own_topics)
+    # The names the cited evidence itself puts in (an item named "Article 5", a kind "24 Hour
+    # Diner") say nothing about the person: their numbers and days are not claims.
+    for name in sorted({k for e in used for k in e.kinds if len(k) >= 3}, key=len, reverse=True):
+        plain = re.sub(re.escape(name), " ", plain, flags=re.IGNORECASE)
     low = plain.lower()
     for n in NUMBER.findall(plain):
         norm = n.lstrip("0") or "0"
@@ -147,13 +143,26 @@ def check_explanation(
         named = dict.fromkeys(m.group(0) for m in kinds_re.finditer(low))
         for kind in sorted(named, key=len, reverse=True):
             if kind not in kinds:
-                reasons.append(f"names {spelled[kind]}, which is not this place and in no cited fact")
+                reasons.append(f"names {spelled[kind]}, which is not this item and in no cited fact")
         low = kinds_re.sub(" ", low)
     for topic, pat in claims:
         claim = pat.search(low)  # kinds of place already judged are cut out ("Home (private)")
         if claim and topic not in topics:
             reasons.append(f"'{claim.group(0)}' is backed by no cited fact")
     return Verdict(not reasons, reasons, cited)
+
+
+def _citation_reasons(cited: list[str], evidence: dict[str, Evidence], known: set[str]) -> list[str]:
+    out = []
+    for cid in cited:
+        if cid not in evidence:
+            why = (
+                "not a fact of this profile"
+                if not (cid in known or cid.startswith("item."))
+                else "does not concern this item"
+            )
+            out.append(f"cites {cid}: {why}")
+    return out
 
 
 def repair_citations(

@@ -16,6 +16,7 @@ from core.errors import InvalidInputError
 from retrieval.types import RequestContext
 
 router = APIRouter(tags=["recommendations"])
+DOMAIN_FIELDS = ("lat", "lon", "max_distance_km", "decade")
 
 
 def _context(c: Any, state: Any) -> RequestContext:
@@ -24,6 +25,14 @@ def _context(c: Any, state: Any) -> RequestContext:
         when = when.replace(tzinfo=UTC)
     if (c.lat is None) != (c.lon is None):
         raise InvalidInputError("give both lat and lon, or neither")
+    # the domain's own arguments (places: where the person is, how far they would go; films: decade)
+    domain = state.services.domain
+    given = {k: getattr(c, k) for k in DOMAIN_FIELDS if getattr(c, k) is not None}
+    args = domain.request_args(**given)
+    if unread := [k for k in given if k not in args]:  # a filter that would do nothing is an error
+        raise InvalidInputError(
+            f"{', '.join(unread)}: not an argument of this catalog of {domain.nouns.items}"
+        )
     return RequestContext(
         time=when,
         time_known=c.time is not None,  # no time: "what next?", ranked as of now
@@ -31,8 +40,7 @@ def _context(c: Any, state: Any) -> RequestContext:
         include_categories=tuple(c.include_categories),
         exclude_categories=tuple(c.exclude_categories),
         exclude_visited=c.exclude_visited,
-        # the domain's own arguments (places: where the person is, how far they would go)
-        args=state.services.domain.request_args(lat=c.lat, lon=c.lon, max_distance_km=c.max_distance_km),
+        args=args,
     )
 
 

@@ -42,7 +42,7 @@ FILM_PHRASES = Phrases(
     this_item="this film",
     usual_hour="Most of your ratings of it were around this time of day.",
     others_next="People who rated {last} often rate this one next.",
-    similar="People who rated the films you rated also rated this one.",
+    similar="People with similar tastes also rated this one.",
     new="You have not rated it yet.",
 )
 FILM_CLAIMS: tuple[Claim, ...] = (

@@ -78,8 +78,6 @@ def _items(movies: pd.DataFrame, rejections: list[Rejection]) -> pd.DataFrame:
             "item_id": cl.df["item_id"].to_numpy(),
             "name": titles.where(titles != "", None).to_numpy(),
             "category": ["|".join(k) if k else None for k in kinds],
-            "lat": np.nan,
-            "lon": np.nan,
             "attributes": [{"year": y} if (y := title_year(t)) else {} for t in titles],
         },
         columns=ITEM_COLUMNS,

@@ -89,7 +89,7 @@ def how_far(s: Scene) -> Evidence | None:
     dist = s.c.features.get("distance_km")
     if dist is None or dist > 2 * NEAR_KM:
         return None
-    where = "where you are" if s.moment.at_request_place else "your last stop"
+    where = "where you are" if "lat" in s.moment.args else "your last stop"
     return Evidence(
         "item.distance",
         f"It is {num(round(dist, 1))} km from {where}.",

@@ -113,7 +113,7 @@ def test_labels_are_readable_and_relative_to_the_person(
         (0, "A Bar you love [item.visits].", "names Bar"),
         (0, "You have been here 25 times [item.visits].", "the number 25"),
         (0, "Because you like it [made.up].", "not a fact of this profile"),
-        (0, "It fits your routes [trans.places].", "does not concern this place"),
+        (0, "It fits your routes [trans.places].", "does not concern this item"),
         (0, "It is near your home [space.home].", "not a fact of this profile"),
         (2, "You have been here many times [item.new].", "backed by no cited fact"),
         (1, "Lately you go out more [trans.places].", "backed by no cited fact"),

@@ -14,13 +14,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.chat.intent import ACTIONS, TurnIntent, intent_json_schema
+from agent.chat.intent import intent_json_schema, parse_answer
+from agent.chat.state import ChatState
+from agent.chat.tools import TOOLS
+from agent.chat.understand import Understander
 from agent.llm.client import make_openai_client
 from agent.llm.server import ServerHandle
 from api.app import create_app
 from api.auth import create_key
 from core.db import open_store
 from core.settings import Settings
+from domains.base import Domain
+from domains.films import FILMS
+from domains.places import PLACES
 from prompts.loader import load_prompt
 from retrieval.profile_store import latest_profile
 from tests.api.conftest import seed
@@ -55,33 +61,42 @@ def test_json_schema_constraint_is_applied(vllm_server: tuple[Settings, ServerHa
     assert json.loads(forced.choices[0].message.content or "")["answer"] in ("zebra-42", "lion-7")
 
 
-def test_the_intent_form_comes_back_valid_and_compact(vllm_server: tuple[Settings, ServerHandle]) -> None:
-    """The chat's own schema: always a valid TurnIntent, and compact (the server's
-    disable_any_whitespace setting is on; per request it would be silently ignored)."""
+@pytest.mark.parametrize(
+    ("domain", "wish"),
+    [
+        (PLACES, "somewhere to get a haircut, no fancy salons"),
+        (FILMS, "something funny from the 90s, no horror"),
+    ],
+    ids=["places", "films"],
+)
+def test_the_intent_form_comes_back_valid_and_compact(
+    vllm_server: tuple[Settings, ServerHandle], domain: Domain, wish: str
+) -> None:
+    """The chat's own prompt and schema for each domain (the registry's actions, the domain's
+    fields): always a form parse_answer accepts, and compact (the server's disable_any_whitespace
+    setting is on; per request it would be silently ignored)."""
     s, _ = vllm_server
     client = make_openai_client(s, timeout_s=300)
-    prompt = load_prompt("chat_understand")
-    for message in ("somewhere to get a haircut, no fancy salons", "why the second one?", "hi there"):
+    understander = Understander(s.chat, domain, TOOLS)
+    state = ChatState()
+    for message in (wish, "why the second one?", "hi there"):
+        messages = understander.messages(
+            profile="", history=[], search="nothing specific yet", shown=["First", "Second"], message=message
+        )
+        schema = intent_json_schema(message, 2, state, TOOLS.names, domain.chat_args())
         resp = client.chat.completions.create(
             model=s.llm.model_name,
-            messages=prompt.render(
-                kinds="",
-                profile="",
-                history=[],
-                search="nothing specific yet",
-                shown=["Bar", "Park"],
-                message=message,
-            ),
+            messages=messages,  # type: ignore[arg-type]
             response_format={
                 "type": "json_schema",
-                "json_schema": {"name": "turn", "schema": intent_json_schema(), "strict": True},
+                "json_schema": {"name": "turn", "schema": schema, "strict": True},
             },
-            max_tokens=120,
+            max_tokens=s.chat.understand_max_tokens,
             temperature=0,
         )
         raw = resp.choices[0].message.content or ""
-        intent = TurnIntent.model_validate(json.loads(raw))
-        assert intent.action in ACTIONS and len(intent.wish) <= 60 and len(intent.avoid) <= 3
+        intent = parse_answer(json.loads(raw), domain.chat_args(), TOOLS.names)
+        assert intent.action in TOOLS.names and len(intent.wish) <= 60 and len(intent.avoid) <= 3
         assert "\n" not in raw and ": " not in raw
 
 

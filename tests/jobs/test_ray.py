@@ -70,18 +70,17 @@ def test_ray_mines_the_same_profiles_as_the_local_engine(
 def test_a_killed_ray_worker_is_retried_without_duplicate_versions(
     ray_runtime: None, pg_store: tuple[str, sessionmaker[Session]], tmp_path: Path
 ) -> None:
-    from jobs.engines import ray_mine
-    from jobs.mine import BatchResult
+    from jobs.mine import BatchResult, PlanSpec, plan_spec, ray_mine
 
     _, factory = pg_store
     marker = tmp_path / "killed"
 
-    def dies_once(url: str, users: list[str], gs: object) -> object:
+    def dies_once(url: str, users: list[str], gs: object, spec: PlanSpec) -> object:
         # runs in a Ray worker: the first task to get here stores its batch, then its process dies
         # before returning (the worst moment: work committed, result lost)
-        from jobs.engines import _mine_task
+        from jobs.mine import mine_task
 
-        result = _mine_task(url, users, gs)  # type: ignore[arg-type]
+        result = mine_task(url, users, gs, spec)  # type: ignore[arg-type]
         try:
             fd = os.open(str(marker), os.O_CREAT | os.O_EXCL)
         except FileExistsError:
@@ -92,7 +91,7 @@ def test_a_killed_ray_worker_is_retried_without_duplicate_versions(
     with factory() as s:
         users = sorted(u for (u,) in s.execute(text("SELECT id FROM users")))
     batches = [users[i : i + 3] for i in range(0, len(users), 3)]
-    results = list(ray_mine(factory, batches, None, task_fn=dies_once))
+    results = list(ray_mine(factory, batches, None, plan_spec(factory), task_fn=dies_once))
     assert marker.exists()  # a worker did die
     assert sorted(u for b, _ in results for u in b) == users  # every batch came back once
     assert sum(r.mined for _, r in results if isinstance(r, BatchResult)) == len(users)

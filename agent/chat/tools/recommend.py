@@ -27,11 +27,14 @@ class Recommend:
     def cue(self, message: str) -> bool:
         return True  # the default: any wish
 
-    def run(self, deps: TurnDeps, head: str = "", state: ChatState | None = None) -> ToolResult:
-        """``head``: a line the reply starts with (what a rejection before this did); ``state``:
-        the state to search from (the rejection's), else the turn's."""
+    def run(
+        self, deps: TurnDeps, head: tuple[str, str] = ("", ""), state: ChatState | None = None
+    ) -> ToolResult:
+        """``head``: what a rejection before this did, said to the reply's writer and to the
+        person; ``state``: the state to search from (the rejection's), else the turn's."""
+        before = state or deps.state
         new_state = apply(
-            ChatState.from_dict((state or deps.state).to_dict()),
+            ChatState.from_dict(before.to_dict()),
             deps.intent,
             deps.grounder,
             deps.domain.chat_args(),
@@ -62,9 +65,11 @@ class Recommend:
         explanations = result.explanation.items if result.explanation else {}
         note = LLM_UNAVAILABLE_NOTE if deps.llm_down else None
         search = new_state.summary(kinds=False, args=domain.describe_args(ctx.args))
+        unapplied = not_applied(deps, before, new_state)
+        said = "".join(f"{line}\n" for line in unapplied)
         return ToolResult(
-            results=head + results_for_items(result.items, explanations, search, domain),
-            template=head + template_for_items(result.items, explanations, search, domain, note),
+            results=head[0] + said + results_for_items(result.items, explanations, search, domain),
+            template=head[1] + said + template_for_items(result.items, explanations, search, domain, note),
             task=RECOMMEND_TASK.format(item=deps.nouns.item, items=deps.nouns.items)
             if result.items
             else NOTHING_TASK,
@@ -73,10 +78,33 @@ class Recommend:
             n_items=len(result.items),
             recommendation_id=result.recommendation_id,
             ranker=result.ranker,
-            notes=list(result.notes),
+            notes=list(result.notes) + unapplied,
             shown_kinds={k for c in result.items for k in (c.kinds or ((c.category,) if c.category else ()))},
             action="recommend",
         )
+
+
+def not_applied(deps: TurnDeps, before: ChatState, after: ChatState) -> list[str]:
+    """This turn's wish and exclusions that could not change the list, in words for the person:
+    an exclusion that matched no kind left nothing out, and a wish with no kind and no text search
+    narrowed nothing (a success that did nothing is said, not hidden)."""
+    n = deps.nouns
+    retriever = deps.pipeline.retriever
+    has_kinds = bool(retriever.catalog_kinds())
+    out = []
+    grounded = {str(m.get("via", "")).partition(":")[2] for m in after.avoid_categories}
+    missed = [a for a in after.avoid if a not in before.avoid and a not in grounded]
+    if missed:
+        words = ", ".join(f'"{a}"' for a in missed)
+        why = f"no {n.kind} of this catalog matches it" if has_kinds else f"this catalog lists no {n.kinds}"
+        out.append(f"I could not leave out {words}: {why}.")
+    if after.wish and after.wish != before.wish and not after.wish_categories and retriever.index is None:
+        why = f"no {n.kind} of this catalog matches it" if has_kinds else f"this catalog lists no {n.kinds}"
+        out.append(
+            f'"{after.wish}" could not narrow the list: {why} and there is no text search, '
+            f"so these follow your usual {n.events}."
+        )
+    return out
 
 
 RECOMMEND = Recommend()

@@ -81,8 +81,14 @@ class Reject:
         )
         after = ChatState.from_dict(state.to_dict())
         after.rejected.append(target)
-        head = f"They turned down {shown.label}; I won't suggest it again.\n"
-        out = RECOMMEND.run(deps, head=head, state=after)
+        out = RECOMMEND.run(
+            deps,
+            head=(
+                f"They turned down {shown.label}; it will not be suggested again.\n",
+                f"You turned down {shown.label}; I won't suggest it again.\n",
+            ),
+            state=after,
+        )
         out.action = "reject"
         return out
 
