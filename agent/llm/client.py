@@ -24,18 +24,3 @@ def make_openai_client(settings: Settings, *, timeout_s: float | None = None) ->
         timeout=timeout_s or settings.llm.timeout_s,
         max_retries=0,  # retries are ours (tenacity + breaker), so a dead server fails fast
     )
-
-
-def make_chat_model(settings: Settings, **kwargs: Any) -> Any:
-    """LangChain ChatOpenAI bound to the same server and model (used by the chat agent)."""
-    from langchain_openai import ChatOpenAI
-
-    return ChatOpenAI(
-        model=settings.llm.model_name,
-        base_url=settings.resolved_llm_base_url,
-        api_key=settings.llm.api_key,
-        timeout=settings.llm.timeout_s,
-        max_retries=0,
-        temperature=kwargs.pop("temperature", 0.0),
-        **kwargs,
-    )

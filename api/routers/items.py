@@ -7,11 +7,30 @@ from typing import Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from api.deps import CurrentKey, SessionDep
+from api.deps import CurrentKey, SessionDep, State
 from core.errors import NotFoundError
 from core.models import Item
 
 router = APIRouter(tags=["items"])
+
+
+@router.get("/v1/catalog")
+def catalog(state: State) -> dict[str, Any]:
+    """What this deployment recommends, in words a page can use (public: no user data)."""
+    domain = state.services.domain
+    n = domain.nouns
+    return {
+        "domain": domain.name,
+        "item": n.item,
+        "items": n.items,
+        "event": n.event,
+        "events": n.events,
+        "kind": n.kind,
+        "kinds": n.kinds,
+        "arguments": [a.name for a in domain.chat_args()],
+        "invitation": domain.invitation,
+        "n_kinds": len(state.services.retriever.catalog_kinds()),
+    }
 
 
 @router.get("/v1/items/{item_id}")

@@ -43,6 +43,8 @@ def test_health_and_openapi(client_keys: tuple[TestClient, Keys]) -> None:
     ):
         assert p in paths
     assert c.get("/").status_code == 200 and "Chronotope" in c.get("/").text
+    words = c.get("/v1/catalog").json()  # no key needed: the page names things by it
+    assert words["domain"] == "places" and words["items"] == "places" and words["arguments"] == ["distance"]
 
 
 def test_recommendation_and_its_trace(client_keys: tuple[TestClient, Keys]) -> None:

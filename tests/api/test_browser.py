@@ -96,7 +96,7 @@ def test_chat_and_support_views(live, tmp_path) -> None:  # type: ignore[no-unty
         history = page.inner_text("#sup-feedback")
         assert "rejected" in history and first in history and "hidden from this user until" in history
         why = page.inner_text("#sup-why")
-        assert f"place {first} hidden: rejected on" in why  # the newest trace says what feedback changed
+        assert f"item {first} hidden: rejected on" in why  # the newest trace says what feedback changed
         assert "Facts cited" in why and "found by:" in why and "template (rules)" in why
         assert "fact-checked" in why  # the checker's verdict on each served explanation
         assert not page.is_visible("#sup-trace")  # the raw JSON stays behind its toggle
