@@ -62,6 +62,9 @@ class RecommendationResult:
     where: dict[str, str] = field(default_factory=dict)  # item id -> its relation to the person
     experiment: dict[str, Any] | None = None  # {"name", "arm", "changes"} when in an experiment
     emptied_by: dict[str, Any] | None = None  # which filter left nothing (an empty list says why)
+    request_notes: list[str] = field(
+        default_factory=list
+    )  # the domain's words on the request (also in notes)
 
 
 def resolve_use_llm(requested: bool | None, arm: Assignment | None) -> bool:
@@ -128,6 +131,7 @@ class RecommendPipeline:
             ranker=arm.settings.ranker if arm else None,
             feedback=signals,
         )
+        notes.extend(ranked.notes)
         s = Served(user, ctx, k, ranked, ranked.candidates, ranked.ranker, notes=notes, hidden=hidden)
         t1 = time.perf_counter()
         use_llm = resolve_use_llm(opts.use_llm, arm)
@@ -324,4 +328,5 @@ class RecommendPipeline:
             {c.item_id: w for c in s.items if (w := self.domain.relation(c, view))},
             arm.to_dict() if arm else None,
             s.ranked.emptied_by,
+            list(s.ranked.notes),
         )

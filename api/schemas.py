@@ -64,6 +64,11 @@ class ContextIn(Strict):
         multiple_of=10,
         description="Only films from this decade, e.g. 1990 (catalogs of films).",
     )
+    like: str | None = Field(
+        None,
+        max_length=120,
+        description="A film the wish is like, by title, e.g. 'Heat' (catalogs of films).",
+    )
     exclude_visited: bool | None = Field(
         None,
         description="Leave out items the person already had; unset: the catalog's default (places may "

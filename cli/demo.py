@@ -74,6 +74,13 @@ def demo_cmd(
         _step(f"ingest: skipped ({n_events:,} events already stored)")
     with factory() as sess:
         domain = resolve(s.domain, sess)
+    wanted = "films" if dataset == "movielens" else "places"
+    if data == default_data and domain.name != wanted:
+        raise typer.BadParameter(
+            f"{s.data_dir} already holds a {domain.name} catalog, not the {dataset} data set; give this "
+            f"one its own data dir, e.g. CHRONOTOPE_DATA_DIR=.chronotope-{dataset} "
+            f"scripts/demo.sh --dataset {dataset}"
+        )
     _step(f"catalog: {domain.name}")
     with factory() as sess:
         n_prof = sess.scalar(select(func.count(func.distinct(Profile.user_id)))) or 0
@@ -93,7 +100,7 @@ def demo_cmd(
         _step("train the ranker (LightGBM LambdaRank on pseudo-targets from the history)")
         with factory() as sess:
             df = behaviour(events_frame(sess))
-        with progress("training queries", 9000) as advance:
+        with progress("training queries", domain.training_size(df, 9000)) as advance:
             model, path = domain.train_ranker(df, s.models_dir, progress=advance)
         err_console.print(f"saved {path.name}")
     else:

@@ -13,8 +13,16 @@ from cli.common import console, handle_errors, progress, settings
 
 @handle_errors
 def eval_cmd(
-    history: Path = typer.Option(..., "--history", help="History CSV (checkins_train.csv format)."),
-    test: Path = typer.Option(..., "--test", help="Test CSV (GETNext format, NYC_val.csv)."),
+    history: Path = typer.Option(
+        ..., "--history", help="History: a CSV (checkins_train.csv format), or a MovieLens folder."
+    ),
+    test: Path = typer.Option(
+        ..., "--test", help="Targets: a GETNext CSV (NYC_val.csv), or for movielens a ratings CSV or 'dev'."
+    ),
+    fmt: str = typer.Option(
+        "places", "--format", help="places (NYC check-ins, GETNext targets) or movielens (films)."
+    ),
+    catalog: str = typer.Option("5core", "--catalog", help="movielens: rank the 5core films or all films."),
     json_out: Path = typer.Option(..., "--json", help="Write the metrics here as JSON."),
     ranker: str = typer.Option("learned", "--ranker", help="learned | heuristic | llm | a model file."),
     sample: int | None = typer.Option(None, "--sample", help="Evaluate N targets drawn with --seed."),
@@ -33,8 +41,27 @@ def eval_cmd(
         "reads; targets of kinds the bank lacks are left out. For --ranker llm.",
     ),
 ) -> None:
-    """Rank all known POIs for the last check-in of each test trajectory; print and save metrics."""
+    """Rank every item for each target at its time (places: the last check-in of each test
+    trajectory; films: each test rating); print and save metrics with baselines."""
     from core.errors import InvalidInputError
+
+    if fmt == "movielens":
+        from cli.eval_films import eval_films
+
+        if with_wish or no_query_time or prefix_only or ranker == "llm":
+            raise InvalidInputError(
+                "--with-wish, --no-query-time, --prefix-only and --ranker llm are places options"
+            )
+        target = "dev" if str(test) == "dev" and not test.exists() else str(test)
+        result = eval_films(history, target, json_out, ranker, catalog, sample, seed, pool)
+        _print_table(_films_rows(result), "films")
+        console.print(
+            f"candidate recall: {result['candidate_recall']:.3f}; {result['timing_s']['total']:.1f} s; "
+            f"written to {json_out}"
+        )
+        return
+    if fmt != "places":
+        raise InvalidInputError(f"--format {fmt!r}: places or movielens")
     from domains.places import PLACES
     from evaluation.dev_split import load_split
     from evaluation.harness import evaluate, table_rows
@@ -102,12 +129,19 @@ def eval_cmd(
     )
 
 
-def _print_table(rows: list[dict[str, object]]) -> None:
+def _films_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    from evaluation.films import table_rows
+
+    return table_rows(result)
+
+
+def _print_table(rows: list[dict[str, object]], what: str = "places") -> None:
     """Like cli.common.echo_table, but wide enough for the method names when not on a terminal."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="evaluation (rank = full rank over all known POIs; a miss is 0)")
+    over = "all known POIs" if what == "places" else "the catalog's films not yet rated"
+    table = Table(title=f"evaluation (rank = full rank over {over}; a miss is 0)")
     for col in rows[0]:
         table.add_column(str(col))
     for row in rows:

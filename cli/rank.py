@@ -73,7 +73,7 @@ def train_cmd(
         df = df[df[C.TIME] < cut].reset_index(drop=True)
     if df.empty:
         raise typer.BadParameter("no events to train on: ingest data first or pass --history")
-    with progress("build training queries", queries) as advance:
+    with progress("build training queries", domain.training_size(df, queries)) as advance:
         model, path = domain.train_ranker(
             df, out or s.models_dir, weeks=weeks, max_queries=queries, progress=advance, feedback=reactions
         )

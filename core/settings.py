@@ -28,18 +28,20 @@ class RetrievalSettings(BaseModel):
         "auto", description="FAISS index type; auto picks flat for small catalogs and HNSW for large ones."
     )
     pool_size: int = Field(300, ge=10, le=5000, description="Candidates handed to the feature ranker.")
-    source_depth: int = Field(
-        512,
+    source_depth: int | None = Field(
+        None,
         ge=16,
         le=100_000,
         description="Items read from each ranked candidate source (most popular, co-visitation, "
-        "similar users, nearest for places) before the pool is cut; only those get features.",
+        "similar users, nearest for places) before the pool is cut; only those get features. "
+        "Unset: the domain's own depths (places 512 each; films: sequence 500, similar raters 200, "
+        "popular now 150, genre taste 100).",
     )
     sources: dict[str, int] | None = Field(
         None,
         description="The candidate sources to read, by name, each with its depth, e.g. "
         '\'{"repeat": 512, "collaborative": 512, "popular": 256}\'; unset: the domain\'s own list '
-        "at source_depth (`GET /readyz` shows the sources in use; an unknown name stops the start).",
+        "at source_depth or its own depths (`GET /readyz` shows the sources in use; an unknown name stops the start).",
     )
     ranker: str = Field("learned", description="Default feature ranker: 'learned' or 'heuristic'.")
     embedding_source: bool = Field(

@@ -80,6 +80,10 @@ class Domain:
             shows_consumed=self.shows_consumed,
         )
 
+    def training_size(self, history: Any, max_queries: int) -> int:
+        """How many training queries ``train_ranker`` will try (for a progress bar)."""
+        return max_queries
+
     def train_ranker(self, history: Any, models_dir: Any, **kw: Any) -> Any:
         """Train the learned ranker on pseudo-targets from ``history`` and save it (retrieval.
         train_cli_support); returns (model, path)."""

@@ -41,6 +41,9 @@ class SourcePlan:
 
     sources: tuple[CandidateSource, ...]
     depths: Mapping[str, int]
+    # True: the pool is every allowed item the sources return (their union, as the ranker was
+    # trained on it), topped up by stage 1 when a narrow filter leaves fewer than the pool size
+    union: bool = False
 
     def depth(self, name: str) -> int:
         return int(self.depths.get(name, DEPTH))
@@ -87,6 +90,8 @@ def candidate_pool(
 ) -> CandidatePool:
     """The ``pool_size`` allowed items with the best stage-1 score (as over the whole catalog),
     plus the allowed ``extra`` rows (e.g. embedding-search hits), with their features."""
+    if plan.union:
+        return _union_pool(stats, q, fset, plan, allowed, pool_size, extra)
     rows = np.zeros(0, dtype=np.int64)
     best = rows
     exact = True
@@ -112,6 +117,30 @@ def candidate_pool(
             pool = np.concatenate([pool, more])
             feats = np.vstack([feats, fset.at(stats, q, more)])
     return CandidatePool(pool, feats, len(best), len(rows), exact)
+
+
+def _union_pool(
+    stats: CatalogStats,
+    q: Query,
+    fset: FeatureSet,
+    plan: SourcePlan,
+    allowed: np.ndarray,
+    pool_size: int,
+    extra: np.ndarray | None,
+) -> CandidatePool:
+    found, _ = gather_sources(stats, q, plan, fset)
+    if extra is not None and len(extra):
+        found = np.union1d(found, extra)
+    rows = found[allowed[found]]
+    scored = len(rows)
+    if len(rows) < pool_size:  # a narrow filter: the best of what it allows fill the pool
+        rest = np.flatnonzero(allowed)
+        scored = len(rest)
+        top = rest[top_by_score(fset.heuristic(fset.at(stats, q, rest)), rest, pool_size)]
+        rows = np.union1d(rows, top)
+    f = fset.at(stats, q, rows)
+    order = top_by_score(fset.heuristic(f), rows, len(rows))
+    return CandidatePool(rows[order], f[order], len(rows), scored, True)
 
 
 def provenance(

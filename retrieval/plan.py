@@ -7,7 +7,7 @@ retrieval code takes it as a parameter; nothing here knows what the items are.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,8 +45,15 @@ class RetrievalPlan:
     filter_name: str = "domain filter"
     item_text: Callable[[Mapping[str, Any]], str] = item_text  # what the FAISS index embeds
     notes: tuple[str, ...] = field(default=())  # said on every response (e.g. "no locations")
+    default_depths: Mapping[str, int] = field(default_factory=dict)  # per source, unless settings say
+    union_pool: bool = False  # the pool is the sources' union (retrieval.candidate_pool.SourcePlan)
 
-    def source_plan(self, depths: Mapping[str, int] | None, default_depth: int = DEPTH) -> SourcePlan:
-        """The sources named in ``depths`` (settings), else the domain's defaults at ``default_depth``."""
-        chosen = dict(depths) if depths else dict.fromkeys(self.default_sources, default_depth)
-        return plan_from(self.sources, chosen)
+    def source_plan(self, depths: Mapping[str, int] | None, default_depth: int | None = None) -> SourcePlan:
+        """The sources named in ``depths`` (settings), else the domain's defaults, each at
+        ``default_depth`` when given, else at the domain's own depth for it (else DEPTH)."""
+        chosen = (
+            dict(depths)
+            if depths
+            else {s: default_depth or self.default_depths.get(s, DEPTH) for s in self.default_sources}
+        )
+        return replace(plan_from(self.sources, chosen), union=self.union_pool)

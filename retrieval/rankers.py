@@ -77,6 +77,7 @@ class LearnedRanker:
         val: Queries,
         *,
         rounds: int = 400,
+        stop: int = 60,
         meta: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
     ) -> LearnedRanker:
@@ -112,7 +113,7 @@ class LearnedRanker:
             dtrain,
             num_boost_round=rounds,
             valid_sets=[dval],
-            callbacks=[lgb.early_stopping(60, verbose=False)],
+            callbacks=[lgb.early_stopping(stop, verbose=False)],
         )
         text = booster.model_to_string()
         version = hashlib.sha256(text.encode()).hexdigest()[:10]

@@ -225,6 +225,7 @@ class Recommender:
             places_scored=cp.scored,
             feedback=self._feedback_trace(ask, out, shifted, displaced),
             emptied_by=emptied,
+            notes=[n for part in q.parts.values() for n in getattr(part, "notes", ())],
         )
 
     def _indices(self, ids: list[str]) -> np.ndarray:

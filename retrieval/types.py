@@ -65,3 +65,6 @@ class RankedList:
     feedback: dict[str, Any] = field(default_factory=dict)  # what the user's reactions shifted, and why
     # which filter left nothing (an empty list says why): {"filter": ..., "allowed_before": n}
     emptied_by: dict[str, Any] | None = None
+    notes: list[str] = field(
+        default_factory=list
+    )  # what the domain says of the request ("like Heat (1995): ...")

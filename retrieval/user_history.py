@@ -21,6 +21,7 @@ class UserHistory:
     t_h: np.ndarray  # UTC hours since epoch
     weekday: np.ndarray | None = None
     rating: np.ndarray | None = None  # the event's rating (NaN where it has none)
+    user_id: str | None = None  # whose history (a domain may read the person's row of its own data)
 
     @property
     def n(self) -> int:
@@ -42,6 +43,7 @@ class UserHistory:
             t_h=ts.dt.as_unit("ns").astype("int64").to_numpy() / 3.6e12,
             weekday=local.dt.day_of_week.to_numpy(),
             rating=_ratings(df),
+            user_id=str(df[C.USER].iloc[0]) if C.USER in df else None,
         )
 
 
@@ -64,7 +66,9 @@ def user_histories(events: pd.DataFrame, stats: CatalogStats) -> dict[str, UserH
     cuts = np.flatnonzero(users[1:] != users[:-1]) + 1
     starts, ends = np.r_[0, cuts], np.r_[cuts, len(df)]
     return {
-        str(users[a]): UserHistory(idx[a:b], hour[a:b], weekend[a:b], t_h[a:b], weekday[a:b], rating[a:b])
+        str(users[a]): UserHistory(
+            idx[a:b], hour[a:b], weekend[a:b], t_h[a:b], weekday[a:b], rating[a:b], str(users[a])
+        )
         for a, b in zip(starts, ends, strict=True)
     }
 

@@ -16,7 +16,7 @@ from core.errors import InvalidInputError
 from retrieval.types import RequestContext
 
 router = APIRouter(tags=["recommendations"])
-DOMAIN_FIELDS = ("lat", "lon", "max_distance_km", "decade")
+DOMAIN_FIELDS = ("lat", "lon", "max_distance_km", "decade", "like")
 
 
 def _context(c: Any, state: Any) -> RequestContext:

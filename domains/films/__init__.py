@@ -18,7 +18,7 @@ from domains.base import Domain, examples_of
 from domains.chat_args import ChatArgument
 from domains.claims import NEUTRAL_CLAIMS, Claim, _p
 from domains.evidence import ItemEvidence, Phrases, RequestMoment
-from domains.films.chat import DECADE
+from domains.films.chat import DECADE, LIKE
 from domains.films.evidence import FILM_RULES, film_evidence
 from domains.films.mining import FILM_SENTENCES, rating_facts, tag_facts
 from domains.films.retrieval import film_plan
@@ -79,14 +79,27 @@ class FilmsDomain(Domain):
     def retrieval_plan(self) -> RetrievalPlan:
         return film_plan()
 
+    def training_size(self, history: Any, max_queries: int) -> int:
+        from domains.films.training import pseudo_targets, ratings_in_order
+
+        return len(pseudo_targets(ratings_in_order(history)))
+
     def train_ranker(self, history: Any, models_dir: Any, **kw: Any) -> Any:
+        """Films train on each person's latest ratings at their own time (domains/films/training.py):
+        the places options ``weeks`` and ``max_queries`` do not apply."""
         from domains.films.training import train_film_ranker
 
-        return train_film_ranker(history, models_dir, progress=kw.get("progress"))
+        return train_film_ranker(
+            history, models_dir, progress=kw.get("progress"), feedback=kw.get("feedback")
+        )
 
     def request_args(self, **given: Any) -> dict[str, Any]:
-        decade = given.get("decade")
-        return {"decade": int(decade)} if decade is not None else {}
+        out: dict[str, Any] = {}
+        if given.get("decade") is not None:
+            out["decade"] = int(given["decade"])
+        if given.get("like"):
+            out["like"] = str(given["like"])[:120]
+        return out
 
     # -- naming -------------------------------------------------------------------------------
 
@@ -104,15 +117,15 @@ class FilmsDomain(Domain):
         return f"{self.title(c)}, {' / '.join(c.kinds) or 'no genre listed'}"
 
     def describe_args(self, args: Mapping[str, Any]) -> list[str]:
-        decade = args.get("decade")
-        return [f"from the {decade}s"] if decade else []
+        out = [f"like {args['like']}"] if args.get("like") else []
+        return out + ([f"from the {args['decade']}s"] if args.get("decade") else [])
 
     def describe_request(self, args: Mapping[str, Any]) -> str | None:
-        decade = args.get("decade")
-        return f"a film from the {decade}s" if decade else None
+        words = self.describe_args(args)
+        return f"a film {' and '.join(words)}" if words else None
 
     def chat_args(self) -> tuple[ChatArgument, ...]:
-        return (DECADE,)
+        return (DECADE, LIKE)
 
     def chat_examples(self) -> list[dict[str, str]]:
         return examples_of("domains.films")

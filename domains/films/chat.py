@@ -1,4 +1,5 @@
-"""The films domain's chat argument: a decade ("something from the 80s", "a 1990s thriller")."""
+"""The films domain's chat arguments: a decade ("something from the 80s", "a 1990s thriller") and a
+film the wish is like ("something like Heat but lighter")."""
 
 from __future__ import annotations
 
@@ -78,3 +79,55 @@ class Decade:
 
 
 DECADE = Decade()
+
+
+LIKE_WORDS = re.compile(
+    r"\b(?:(?:something|anything|films?|movies?|ones?|stuff|more)\s+(?:a\s+bit\s+)?like|similar\s+to|"
+    r"in\s+the\s+vein\s+of|along\s+the\s+lines\s+of|(?:same|similar)\s+vibe\s+as|reminds?\s+me\s+of)\s+"
+    r"(?P<title>.+?)\s*(?=\b(?:but|without|except|from|no|please|tonight|today|thanks)\b|[,.;!?]|$)",
+    re.IGNORECASE,
+)
+
+
+def liked_in(message: str) -> str | None:
+    """The film a message names as an example ("something like Heat but lighter" -> "Heat")."""
+    m = LIKE_WORDS.search(message)
+    if not m:
+        return None
+    title = m.group("title").strip(" \"'“”‘’")
+    return title[:60] or None
+
+
+class Like:
+    name = "like"
+    default = "same"
+    prompt = (
+        'like: the title of a film they name as an example of what they want ("something like Heat" -> '
+        '"Heat"), only if they name one.'
+    )
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "maxLength": 60, "default": "same"}
+
+    def cued(self, message: str) -> bool:
+        return liked_in(message) is not None
+
+    def from_rules(self, message: str) -> str:
+        return liked_in(message) or "same"
+
+    def strip(self, text: str) -> str:
+        m = LIKE_WORDS.search(text)
+        return text[: m.start()] + " " + text[m.end() :] if m else text
+
+    def apply(self, args: dict[str, Any], value: Any) -> dict[str, Any]:
+        out = dict(args)
+        if value in (None, "same", ""):
+            return out
+        if value == "any":
+            out.pop("like", None)
+            return out
+        out["like"] = str(value)[:60]
+        return out
+
+
+LIKE = Like()

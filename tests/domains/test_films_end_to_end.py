@@ -126,6 +126,19 @@ def test_the_chat_reads_a_genre_and_a_decade_and_writes_nothing_unsaid(films: An
         assert [e.item_id for e in fb] == [shown]
 
 
+def test_a_wish_like_a_film_reads_what_people_rate_after_it(films: Any) -> None:
+    _, _, services = films
+    user = _person(films)
+    turn = services.chat.respond(user, "something like toy story but lighter", when=WHEN)
+    assert turn.action == "recommend" and turn.constraints["args"].get("like", "").lower() == "toy story"
+    assert any(n.startswith("like Toy Story (1995)") for n in turn.notes)
+    assert "Toy Story (1995)" in turn.reply  # the reply says which film it read
+    shown = {i["item_id"] for i in turn.items}
+    assert "1" not in shown and not shown & _rated(films, user)
+    unknown = services.chat.respond(user, "films similar to Zzyzx Qwerty", when=WHEN)
+    assert any('no film called "Zzyzx Qwerty"' in n for n in unknown.notes) and unknown.items
+
+
 def test_the_api_serves_films(films: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from api.app import create_app
     from api.auth import create_key
@@ -139,7 +152,7 @@ def test_the_api_serves_films(films: Any, monkeypatch: pytest.MonkeyPatch) -> No
     auth = {"Authorization": f"Bearer {key}"}
     with TestClient(create_app(s, use_llm=False)) as c:
         words = c.get("/v1/catalog").json()  # what the web page names things by
-        assert words["domain"] == "films" and words["items"] == "films" and words["arguments"] == ["decade"]
+        assert words["domain"] == "films" and words["items"] == "films" and words["arguments"] == ["decade", "like"]
         context = {"time": WHEN.isoformat(), "decade": 1990}
         r = c.post("/v1/recommendations", json={"user_id": user, "k": 5, "context": context}, headers=auth)
         assert r.status_code == 200, r.text

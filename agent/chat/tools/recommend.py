@@ -66,7 +66,8 @@ class Recommend:
         note = LLM_UNAVAILABLE_NOTE if deps.llm_down else None
         search = new_state.summary(kinds=False, args=domain.describe_args(ctx.args))
         unapplied = not_applied(deps, before, new_state)
-        said = "".join(f"{line}\n" for line in unapplied)
+        said = "".join(f"{line[0].upper()}{line[1:]}.\n" for line in result.request_notes)
+        said += "".join(f"{line}\n" for line in unapplied)
         return ToolResult(
             results=head[0] + said + results_for_items(result.items, explanations, search, domain),
             template=head[1] + said + template_for_items(result.items, explanations, search, domain, note),
