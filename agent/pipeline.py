@@ -193,7 +193,7 @@ class RecommendPipeline:
 
     def _rerank(self, session: LLMSession, s: Served, use_llm: bool) -> None:
         decision = (
-            decide(self.settings.rerank_when, s.ctx)
+            decide(self.settings.rerank_when or self.domain.rerank_when, s.ctx, self.domain.rerank_evidence)
             if use_llm and self.reranker is not None and len(s.candidates) > 1
             else None
         )

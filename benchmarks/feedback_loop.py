@@ -20,20 +20,33 @@ import argparse
 import os
 import statistics
 import time
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from agent.service import RecommendationService
 from sqlalchemy import delete
 
+from agent.assembly import Services, build_services
+from agent.pipeline import RecommendOptions
 from core.db import open_store
 from core.models import Event
 from core.settings import Settings
-from retrieval.feedback import FeedbackRules
+from domains import resolve
 from retrieval.service import Retriever
 from retrieval.types import RequestContext
+
+PLAIN = RecommendOptions(explain=False, use_llm=False)
+
+
+def _services(s: Settings, factory: Any, retriever: Retriever, learning: bool) -> Services:
+    fb = s.feedback.model_copy(update={"learning": learning})
+    quiet = s.model_copy(update={"feedback": fb, "llm": s.llm.model_copy(update={"enabled": False})})
+    return build_services(quiet, factory, retriever=retriever, traces=False)
+
+
+def _recommend(sv: Services, u: str, when: Any, k: int) -> Any:
+    return sv.pipeline.run(u, RequestContext(time=when), k, PLAIN)
 
 
 def main() -> None:
@@ -47,9 +60,10 @@ def main() -> None:
         raise SystemExit("set CHRONOTOPE_DATA_DIR to a store with events, profiles and a ranker")
     s = Settings(data_dir=Path(os.environ["CHRONOTOPE_DATA_DIR"]))
     _, factory = open_store(s)
-    retriever = Retriever.load(s, factory, load_index=False, grounding=False)
-    rules = FeedbackRules.from_settings(s.feedback)
-    service = RecommendationService(factory, retriever, None, None, feedback_rules=rules)
+    with factory() as sess:
+        domain = resolve(s.domain, sess)
+    retriever = Retriever.load(s, factory, domain.retrieval_plan(), load_index=False, grounding=False)
+    service = _services(s, factory, retriever, True)
     rng = np.random.default_rng(a.seed)
     people = []
     for u in rng.permutation(list(retriever.histories)):
@@ -57,7 +71,7 @@ def main() -> None:
         if len(hist) < 5:
             continue
         when = hist["ts"].iloc[-1].to_pydatetime() + timedelta(hours=1)
-        first = service.recommend(u, RequestContext(time=when), a.k, explain=False, use_llm=False).items
+        first = _recommend(service, u, when, a.k).items
         shown = [c.category for c in first if c.category]
         if len(set(shown)) < 2:
             continue
@@ -72,21 +86,21 @@ def main() -> None:
     )
     results = {}
     for label, learning in (("hiding only", False), ("feedback rules", True)):
-        service.feedback_rules = replace(rules, learning=learning)
+        service = _services(s, factory, retriever, learning)
         disliked_share = np.zeros(a.rounds)
         liked_share = np.zeros(a.rounds)
         for u, when, disliked, liked in people:
             for r in range(a.rounds):
-                out = service.recommend(u, RequestContext(time=when), a.k, explain=False, use_llm=False)
+                out = _recommend(service, u, when, a.k)
                 kinds = [c.category for c in out.items]
                 disliked_share[r] += kinds.count(disliked) / a.k
                 liked_share[r] += kinds.count(liked) / a.k
                 for c in out.items:
                     if c.category == disliked:
-                        service.feedback(out.recommendation_id, u, "rejected", c.item_id, None)
+                        service.records.feedback(out.recommendation_id, u, "rejected", c.item_id, None)
                 first_liked = next((c for c in out.items if c.category == liked), None)
                 if first_liked is not None:
-                    service.feedback(out.recommendation_id, u, "accepted", first_liked.item_id, None)
+                    service.records.feedback(out.recommendation_id, u, "accepted", first_liked.item_id, None)
         results[label] = (disliked_share / len(people), liked_share / len(people))
         with factory() as sess:
             sess.execute(delete(Event).where(Event.kind == "feedback"))
@@ -99,24 +113,24 @@ def main() -> None:
     latency(service, people, a.k)
 
 
-def latency(service: RecommendationService, people: list, k: int) -> None:
+def latency(service: Services, people: list, k: int) -> None:
     """ms per request (no LLM, no explanations) without reactions and with 20 stored reactions."""
 
     def timed() -> list[float]:
         out = []
         for u, when, _, _ in people:
             t0 = time.perf_counter()
-            service.recommend(u, RequestContext(time=when), k, explain=False, use_llm=False)
+            _recommend(service, u, when, k)
             out.append((time.perf_counter() - t0) * 1000)
         return out
 
     timed()  # warm
     base = timed()
     for u, when, _, _ in people:
-        out = service.recommend(u, RequestContext(time=when), k, explain=False, use_llm=False)
+        out = _recommend(service, u, when, k)
         for c in out.items[:10]:
-            service.feedback(out.recommendation_id, u, "clicked", c.item_id, None)
-            service.feedback(out.recommendation_id, u, "rejected", c.item_id, None)
+            service.records.feedback(out.recommendation_id, u, "clicked", c.item_id, None)
+            service.records.feedback(out.recommendation_id, u, "rejected", c.item_id, None)
     with_fb = timed()
     with service.factory() as sess:
         sess.execute(delete(Event).where(Event.kind == "feedback"))

@@ -48,13 +48,13 @@ def eval_cmd(
     if fmt == "movielens":
         from cli.eval_films import eval_films
 
-        if with_wish or no_query_time or prefix_only or ranker == "llm":
-            raise InvalidInputError(
-                "--with-wish, --no-query-time, --prefix-only and --ranker llm are places options"
-            )
+        if with_wish or no_query_time or prefix_only:
+            raise InvalidInputError("--with-wish, --no-query-time and --prefix-only are places options")
         target = "dev" if str(test) == "dev" and not test.exists() else str(test)
         result = eval_films(history, target, json_out, ranker, catalog, sample, seed, pool)
         _print_table(_films_rows(result), "films")
+        if "llm" in result:
+            _print_llm(result["llm"])
         console.print(
             f"candidate recall: {result['candidate_recall']:.3f}; {result['timing_s']['total']:.1f} s; "
             f"written to {json_out}"

@@ -15,8 +15,13 @@ from cli.common import console, dev_world, handle_errors, progress, settings
 
 @handle_errors
 def eval_chat_cmd(
-    history: Path = typer.Option(..., "--history", help="History CSV (checkins_train.csv format)."),
-    test: Path = typer.Option(..., "--test", help="Test CSV (GETNext format, NYC_val.csv)."),
+    history: Path | None = typer.Option(None, "--history", help="History CSV (checkins_train.csv format)."),
+    test: Path | None = typer.Option(None, "--test", help="Test CSV (GETNext format, NYC_val.csv)."),
+    fmt: str = typer.Option(
+        "places",
+        "--format",
+        help="places (the NYC dev split) or movielens (the films store of the data dir).",
+    ),
     json_out: Path = typer.Option(..., "--json", help="Write the figures (and every turn) here."),
     sample: int = typer.Option(60, "--sample", help="Dev targets to converse about."),
     requests: str = typer.Option(
@@ -35,6 +40,15 @@ def eval_chat_cmd(
     from evaluation.chat_eval import run_requests, run_targets, summarize
     from evaluation.dev_split import load_split
 
+    if fmt == "movielens":
+        from cli.eval_films_llm import films_chat
+
+        films_chat(json_out, requests, seed)
+        return
+    if fmt != "places":
+        raise InvalidInputError(f"--format {fmt!r}: places or movielens")
+    if history is None or test is None:
+        raise InvalidInputError("places needs --history and --test")
     s = settings()
     for p in (history, test):
         if not p.exists():

@@ -14,8 +14,13 @@ from cli.common import console, dev_world, handle_errors, progress, settings
 
 @handle_errors
 def eval_explain_cmd(
-    history: Path = typer.Option(..., "--history", help="History CSV (checkins_train.csv format)."),
-    test: Path = typer.Option(..., "--test", help="Test CSV (GETNext format, NYC_val.csv)."),
+    history: Path | None = typer.Option(None, "--history", help="History CSV (checkins_train.csv format)."),
+    test: Path | None = typer.Option(None, "--test", help="Test CSV (GETNext format, NYC_val.csv)."),
+    fmt: str = typer.Option(
+        "places",
+        "--format",
+        help="places (the NYC dev split) or movielens (the films store of the data dir).",
+    ),
     json_out: Path = typer.Option(..., "--json", help="Write the figures (and examples) here."),
     sample: int = typer.Option(20, "--sample", help="Dev targets (users at a moment) to explain for."),
     k: int = typer.Option(5, "--k", help="Places shown and explained per request."),
@@ -26,12 +31,21 @@ def eval_explain_cmd(
         None, "--work-dir", help="Scratch store (default: <data dir>/eval-explain; rebuilt each run)."
     ),
 ) -> None:
-    """Recommend k places for sampled dev users and report who wrote the explanations, whether
-    they passed the faithfulness checker, and how long the explanation stage took."""
+    """Recommend k items for sampled dev users (or people of a films store) and report who wrote
+    the explanations, whether they passed the faithfulness checker, and how long it took."""
     from core.errors import InvalidInputError
     from evaluation.dev_split import load_split
     from evaluation.explain_eval import run, sample_queries
 
+    if fmt == "movielens":
+        from cli.eval_films_llm import films_explain
+
+        films_explain(json_out, sample, k, seed)
+        return
+    if fmt != "places":
+        raise InvalidInputError(f"--format {fmt!r}: places or movielens")
+    if history is None or test is None:
+        raise InvalidInputError("places needs --history and --test")
     s = settings()
     if rerank:  # the LLM reranks every request of this run, whatever the default policy says
         s = s.model_copy(update={"llm": s.llm.model_copy(update={"rerank_when": "always"})})

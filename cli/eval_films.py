@@ -42,15 +42,32 @@ def eval_films(
         f"{len(split.core_items)} 5-core films"
     )
     fset = film_plan().features
-    if ranker == "learned":
+    s = settings()
+    if ranker in ("learned", "llm"):
         model = _trained_on(split.history, split.items)
     else:
         model = load_ranker(ranker, None, fset)
+    reranker = None
+    if ranker == "llm":
+        from evaluation.films_llm import films_reranker
+
+        reranker = (films_reranker(s), s.llm.rerank_top_n)
     n = min(sample or len(split.targets), len(split.targets))
     with progress(f"evaluate {model.name}", n) as advance:
         result = evaluate(
-            split, model, catalog=catalog, pool_size=pool, sample=sample, seed=seed, progress=advance
+            split,
+            model,
+            catalog=catalog,
+            pool_size=pool,
+            sample=sample,
+            seed=seed,
+            progress=advance,
+            reranker=reranker,
+            blend_weight=s.llm.blend_weight,
         )
+    if reranker is not None:
+        result["llm_failures"] = reranker[0].failures["n"]  # type: ignore[attr-defined]
+        result["llm_orders"] = s.llm.rerank_orders
     if isinstance(model, LearnedRanker):
         result["model"] = model.meta
     result["test"] = str(test)

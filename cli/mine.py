@@ -113,7 +113,7 @@ def plot_cmd(
     user: str = typer.Option(..., "--user", help="User id."),
     out: Path | None = typer.Option(None, "--out", help="Folder for the PNGs (default: <data dir>/plots)."),
 ) -> None:
-    """Write PNGs of the user's weekly rhythm heatmap and places with clusters."""
+    """Write PNGs of the user's weekly rhythm heatmap and what the catalog adds (places: clusters)."""
     from core.db import open_store
     from core.errors import NotFoundError
     from core.events_frame import events_frame

@@ -25,7 +25,11 @@ def train_cmd(
         "--test",
         help="A GETNext test CSV: history rows at or after its earliest time are ignored (as in eval).",
     ),
-    weeks: int = typer.Option(8, help="Pseudo-targets are the check-ins of the last WEEKS of the history."),
+    weeks: int = typer.Option(
+        8,
+        help="Places: pseudo-targets are the check-ins of the last WEEKS (films: each person's latest "
+        "ratings).",
+    ),
     queries: int = typer.Option(9000, help="At most this many training queries."),
     out: Path | None = typer.Option(None, help="Folder for the model (default: <data dir>/models)."),
     feedback: bool = typer.Option(

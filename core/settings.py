@@ -41,7 +41,8 @@ class RetrievalSettings(BaseModel):
         None,
         description="The candidate sources to read, by name, each with its depth, e.g. "
         '\'{"repeat": 512, "collaborative": 512, "popular": 256}\'; unset: the domain\'s own list '
-        "at source_depth or its own depths (`GET /readyz` shows the sources in use; an unknown name stops the start).",
+        "at source_depth or its own depths (`GET /readyz` shows the sources in use; an unknown name "
+        "stops the start).",
     )
     ranker: str = Field("learned", description="Default feature ranker: 'learned' or 'heuristic'.")
     embedding_source: bool = Field(
@@ -120,13 +121,13 @@ class LLMSettings(BaseModel):
         "request is served at once by the feature ranker and templates, with a note.",
     )
     rerank_orders: int = Field(1, ge=1, le=4, description="Candidate orders averaged against position bias.")
-    # never: decided by the dev split's intervals, where the blend did not beat the learned ranker
-    # with request text or without (agent/llm/rerank_policy.py, docs/measurements.md)
-    rerank_when: Literal["always", "with_text", "never"] = Field(
-        "never",
+    # unset: the domain's own, decided by its dev split's intervals (agent/llm/rerank_policy.py,
+    # docs/measurements.md): places never, films as their study said
+    rerank_when: Literal["always", "with_text", "never"] | None = Field(
+        None,
         description="When the LLM reranks: every request, only requests that carry text (a chat wish, "
-        "context.text) the feature ranker cannot read, or never. Explanations and the chat are not "
-        "affected.",
+        "context.text) the feature ranker cannot read, or never; unset: the catalog's own default "
+        "(places: never; films: see docs/measurements.md). Explanations and the chat are not affected.",
     )
     # 0.4: the middle of the plateau (0.3-0.6) where blending beat the learned ranker alone on 40 dev
     # targets (`chronotope eval --ranker llm --sample 40 --seed 1`); pure LLM order (1.0) was far worse.

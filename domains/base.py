@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -57,6 +57,9 @@ class Domain:
     # what the chat says to a message that asks for nothing
     invitation = "Tell me what you'd like and I'll suggest items that fit your habits."
     # the chat reply prompt's words: what the assistant suggests, how items are named, an example
+    # When the LLM reranks by default (agent/llm/rerank_policy.py) and the dev figures behind it
+    rerank_when: Literal["always", "with_text", "never"] = "never"
+    rerank_evidence = "no dev study of the LLM rerank for a catalog of bare items"
     reply_role = "items that fit the person's habits"
     named_by = "name"
     example_item = "Item A"

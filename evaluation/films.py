@@ -23,10 +23,12 @@ import pandas as pd
 
 from core import columns as C
 from core.errors import InvalidInputError
+from core.kinds import split_kinds
 from domains.films.formats import MOVIELENS
 from domains.films.retrieval import FILM, film_plan
 from domains.films.training import five_core, ratings_in_order
-from evaluation.ranking import EvalTarget, Reporting, report, run
+from evaluation.llm_calibration import position_study
+from evaluation.ranking import EvalTarget, Reporting, Reranker, report, run
 from evaluation.ranking import table_rows as _table_rows
 from retrieval.catalog_stats import CatalogStats
 from retrieval.features import FeatureSet
@@ -59,6 +61,7 @@ def load_split(folder: Path, test: Path | str) -> FilmsSplit:
         targets = last[[C.USER, C.ITEM, C.TIME, "_order"]]
     else:
         targets = _read_targets(Path(test))
+    events = _named(events, parsed.items)
     history = _before_targets(events, targets)
     both = pd.concat(
         [ratings_in_order(history)[[C.USER, C.ITEM]], targets[[C.USER, C.ITEM]]], ignore_index=True
@@ -68,6 +71,15 @@ def load_split(folder: Path, test: Path | str) -> FilmsSplit:
     targets = targets.sort_values("_ts", kind="stable").drop(columns="_ts").reset_index(drop=True)
     assert parsed.items is not None  # the format always reads movies.csv
     return FilmsSplit(history.drop(columns="_order"), parsed.items, targets, core_items)
+
+
+def _named(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """Each event with its film's title and genres (as the store's events frame has them)."""
+    by_id = items.set_index(items["item_id"].astype(str))
+    ids = events[C.ITEM].astype(str)
+    return events.assign(
+        **{C.ITEM_NAME: ids.map(by_id["name"]).to_numpy(), C.CATEGORY: ids.map(by_id["category"]).to_numpy()}
+    )
 
 
 def _read_targets(path: Path) -> pd.DataFrame:
@@ -134,7 +146,11 @@ def evaluate(
     sample: int | None = None,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    reranker: tuple[Reranker, int] | None = None,
+    blend_weight: float = 0.4,
 ) -> dict[str, Any]:
+    """``reranker``: (the LLM reranker, how many of the top it reorders); its EvalTarget carries
+    the person's events before the target as ``context`` (user id, events frame, time)."""
     if catalog not in ("5core", "all"):
         raise InvalidInputError(f"--catalog {catalog!r}: 5core or all")
     t_start = time.perf_counter()
@@ -149,10 +165,20 @@ def evaluate(
         targets = targets.iloc[keep].reset_index(drop=True)
     ratings = ratings_in_order(split.history)
     by_user = {str(u): g for u, g in ratings.groupby(C.USER, sort=False)}
+    events_of = {str(u): g for u, g in split.history.groupby(C.USER, sort=False)} if reranker else {}
+    names = split.items.set_index(split.items["item_id"].astype(str))
+    titles = names["name"].reindex(stats.item_ids.astype(str)).to_numpy()
+    genres = [split_kinds(k) for k in names["category"].reindex(stats.item_ids.astype(str)).to_numpy()]
 
     def each() -> Iterator[EvalTarget]:
         for row in targets.itertuples(index=False):
-            yield _target(stats, plan.features, row, by_user.get(str(getattr(row, C.USER))), rankable)
+            user = str(getattr(row, C.USER))
+            t = _target(stats, plan.features, row, by_user.get(user), rankable)
+            t.context = (user, events_of.get(user), pd.Timestamp(getattr(row, C.TIME)))
+            t.name_of = lambda i: titles[i] if isinstance(titles[i], str) else None
+            t.kinds_of = lambda i: tuple(genres[i])
+            t.kind_of = lambda i: genres[i][0] if genres[i] else None
+            yield t
 
     tally = run(
         each(),
@@ -161,10 +187,16 @@ def evaluate(
         ranker,
         pool_size,
         baseline_scores(plan.features),
-        None,
+        reranker,
         progress,
     )
-    out = report(tally, ranker, reranked=False, with_text=False, blend_weight=0.0, how=HOW)
+    out = report(
+        tally, ranker, reranked=reranker is not None, with_text=False, blend_weight=blend_weight, how=HOW
+    )
+    if reranker is not None and tally.sweep:
+        out["llm"]["position_study"] = position_study(
+            tally.sweep, np.array(tally.feature_ranks), blend_weight
+        )
     out["catalog"] = f"{catalog} ({int(rankable.sum())} films)"
     out["pool"]["from"] = (
         "the union of the films sources (sequence, similar raters, popular now, genre taste)"

@@ -76,11 +76,12 @@ def llm_report(
     *,
     with_text: bool,
     weight: float,
+    splits: tuple[str, str] = ("revisit", "new place"),
 ) -> dict[str, Any]:
     """The LLM blend against the ranker alone on the same targets: the MRR difference with a paired
     bootstrap interval, overall and by slice; and the position-bias check, from the candidate
     orders each target was scored in (the same candidates, listed in a different order)."""
-    slices = {"all": np.ones(len(new), dtype=bool), "revisit": ~new, "new place": new}
+    slices = {"all": np.ones(len(new), dtype=bool), splits[0]: ~new, splits[1]: new}
     if with_text:
         slices = {f"{k}, with request text": v for k, v in slices.items()}
     out: dict[str, Any] = {
@@ -133,8 +134,11 @@ def llm_report(
 
 
 def blend_sweep(
-    inputs: list[SweepInput], feature_ranks: np.ndarray, weights: tuple[float, ...] = WEIGHTS
+    inputs: list[SweepInput],
+    feature_ranks: np.ndarray,
+    weights: tuple[float, ...] = WEIGHTS,
+    metrics: Callable[[np.ndarray], dict[str, float]] = summarize,
 ) -> dict[str, dict[str, float]]:
     """Metrics for each LLM blend weight, blended as served (retrieval.blend). A target outside
-    the top-N keeps its feature rank."""
-    return {f"{w:.1f}": summarize(blend_ranks(inputs, feature_ranks, w, lambda si: si.llm)) for w in weights}
+    the top-N keeps its feature rank. ``metrics``: the protocol's summary (its hit-rate name)."""
+    return {f"{w:.1f}": metrics(blend_ranks(inputs, feature_ranks, w, lambda si: si.llm)) for w in weights}

@@ -41,6 +41,7 @@ class EvalTarget:
     # catalog index -> the item's kind as known at the target's time (for the LLM's candidate list)
     kind_of: Callable[[int], str | None] = field(default=lambda _i: None)
     name_of: Callable[[int], str | None] = field(default=lambda _i: None)
+    kinds_of: Callable[[int], tuple[str, ...]] = field(default=lambda _i: ())
 
 
 # (target, top candidates best first) -> the new order and the LLM's scores
@@ -79,6 +80,7 @@ def _candidates(
             item_id=str(t.stats.item_ids[i]),
             name=t.name_of(int(i)),
             category=t.kind_of(int(i)),
+            kinds=t.kinds_of(int(i)),
             features={name: float(f[i, j]) for j, name in enumerate(fset.columns)},
             score=float(s),
         )
@@ -211,9 +213,11 @@ def report(
         # LLM calls; the blend is recomputed offline for each weight).
         fr = np.array(tally.feature_ranks)
         out["without_reranker"] = summarize(fr) | {"ranker": getattr(ranker, "name", "unknown")}
-        out["blend_sweep"] = blend_sweep(tally.sweep, fr)
+        out["blend_sweep"] = blend_sweep(tally.sweep, fr, metrics=summarize)
         at = tally.reranked_at
-        out["llm"] = llm_report(tally.sweep, fr, r[at], new[at], with_text=with_text, weight=blend_weight)
+        out["llm"] = llm_report(
+            tally.sweep, fr, r[at], new[at], with_text=with_text, weight=blend_weight, splits=how.splits
+        )
     out["timing_s"] = {
         "features": round(tally.t_feat, 2),
         "rank": round(tally.t_rank, 2),

@@ -24,7 +24,9 @@ def _shares(values: list[tuple[str, ...]]) -> dict[str, float]:
 
 
 def drift_facts(ev: UserEvents, ctx: Any = None) -> list[Fact]:
-    item = getattr(getattr(ctx, "nouns", None), "item", "item")
+    nouns = getattr(ctx, "nouns", None)
+    item = getattr(nouns, "item", "item")
+    kind, kinds = getattr(nouns, "kind", "kind"), getattr(nouns, "kinds", "kinds")
     use_cat = sum(1 for k in ev.kinds if k) >= MIN_EVENTS
     values: list[tuple[str, ...]] = (
         list(ev.kinds) if use_cat else [(f"{item} {i}",) if i else () for i in ev.item]
@@ -43,7 +45,7 @@ def drift_facts(ev: UserEvents, ctx: Any = None) -> list[Fact]:
     change = {k: recent.get(k, 0.0) - early.get(k, 0.0) for k in keys}
     emerging = sorted((k for k in keys if change[k] >= DELTA), key=lambda k: -change[k])[:3]
     fading = sorted((k for k in keys if change[k] <= -DELTA), key=lambda k: change[k])[:3]
-    what = "kinds" if use_cat else f"{item}s"
+    what = kinds if use_cat else getattr(nouns, "items", f"{item}s")
     if emerging or fading:
         parts = []
         if emerging:
@@ -56,7 +58,7 @@ def drift_facts(ev: UserEvents, ctx: Any = None) -> list[Fact]:
             )
         statement = f"Interests are shifting ({what}): " + "; ".join(parts) + "."
     else:
-        noun = "kind" if use_cat else item
+        noun = kind if use_cat else item
         statement = f"Interests are stable: no {noun}'s share moved by {DELTA:.0%} or more."
     value = {
         "basis": what,

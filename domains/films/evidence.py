@@ -1,8 +1,9 @@
 """The films domain's evidence: what links a shown film to the person by their taste.
 
-Beside the neutral rules (domains/evidence.py), worded for films: a genre of the film that they
-rate highly (with its average and count), the decade most of their films are from, and how many
-people rated it lately. Every number is one the faithfulness checker holds the text to.
+Beside the neutral rules (domains/rules.py), worded for films: a film they rated highly lately
+that shares a genre with it, what people rate after their latest film, a genre of the film that
+they rate highly (with its average and count), the decade most of their films are from, similar
+raters, and how many people rated it lately. Every number is one the faithfulness checker holds the text to.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from collections.abc import Sequence
 
 from domains.evidence import Evidence, ItemEvidence, Rule, Scene, num
 from domains.films.formats import title_year
-from domains.rules import item_evidence, liked_kind, new_to_them, rising_interest, similar_people, slot_habits
+from domains.rules import item_evidence, liked_kind, new_to_them, rising_interest, slot_habits
 
 POPULAR_NOW = 2.0  # log1p of ratings in the catalog's last 30 days: about 6 or more
+RANK_NEAR = 25  # a film among a source's first 25 for this person
+LOVED = 4.0  # stars
 
 
 def genre_rated_high(s: Scene) -> Evidence | None:
@@ -48,18 +51,61 @@ def decade_of_theirs(s: Scene) -> Evidence | None:
 
 
 def popular_lately(s: Scene) -> Evidence | None:
-    if s.c.features.get("recent_popularity_log", 0.0) < POPULAR_NOW:
+    if s.c.features.get("popular_30d_log", 0.0) < POPULAR_NOW:
         return None
     return Evidence("item.popular_now", "Many people have rated it lately.", topics=frozenset({"popular"}))
 
 
+def after_their_latest(s: Scene) -> Evidence | None:
+    """People who rated the person's latest film went on to rate this one (the sequence source)."""
+    f = s.c.features
+    if min(f.get("rank_next", RANK_NEAR + 1), f.get("rank_sequence", RANK_NEAR + 1)) > RANK_NEAR:
+        return None
+    last = s.name_of(s.moment.last_item) if s.moment.last_item else None
+    if not last:
+        return None
+    return Evidence(
+        "item.after_latest",
+        s.say("others_next", last=last),
+        kinds=frozenset({last}),
+        topics=frozenset({"similar", "rated"}),
+    )
+
+
+def like_one_they_loved(s: Scene) -> Evidence | None:
+    """A film they rated highly lately that shares a genre with this one."""
+    f = s.fact("taste.recent")
+    if f is None:
+        return None
+    for film in f.value.get("films", []):
+        shared = [g for g in film.get("genres", []) if g in s.c.kinds]
+        if float(film.get("stars", 0)) >= LOVED and shared:
+            stars = num(float(film["stars"]))
+            return Evidence(
+                f.id,
+                f"You gave {film['title']} {stars} stars lately; this is {shared[0]} too.",
+                frozenset({stars}),
+                kinds=frozenset({film["title"], shared[0]}),
+                topics=frozenset({"rated", "genre", "trend"}),
+            )
+    return None
+
+
+def people_like_them(s: Scene) -> Evidence | None:
+    if s.c.features.get("rank_similar_raters", RANK_NEAR + 1) > RANK_NEAR:
+        return None
+    return Evidence("item.similar_people", s.say("similar"), topics=frozenset({"similar"}))
+
+
 FILM_RULES: tuple[Rule, ...] = (
+    like_one_they_loved,
+    after_their_latest,
     genre_rated_high,
     slot_habits(),
     rising_interest,
     decade_of_theirs,
     liked_kind,
-    similar_people,
+    people_like_them,
     popular_lately,
     new_to_them,
 )

@@ -138,6 +138,33 @@ def _decade_fact(ev: UserEvents, rated: np.ndarray) -> list[Fact]:
     ]
 
 
+RECENT = 5
+
+
+def recent_facts(ev: UserEvents, ctx: MiningContext | None = None) -> list[Fact]:
+    """The films they rated last, with their stars and genres (what "lately" means for films)."""
+    rated = np.flatnonzero(~np.isnan(ev.rating))
+    if not len(rated):
+        return []
+    names = _names(ev)
+    last = rated[-RECENT:][::-1]
+    films = [
+        {"title": names[i] or str(ev.item[i]), "stars": float(ev.rating[i]), "genres": list(ev.kinds[i])}
+        for i in last
+    ]
+    said = ", ".join(f"{f['title']} ({_stars(float(f['stars']))} stars)" for f in films[:3])  # type: ignore[arg-type]
+    return [
+        Fact(
+            "taste.recent",
+            "taste",
+            f"Lately rated {said}.",
+            {"films": films, "at": str(ev.ts[last[0]])},
+            len(last),
+            1.0,
+        )
+    ]
+
+
 def _names(ev: UserEvents) -> list[str]:
     return [str(n) if isinstance(n, str) else "" for n in ev.names] if ev.names is not None else [""] * ev.n
 
@@ -190,4 +217,9 @@ def _tags_sentence(facts: dict[str, Fact]) -> tuple[str, list[str]] | None:
     return f"Tags films with {', '.join(repr(t) for t in f.value['top_tags'][:2])}.", [f.id]
 
 
-FILM_SENTENCES = (_ratings_sentence, _genres_sentence, _tags_sentence)
+def _recent_sentence(facts: dict[str, Fact]) -> tuple[str, list[str]] | None:
+    f = usable(facts, "taste.recent")
+    return (f.statement, [f.id]) if f is not None else None
+
+
+FILM_SENTENCES = (_ratings_sentence, _genres_sentence, _recent_sentence, _tags_sentence)

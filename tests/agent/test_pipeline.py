@@ -346,7 +346,7 @@ def test_an_experiment_arm_decides_what_the_request_leaves_open(
             assert rec.request["use_llm_requested"] == (arm.arm == "plain")
 
 
-def _when(settings: Settings, when: str) -> Settings:
+def _when(settings: Settings, when: str | None) -> Settings:
     return settings.model_copy(update={"llm": settings.llm.model_copy(update={"rerank_when": when})})
 
 
@@ -355,10 +355,13 @@ def test_the_llm_rerank_is_off_by_default_and_each_setting_says_why(
 ) -> None:
     from dataclasses import replace as dc_replace
 
-    assert Settings(env="test").llm.rerank_when == "never"  # decided by the dev split's intervals
+    from domains.places import PLACES
+
+    # unset: the domain's default, decided by its dev split's intervals
+    assert Settings(env="test").llm.rerank_when is None and PLACES.rerank_when == "never"
     no_text = dc_replace(ctx, text=None)
 
-    def served(when: str, c: RequestContext) -> tuple[Any, Recommendation]:
+    def served(when: str | None, c: RequestContext) -> tuple[Any, Recommendation]:
         svc = _service(store, candidates, ReverseReranker(_when(settings, when)), FakeExplainer())
         res = _run(svc, "u1", c, 3)
         with store() as s:
@@ -366,10 +369,10 @@ def test_the_llm_rerank_is_off_by_default_and_each_setting_says_why(
             assert rec is not None
             return res, rec
 
-    off, rec = served("never", ctx)
+    off, rec = served(None, ctx)
     assert [c.item_id for c in off.items] == [c.item_id for c in candidates[:3]]  # the feature order
     assert not off.ranker.startswith("llm(")
-    assert any(n.startswith("LLM rerank not used: off by default") for n in off.notes)
+    assert any(n.startswith("LLM rerank not used: llm.rerank_when=never: on 300 NYC") for n in off.notes)
     assert off.explanation is not None and off.explanation.source == "llm"  # the LLM still explains
     assert rec.request["llm_rerank"]["used"] is False and "95% CI" in rec.request["llm_rerank"]["why"]
     worded, rec = served("with_text", ctx)

@@ -152,7 +152,11 @@ def test_the_api_serves_films(films: Any, monkeypatch: pytest.MonkeyPatch) -> No
     auth = {"Authorization": f"Bearer {key}"}
     with TestClient(create_app(s, use_llm=False)) as c:
         words = c.get("/v1/catalog").json()  # what the web page names things by
-        assert words["domain"] == "films" and words["items"] == "films" and words["arguments"] == ["decade", "like"]
+        assert (
+            words["domain"] == "films"
+            and words["items"] == "films"
+            and words["arguments"] == ["decade", "like"]
+        )
         context = {"time": WHEN.isoformat(), "decade": 1990}
         r = c.post("/v1/recommendations", json={"user_id": user, "k": 5, "context": context}, headers=auth)
         assert r.status_code == 200, r.text

@@ -1,0 +1,98 @@
+"""The films parts that read a person's words and facts: finding a film by title, the "like"
+argument, what they rated lately, and the evidence that cites it (held by the checker)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agent.explanations import Situation
+from core import columns as C
+from domains.evidence import RequestMoment
+from domains.films import FILMS
+from domains.films.chat import LIKE, liked_in
+from domains.films.titles import TitleIndex
+from mining import build_profile
+from retrieval.types import Candidate
+
+TITLES = [
+    "Heat (1995)",
+    "Matrix, The (1999)",
+    "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)",
+    "Heat (1986)",
+    "Heathers (1989)",
+]
+
+
+@pytest.mark.parametrize(
+    ("words", "found"),
+    [
+        ("Heat", 0),
+        ("the matrix", 1),
+        ("Matrix", 1),
+        ("amélie", 2),
+        ("Heathrs", 4),
+        ("Star Wars", None),
+        ("a", None),
+    ],
+)
+def test_a_film_is_found_by_the_words_people_use(words: str, found: int | None) -> None:
+    pop = np.array([100.0, 200.0, 50.0, 2.0, 10.0])  # of two "Heat"s the more rated one
+    assert TitleIndex(TITLES).find(words, pop) == found
+
+
+@pytest.mark.parametrize(
+    ("message", "title", "wish_left"),
+    [
+        ("something like Heat but lighter", "Heat", "but lighter"),
+        ("films similar to The Matrix, no horror", "The Matrix", ", no horror"),
+        ("more like Amélie please", "Amélie", "please"),
+        ("I would like a comedy", None, "I would like a comedy"),
+    ],
+)
+def test_like_reads_the_film_and_leaves_the_rest_of_the_wish(
+    message: str, title: str | None, wish_left: str
+) -> None:
+    assert liked_in(message) == title
+    assert " ".join(LIKE.strip(message).split()) == wish_left
+    assert LIKE.apply({}, LIKE.from_rules(message)) == ({"like": title} if title else {})
+
+
+def _ratings() -> pd.DataFrame:
+    t0 = pd.Timestamp("2015-03-01 20:00", tz="UTC")
+    films = [("1", "Heat (1995)", "Action|Crime|Thriller", 4.5), ("2", "Up (2009)", "Animation|Comedy", 2.0),
+             ("3", "Alien (1979)", "Horror|Sci-Fi", 5.0)] * 3  # fmt: skip
+    rows = [
+        {C.USER: "u", C.ITEM: f, C.ITEM_NAME: n, C.CATEGORY: g, C.RATING: r, C.KIND: "rating",
+         C.TIME: t0 + pd.Timedelta(days=i), C.TZ_OFFSET: 0}
+        for i, (f, n, g, r) in enumerate(films)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_what_they_rated_lately_is_a_fact_the_text_and_the_evidence_use() -> None:
+    profile = build_profile(_ratings(), "u", plan=FILMS.mining_plan())
+    recent = profile.fact("taste.recent")
+    assert recent is not None
+    assert [f["title"] for f in recent.value["films"][:3]] == ["Alien (1979)", "Up (2009)", "Heat (1995)"]
+    assert "Lately rated Alien (1979) (5 stars)" in profile.text
+    c = Candidate("9", name="Predator (1987)", category="Action", kinds=("Action", "Sci-Fi"), score=1.0)
+    moment = RequestMoment(datetime(2015, 3, 10, 20, tzinfo=UTC), "3", "Horror")
+    situation = Situation(
+        moment, lambda i: {"3": "Alien (1979)"}.get(i), ("Action", "Sci-Fi", "Horror"), FILMS
+    )
+    ev = situation.evidence(profile, c)
+    first = ev.evidence[0]
+    assert (
+        first.id == "taste.recent"
+        and first.text == "You gave Alien (1979) 5 stars lately; this is Sci-Fi too."
+    )
+    ids = [f.id for f in profile.facts if f.sufficient]
+    assert situation.check(f"{first.text} [taste.recent]", ev, ids).ok
+    invented = situation.check(
+        "You gave Alien (1979) 4 stars lately; this is Sci-Fi too. [taste.recent]", ev, ids
+    )
+    assert not invented.ok and any("4" in r for r in invented.reasons)
