@@ -2,6 +2,7 @@
 
     CHRONOTOPE_DATA_DIR=.chronotope .venv/bin/python benchmarks/load_api.py [--workers 2]
         [--connections 16] [--seconds 20] [--no-embedding] [--driver auto|wrk|httpx] [--freshness]
+    .venv/bin/python benchmarks/load_api.py --bare [--workers 2]   # the floor: FastAPI doing nothing
 
 Needs a prepared data dir (ingest + mine + index, e.g. `chronotope demo --no-serve`). Starts
 `chronotope serve --workers N` on a free 127.0.0.1 port as its own process group, waits until every
@@ -9,7 +10,9 @@ worker answers, warms up, then drives it with `wrk` (a Lua script picks a random
 per request) when it is installed, else with an asyncio httpx client in this process. Prints
 requests/s and p50/p95/p99 latency, errors, and each worker's resident memory. ``--freshness``
 then posts an event at a brand-new place through one connection and measures how long until
-every worker serves it. Traffic never leaves loopback; the run is bounded by ``--seconds``.
+every worker serves it. ``--bare`` drives benchmarks/bare_app.py instead (same uvicorn, workers and
+request, a handler that does nothing): the ceiling of HTTP on these cores, to compare against.
+Traffic never leaves loopback; the run is bounded by ``--seconds``.
 """
 
 from __future__ import annotations
@@ -193,6 +196,20 @@ def start_serve(workers: int, extra_env: dict[str, str]) -> tuple[str, subproces
     return f"http://127.0.0.1:{port}", server
 
 
+def start_bare(workers: int) -> tuple[str, subprocess.Popen[bytes]]:
+    """benchmarks/bare_app.py under uvicorn with ``workers`` workers, its own process group."""
+    port = free_port()
+    exe = Path(sys.executable).parent / "uvicorn"
+    cmd = [str(exe), "bare_app:app", "--app-dir", str(REPO / "benchmarks"), "--port", str(port)]
+    server = subprocess.Popen(
+        [*cmd, "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return f"http://127.0.0.1:{port}", server
+
+
 def wait_workers(base: str, server: subprocess.Popen[bytes], workers: int) -> float:
     """Seconds until every worker has loaded its state and answers."""
     t0 = time.monotonic()
@@ -215,7 +232,13 @@ def main() -> None:
     ap.add_argument("--no-embedding", action="store_true", help="serve without the FAISS source")
     ap.add_argument("--driver", choices=["auto", "wrk", "httpx"], default="auto")
     ap.add_argument("--freshness", action="store_true", help="also time a new place reaching every worker")
+    ap.add_argument("--bare", action="store_true", help="drive a FastAPI app that does nothing (the floor)")
     a = ap.parse_args()
+    if a.bare:
+        users = [f"user-{i}" for i in range(100)]
+        base, server = start_bare(a.workers)
+        run_load(a, base, server, users, "bare FastAPI (benchmarks/bare_app.py)")
+        return
     sys.path.insert(0, str(REPO))
     from sqlalchemy import select
 
@@ -233,6 +256,14 @@ def main() -> None:
     if a.no_embedding:
         extra["CHRONOTOPE_RETRIEVAL__EMBEDDING_SOURCE"] = "false"
     base, server = start_serve(a.workers, extra)
+    embedding = "off" if a.no_embedding else "on"
+    what = f"/v1/recommendations, feature ranker + template explanations, embedding {embedding}"
+    run_load(a, base, server, users, what)
+
+
+def run_load(
+    a: argparse.Namespace, base: str, server: subprocess.Popen[bytes], users: list[str], what: str
+) -> None:
     driver = a.driver if a.driver != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
     try:
         started = wait_workers(base, server, a.workers)
@@ -248,8 +279,7 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
     print(
-        f"/v1/recommendations, feature ranker + template explanations, embedding "
-        f"{'off' if a.no_embedding else 'on'}, {a.workers} worker(s), {a.connections} connections, "
+        f"{what}, {a.workers} worker(s), {a.connections} connections, "
         f"driver {driver}: {res['requests']:.0f} requests in {res['seconds']:.1f} s = "
         f"{res['requests'] / res['seconds']:.0f} req/s; p50 {res['p50']:.0f} ms, p95 {res['p95']:.0f} ms, "
         f"p99 {res['p99']:.0f} ms; non-2xx {res['non2xx']:.0f}, socket errors {res['errors']:.0f}; "

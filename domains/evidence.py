@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from core.nouns import ITEMS, Nouns
@@ -165,9 +166,15 @@ def num(x: float | int) -> str:
 
 
 def slot_of(local: datetime) -> str | None:
-    wd, h = local.weekday(), local.hour
+    return _slot(local.weekday(), local.hour)
+
+
+@lru_cache(maxsize=256)
+def _slot(weekday: int, hour: int) -> str | None:
+    """The habit slot of a weekday and hour (168 answers, computed once each: every candidate of
+    every request asks)."""
     for sid, _, pred in SLOTS:
-        if bool(pred(wd, h)):
+        if bool(pred(weekday, hour)):
             return sid
     return None
 

@@ -71,8 +71,9 @@ def gather_sources(
     covered: set[str] = set()
     for s in plan.sources:
         d = plan.depth(s.name)
-        parts.append(np.asarray(s.rows(stats, q, d), dtype=np.int64))
-        bound += s.bound(stats, q, d, fset.stage1)
+        rows = np.asarray(s.rows(stats, q, d), dtype=np.int64)
+        parts.append(rows)
+        bound += s.bound(stats, q, d, fset.stage1, rows)
         covered.update(s.covers)
     if any(w and name not in covered for name, w in fset.stage1.items()):
         bound = float("inf")

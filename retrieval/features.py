@@ -187,6 +187,9 @@ class FeatureSet:
     stage1: Mapping[str, float]
     not_for_model: tuple[str, ...] = ()
     domain: str = ""  # whose features these are (a model file records it)
+    # A column's earlier name -> its name now: a model trained before a rename keeps its column
+    # instead of reading NaN for it (which silently costs accuracy).
+    former_names: Mapping[str, str] = field(default_factory=dict)
     col: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -247,10 +250,10 @@ class FeatureSet:
 
     def columns_of(self, names: Sequence[str], f: np.ndarray) -> np.ndarray:
         """``f`` rearranged to ``names`` (a model trained on another list); a name this set does
-        not compute is NaN, LightGBM's missing value."""
+        not compute is NaN, LightGBM's missing value; a former name reads its renamed column."""
         x = np.full((len(f), len(names)), np.nan, dtype=np.float32)
         for j, nm in enumerate(names):
-            c = self.col.get(nm)
+            c = self.col.get(self.former_names.get(nm, nm))
             if c is not None:
                 x[:, j] = f[:, c]
         return x

@@ -217,23 +217,12 @@ class Retriever:
 
     def kind_of(self, item_id: str) -> str | None:
         """An item's kind (or name), for naming it to a person; None when the catalog has neither."""
-        catalog = self.catalog
-        if item_id not in catalog.index:
-            return None
-        row = catalog.loc[item_id]
-        for col in ("category", "name"):
-            v = row.get(col) if hasattr(row, "get") else None
-            if isinstance(v, str) and v.strip():
-                return v
-        return None
+        return self.state.names[1].get(item_id)
 
     def name_of(self, item_id: str) -> str | None:
         """An item's own name (a film's title), else its kind."""
-        catalog = self.catalog
-        if item_id not in catalog.index:
-            return None
-        v = catalog.loc[item_id].get("name")
-        return v if isinstance(v, str) and v.strip() else self.kind_of(item_id)
+        names, kinds = self.state.names
+        return names.get(item_id) or kinds.get(item_id)
 
     def catalog_kinds(self) -> tuple[str, ...]:
         if self.grounder is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,24 @@ class ServingState:
 
     def history(self, user_id: str) -> pd.DataFrame:
         return self.histories.get(user_id, EMPTY_EVENTS)
+
+    @cached_property
+    def names(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(item id -> its name, item id -> its kind, else its name): what naming an item to a
+        person reads, built once per state instead of a catalog look-up per mention."""
+        name: dict[str, str] = {}
+        kind: dict[str, str] = {}
+        cols = [c for c in ("name", "category") if c in self.catalog]
+        for row in self.catalog[cols].itertuples():
+            n = getattr(row, "name", None)
+            c = getattr(row, "category", None)
+            if isinstance(n, str) and n.strip():
+                name[str(row.Index)] = n
+            if isinstance(c, str) and c.strip():
+                kind[str(row.Index)] = c
+            elif isinstance(n, str) and n.strip():
+                kind[str(row.Index)] = n
+        return name, kind
 
     def with_users(self, frames: Mapping[str, pd.DataFrame], version: int) -> ServingState:
         """A new state where each user in ``frames`` has that (whole, behaviour-only) history; an

@@ -43,7 +43,11 @@ class CandidateSource(Protocol):
 
     def rows(self, stats: CatalogStats, q: Query, depth: int) -> np.ndarray: ...
 
-    def bound(self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float]) -> float: ...
+    def bound(
+        self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float], rows: np.ndarray
+    ) -> float:
+        """``rows``: what ``rows`` returned for this query (a source need not find them again)."""
+        ...
 
     def named(
         self, stats: CatalogStats, q: Query, pool: np.ndarray, f: np.ndarray, col: Mapping[str, int]
@@ -60,7 +64,9 @@ class Repeat:
     def rows(self, stats: CatalogStats, q: Query, depth: int) -> np.ndarray:
         return q.base.items
 
-    def bound(self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float]) -> float:
+    def bound(
+        self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float], rows: np.ndarray
+    ) -> float:
         return 0.0
 
     def named(
@@ -79,7 +85,9 @@ class Markov:
     def rows(self, stats: CatalogStats, q: Query, depth: int) -> np.ndarray:
         return q.base.global_trans.indices
 
-    def bound(self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float]) -> float:
+    def bound(
+        self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float], rows: np.ndarray
+    ) -> float:
         return 0.0
 
     def named(
@@ -99,7 +107,9 @@ class Popular:
     def rows(self, stats: CatalogStats, q: Query, depth: int) -> np.ndarray:
         return stats.popular_order[:depth]
 
-    def bound(self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float]) -> float:
+    def bound(
+        self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float], rows: np.ndarray
+    ) -> float:
         order = stats.popular_order
         pop_k = float(stats.popularity[order[depth - 1]]) if depth <= len(order) else 0.0
         return weights.get("popularity_log", 0.0) * float(np.log1p(pop_k))
@@ -120,7 +130,9 @@ class Collaborative:
     def rows(self, stats: CatalogStats, q: Query, depth: int) -> np.ndarray:
         return q.base.covis.top(depth) if q.base.m else np.zeros(0, dtype=np.int64)
 
-    def bound(self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float]) -> float:
+    def bound(
+        self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float], rows: np.ndarray
+    ) -> float:
         return weights.get("covis_rank_score", 0.0) * rank_score_at(depth) if q.base.m else 0.0
 
     def named(
@@ -140,7 +152,9 @@ class SimilarUsers:
         knn = q.base.knn
         return knn.top(depth) if q.base.m and knn is not None else np.zeros(0, dtype=np.int64)
 
-    def bound(self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float]) -> float:
+    def bound(
+        self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float], rows: np.ndarray
+    ) -> float:
         if not q.base.m or q.base.knn is None:
             return 0.0
         return weights.get("user_knn_rank_score", 0.0) * rank_score_at(depth)

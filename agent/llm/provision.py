@@ -258,7 +258,13 @@ def convert(spec: PackagedModel, gguf: Path, out: Path, python: Path, say: Calla
         env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
     )
     if proc.returncode != 0:
-        raise ProvisioningError(f"model conversion failed: {proc.stderr.strip()[-800:]}")
+        # progress bars end in "]": the message keeps the lines that say something
+        said = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.rstrip().endswith("]")]
+        killed = " (killed: out of memory?)" if proc.returncode < 0 else ""
+        raise ProvisioningError(
+            f"model conversion failed with exit code {proc.returncode}{killed}: "
+            + ("\n".join(said[-8:])[-800:] or "no message")
+        )
     # First word: the source GGUF's sha256 (what is_provisioned compares); then the key, for people.
     (out / DONE_MARKER).write_text(f"{spec.sha256} {spec.key}\n")
 

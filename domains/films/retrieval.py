@@ -206,7 +206,9 @@ class FilmSource:
         keep = np.flatnonzero((ranks <= depth) & ~fq.view.had & (s > 0))
         return keep[np.argsort(ranks[keep], kind="stable")]
 
-    def bound(self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float]) -> float:
+    def bound(
+        self, stats: CatalogStats, q: Query, depth: int, weights: Mapping[str, float], rows: np.ndarray
+    ) -> float:
         return weights.get(self.stage1, 0.0) / (1.0 + depth / 10.0)
 
     def named(

@@ -49,6 +49,14 @@ from retrieval.sources import NEUTRAL_SOURCES, CandidateSource
 from retrieval.types import Candidate, RequestContext
 
 # The ranker's columns, in the order the places ranker has always been trained on.
+# Behaviour columns that were place-named before the catalogs became generic (main 7478c68): a
+# model trained then still reads them (without this it scored NaN there: dev Acc@1 0.417 -> 0.391).
+FORMER_NAMES = {
+    "poi_hour_share": "item_hour_share",
+    "poi_hour_count_log": "item_hour_count_log",
+    "poi_weekend_match": "item_weekend_match",
+}
+
 PLACE_COLUMNS = (
     "user_count_log",
     "user_share",
@@ -173,7 +181,9 @@ class PlacesDomain(Domain):
         return MiningPlan(miners, PLACE_SENTENCES, self.nouns, False, clock or self.clock)
 
     def feature_set(self) -> FeatureSet:
-        return FeatureSet(PLACE_COLUMNS, (BEHAVIOUR, SPATIAL), PLACE_STAGE1, NOT_FOR_MODEL, "places")
+        return FeatureSet(
+            PLACE_COLUMNS, (BEHAVIOUR, SPATIAL), PLACE_STAGE1, NOT_FOR_MODEL, "places", FORMER_NAMES
+        )
 
     def retrieval_plan(self) -> RetrievalPlan:
         return RetrievalPlan(

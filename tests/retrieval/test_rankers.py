@@ -85,6 +85,23 @@ def test_a_model_with_another_feature_list_still_scores(trained: tuple[LearnedRa
     np.testing.assert_array_equal(renamed.score(x2), s)
 
 
+def test_a_model_trained_before_a_rename_reads_the_renamed_columns(
+    trained: tuple[LearnedRanker, Path],
+) -> None:
+    """A places model from before the behaviour columns lost their 'poi_' names scores exactly as
+    the same model under the new names (not with NaN in those columns)."""
+    model, _ = trained
+    now = {new: old for old, new in FSET.former_names.items()}
+    assert now and set(now) <= set(MODEL_FEATURES)
+    old_names = [now.get(f, f) for f in MODEL_FEATURES]
+    older = LearnedRanker(model.booster, model.version, FSET, {**model.meta, "features": old_names})
+    x = np.random.default_rng(2).normal(size=(30, len(FEATURES))).astype(np.float32)
+    np.testing.assert_array_equal(older.score(x), model.score(x))
+    x2 = x.copy()
+    x2[:, FSET.col["item_hour_share"]] += 5.0
+    assert not np.array_equal(older.score(x2), older.score(x))  # the renamed column feeds it
+
+
 def test_recommender_with_learned_model_and_extra_features(
     small_world: tuple[pd.DataFrame, pd.DataFrame], trained: tuple[LearnedRanker, Path]
 ) -> None:
