@@ -23,7 +23,7 @@ def eval_explain_cmd(
     ),
     json_out: Path = typer.Option(..., "--json", help="Write the figures (and examples) here."),
     sample: int = typer.Option(20, "--sample", help="Dev targets (users at a moment) to explain for."),
-    k: int = typer.Option(5, "--k", help="Places shown and explained per request."),
+    k: int = typer.Option(5, "--k", help="Items shown and explained per request."),
     seed: int = typer.Option(0, "--seed", help="Seed for the sample."),
     rerank: bool = typer.Option(False, "--rerank/--no-rerank", help="Also rerank with the LLM first."),
     ranker: str = typer.Option("learned", "--ranker", help="learned | heuristic | a model file."),

@@ -59,13 +59,16 @@ def area_habit(s: Scene, f: Fact, label: str, parts: frozenset[str]) -> Evidence
     d = km_between(lat, lon, a.lat, a.lon)
     if d > NEAR_KM:
         return None
-    name = a.name  # what the area is to them ("your likely work area")
+    # What the area is to them ("your likely work area"), unless its name comes from a time slot:
+    # "your usual weekday-morning area" said of their middays names a slot this fact does not state.
+    km = num(round(d, 1))
+    where = f"an area {km} km from here" if a.fact_id.startswith("habit.") else f"{a.name}, {km} km from here"
     # "your likely work area" makes a claim about work: the evidence backs it
-    anchor_topics = {t for t in ("home", "work") if t in name}
+    anchor_topics = {t for t in ("home", "work") if t in where}
     return Evidence(
         f.id,
-        f"On {label} you are usually in {name}, {num(round(d, 1))} km from here.",
-        frozenset({num(round(d, 1))}),
+        f"On {label} you are usually in {where}.",
+        frozenset({km}),
         parts=parts,
         topics=frozenset({"habit", "near", *anchor_topics}),
     )

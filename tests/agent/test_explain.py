@@ -340,3 +340,26 @@ def test_warm_up_gives_up_when_told_to_stop(settings: Settings) -> None:
     s = settings.model_copy(update={"llm_base_url": "http://127.0.0.1:9/v1"})  # nothing listens there
     out = warm_up(s, stop=stop)
     assert out["warmed"] is False and "no healthy LLM server" in out["reason"]
+
+
+def test_an_area_named_by_another_time_slot_is_not_called_that_slot_in_the_request_slot(
+    situation: Situation,
+) -> None:
+    """Area A2 is their weekday-morning area (named by that habit) and also where their middays
+    are; at Monday noon, a place near A2 is explained by the midday habit without borrowing
+    "weekday-morning", which the cited fact does not state (a template that failed the checker on
+    NYC users before)."""
+    from mining.profile import Fact
+
+    base = examples.rich_profile()
+    morning = Fact("habit.wd_morning", "habit", "On weekday mornings (6-11h): in area A2.",
+                   {"slot": "wd_morning", "events": 15, "area": "area A2"}, 15, 1.0)  # fmt: skip
+    midday = Fact("habit.wd_midday", "habit", "On weekday middays (11-14h): in area A2.",
+                  {"slot": "wd_midday", "events": 20, "area": "area A2"}, 20, 1.0)  # fmt: skip
+    facts = [f for f in base.facts if not f.id.startswith("habit.")] + [morning, midday]
+    prof = UserProfile("u1", facts, base.text, base.n_events, None)
+    near_a2 = Candidate(item_id="i7", category="Museum", attrs={"lat": 40.701, "lon": -73.951},
+                        sources=["popular"], features={"user_count_log": 0.0, "distance_km": 5.0})  # fmt: skip
+    ex = template_explanations(prof, CTX, [near_a2], situation=situation).items["i7"]
+    assert ex.verdict["ok"], (ex.text, ex.verdict)
+    assert "habit.wd_midday" in ex.fact_ids and "morning" not in ex.text.lower(), ex.text
