@@ -65,7 +65,7 @@ def eval_cmd(
     from domains.places import PLACES
     from evaluation.dev_split import load_split
     from evaluation.harness import evaluate, table_rows
-    from retrieval.rankers import LearnedRanker, load_ranker, newest_model
+    from retrieval.rankers import LearnedRanker, load_ranker
 
     s = settings()
     for p in (history, test):
@@ -75,13 +75,10 @@ def eval_cmd(
     plan = PLACES.retrieval_plan()
     reranker = None
     base_name = "learned" if ranker == "llm" else ranker
-    if base_name == "learned" and newest_model(s.models_dir) is None:
-        from retrieval.train_cli_support import train_and_save
-
-        console.print("no trained ranker yet: training one on the history (pseudo-targets, ~1-2 min)")
-        with progress("build training queries", 9000) as advance:
-            train_and_save(split.history, s.models_dir, plan.features, progress=advance)
-    model = load_ranker(base_name, s.models_dir, plan.features)
+    if base_name == "learned":
+        model: Any = _places_trained_on(split.history, s.models_dir, plan.features)
+    else:
+        model = load_ranker(base_name, s.models_dir, plan.features)
     if ranker == "llm":
         try:
             from evaluation.llm_rerank import make_eval_reranker
@@ -127,6 +124,33 @@ def eval_cmd(
         f"candidate recall@{pool}: {result['candidate_recall']:.3f}; {result['timing_s']['total']:.1f} s; "
         f"written to {json_out}"
     )
+
+
+def _places_trained_on(history: Any, models_dir: Path, features: Any) -> Any:
+    """The places ranker trained on exactly this history, cached by its content. Not the store's
+    served model: the demo trains that on all of checkins_train.csv, whose split=val rows are the
+    dev trajectories, so it has seen the targets."""
+    import hashlib
+
+    import pandas as pd
+
+    from core import columns as C
+    from retrieval.rankers import LearnedRanker, newest_model
+    from retrieval.train_cli_support import train_and_save
+
+    key = pd.util.hash_pandas_object(history[[C.USER, C.ITEM, C.TIME]].astype(str), index=False)
+    folder = models_dir / "eval" / f"places-{hashlib.sha256(key.to_numpy().tobytes()).hexdigest()[:12]}"
+    found = newest_model(folder)
+    if found is not None:
+        console.print(f"places ranker trained on this history: {found}")
+        return LearnedRanker.load(found, features)
+    # Pseudo-targets from the last 8 weeks, or the last half of a shorter history.
+    weeks = max(1, min(8, (history[C.TIME].max() - history[C.TIME].min()).days // 14))
+    console.print(f"training the places ranker on this history (pseudo-targets of {weeks} weeks, ~1-3 min)")
+    with progress("build training queries", 9000) as advance:
+        model, path = train_and_save(history, folder, features, weeks=weeks, progress=advance)
+    console.print(f"saved {path}")
+    return model
 
 
 def _films_rows(result: dict[str, Any]) -> list[dict[str, Any]]:

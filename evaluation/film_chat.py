@@ -145,10 +145,15 @@ def run_explain(
     reasons: Counter[str] = Counter()
     secs: list[float] = []
     examples: list[dict[str, Any]] = []
+    fallbacks: Counter[str] = Counter()
     for user in users:
         t0 = time.perf_counter()
         res = services.pipeline.run(user, RequestContext(time=when), k, opts)
         secs.append(time.perf_counter() - t0)
+        # why the template served instead of the LLM: the model failed (timeout, open breaker), or
+        # the request's session could not use it (queue full, deadline spent before this stage)
+        for err in res.explanation.errors if res.explanation else []:
+            fallbacks[err.split(": ", 1)[-1][:70]] += 1
         for c in res.items:
             e = res.explanation.items.get(c.item_id) if res.explanation else None
             if e is None:
@@ -170,6 +175,8 @@ def run_explain(
         "served_pass_checker": round(passed / max(n, 1), 3),
         "llm_texts_refused": refused,
         "refusal_reasons": dict(reasons.most_common(8)),
+        "llm_failures": dict(fallbacks.most_common(8)),
         "seconds_per_list_median": round(statistics.median(secs), 2) if secs else None,
+        "seconds_per_list_max": round(max(secs), 2) if secs else None,
         "examples": examples,
     }

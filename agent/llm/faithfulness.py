@@ -93,6 +93,13 @@ def check_explanation(
     plain = CITE.sub(" ", body)
     if not body:
         return Verdict(False, ["empty"], [])
+    evidence = place.by_id()
+    used = [evidence[c] for c in cited if c in evidence]
+    # The names the cited evidence itself puts in (an item named "Article 5", a kind "24 Hour
+    # Diner", a film "Mr. & Mrs. Smith") say nothing about the person: their numbers, days and
+    # full stops are not claims or sentence ends.
+    for name in sorted({k for e in used for k in e.kinds if len(k) >= 3}, key=len, reverse=True):
+        plain = re.sub(re.escape(name), " it ", plain, flags=re.IGNORECASE)
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", plain.strip()) if s.strip()]
     if len(sentences) > MAX_SENTENCES or len(body) > MAX_CHARS:
         reasons.append(f"too long ({len(sentences)} sentences, {len(body)} characters)")
@@ -100,9 +107,7 @@ def check_explanation(
         reasons.append("cut off inside a citation")
     if not cited:
         reasons.append("cites no fact")
-    evidence = place.by_id()
     reasons += _citation_reasons(cited, evidence, set(profile_fact_ids))
-    used = [evidence[c] for c in cited if c in evidence]
     numbers = {n for e in used for n in e.numbers} | set(place.own_numbers)
     days = {d for e in used for d in e.days}
     parts = {p for e in used for p in e.parts}
@@ -110,10 +115,6 @@ def check_explanation(
     kinds = {k.lower() for e in used for k in e.kinds} | set(place.own_kinds)
     kinds |= {place.category.lower()} if place.category else set()
     topics = {t for e in used for t in e.topics} | set(place.own_topics)
-    # The names the cited evidence itself puts in (an item named "Article 5", a kind "24 Hour
-    # Diner") say nothing about the person: their numbers and days are not claims.
-    for name in sorted({k for e in used for k in e.kinds if len(k) >= 3}, key=len, reverse=True):
-        plain = re.sub(re.escape(name), " ", plain, flags=re.IGNORECASE)
     low = plain.lower()
     for n in NUMBER.findall(plain):
         norm = n.lstrip("0") or "0"

@@ -359,7 +359,7 @@ def test_an_area_named_by_another_time_slot_is_not_called_that_slot_in_the_reque
     facts = [f for f in base.facts if not f.id.startswith("habit.")] + [morning, midday]
     prof = UserProfile("u1", facts, base.text, base.n_events, None)
     near_a2 = Candidate(item_id="i7", category="Museum", attrs={"lat": 40.701, "lon": -73.951},
-                        sources=["popular"], features={"user_count_log": 0.0, "distance_km": 5.0})  # fmt: skip
+                        sources=["popular"], features={"distance_km": 5.0})  # fmt: skip
     ex = template_explanations(prof, CTX, [near_a2], situation=situation).items["i7"]
     assert ex.verdict["ok"], (ex.text, ex.verdict)
     assert "habit.wd_midday" in ex.fact_ids and "morning" not in ex.text.lower(), ex.text

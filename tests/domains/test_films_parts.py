@@ -96,3 +96,25 @@ def test_what_they_rated_lately_is_a_fact_the_text_and_the_evidence_use() -> Non
         "You gave Alien (1979) 4 stars lately; this is Sci-Fi too. [taste.recent]", ev, ids
     )
     assert not invented.ok and any("4" in r for r in invented.reasons)
+
+
+def test_a_cited_film_title_with_full_stops_is_not_counted_as_sentences() -> None:
+    """ "Mr. & Mrs. Smith (2005)" named by the cited evidence is one name, not three sentence ends
+    (the films template failed the checker as 'too long' on it), while an uncited number still fails."""
+    from agent.llm.faithfulness import check_explanation
+    from domains.evidence import Evidence, ItemEvidence
+
+    said = "You gave Mr. & Mrs. Smith (2005) 4.5 stars lately; this is Action too."
+    title = "Mr. & Mrs. Smith (2005)"
+    recent = Evidence("taste.recent", said, frozenset({"4.5"}), kinds=frozenset({title, "Action"}),
+                      topics=frozenset({"rated", "genre", "trend"}))  # fmt: skip
+    genres = Evidence("taste.genres", "You rate Action films highly (3.1 stars on average over 55).",
+                      frozenset({"3.1", "55"}), kinds=frozenset({"Action"}),
+                      topics=frozenset({"rated", "genre"}))  # fmt: skip
+    pe = ItemEvidence("7", "Film", "Action", 0, [recent, genres], own_kinds=frozenset({"action"}))
+    text = f"{recent.text[:-1]} [taste.recent]. {genres.text[:-1]} [taste.genres]."
+    ids = ["taste.recent", "taste.genres"]
+    v = check_explanation(text, pe, ids, ["Action"], claims=FILMS.claims)
+    assert v.ok, v.reasons
+    bad = check_explanation(text.replace("55", "65"), pe, ids, ["Action"], claims=FILMS.claims)
+    assert not bad.ok and any("65" in r for r in bad.reasons)

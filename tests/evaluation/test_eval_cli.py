@@ -334,3 +334,24 @@ def test_where_next_settings(tmp_path: Path, data_dir: Path) -> None:
     assert res.exit_code == 0, res.output
     setting = json.loads(out.read_text())["setting"]
     assert "before the target" in setting["query_time"] and "prefix only" in setting["input"]
+
+
+def test_eval_trains_on_its_own_history_not_the_served_model(tmp_path: Path, data_dir: Path) -> None:
+    """The store's served model may have trained on the targets (the demo's does: checkins_train.csv
+    holds the dev trajectories), so `--ranker learned` is a model trained on exactly the split's
+    history, cached by its content and found again on the next run."""
+    h, t = _files(tmp_path, n_users=16)
+    served = data_dir / "models"
+    res = runner.invoke(app, ["rank", "train", "--history", str(h), "--weeks", "1", "--out", str(served)])
+    assert res.exit_code == 0, res.output
+    (planted,) = served.glob("ranker-*.txt")
+    out = tmp_path / "out.json"
+    args = ["eval", "--history", str(h), "--test", str(t), "--json", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    first = json.loads(out.read_text())
+    (own,) = (served / "eval").glob("places-*/ranker-*.txt")
+    assert first["model"]["version"] in own.name and first["model"]["version"] not in planted.name
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "trained on this history" in res.output, res.output
+    assert json.loads(out.read_text())["model"]["version"] == first["model"]["version"]
