@@ -34,6 +34,7 @@ from agent.pipeline import RecommendOptions
 from retrieval.types import RequestContext
 
 TITLE = re.compile(r"[A-Z0-9][^\n:;]*? \((?:19|20)\d\d\)")
+YEAR = re.compile(r"\((?:18|19|20)\d\d\)")
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,11 @@ def _judge(w: Wish, turn: Any, rated: set[str]) -> dict[str, Any]:
         ok &= len(items) >= 3 and all(k & set(w.genres) for k in kinds[:3])
     if w.like:
         ok &= any(n.lower().startswith(f"like {w.like.lower()}") for n in turn.notes)
-    shown = {i["label"] for i in items}
-    named = set(TITLE.findall(turn.reply))
+    # a film named in the reply carries its year; what is left once the shown films' labels and
+    # the notes' names are taken out names a film that was not shown
+    rest = turn.reply
+    for name in sorted({i["label"] for i in items} | set(TITLE.findall(" ".join(turn.notes))), key=len)[::-1]:
+        rest = rest.replace(name, " ")
     return {
         "message": w.message,
         "split": w.split,
@@ -86,7 +90,8 @@ def _judge(w: Wish, turn: Any, rated: set[str]) -> dict[str, Any]:
         "violations": violations,
         "understood_by": turn.understood_by,
         "reply_source": turn.reply_source,
-        "names_only_shown": named <= shown | {n for n in named if any(n in x for x in turn.notes)},
+        "names_only_shown": not YEAR.search(rest),
+        "reply": turn.reply[:400],
         "shown": [f"{i['label']} [{', '.join(i.get('kinds') or [])}]" for i in items[:5]],
         "args": turn.constraints.get("args"),
     }

@@ -49,7 +49,9 @@ NEGATION = re.compile(
 # "no Italian", "without the crowds", "anything but sushi": the phrase a negation governs. The
 # rules fallback takes its exclusions from here, and verification adds any the model missed.
 NEGATED = re.compile(
-    r"\b(?:no|not|without|except|avoid|skip|anything but|nothing)\s+((?:an?\s+|any\s+|more\s+)?"
+    r"\b(?:no|not|without|except|avoid|skip|anything but|nothing"
+    r"|(?:is|are|was)n['’]?t|don['’]?t\s+want(?!\s+to\b))"
+    r"\s+((?:an?\s+|any\s+|more\s+)?"
     r"[\w'&-]+(?:\s+(?!but\b|and\b|or\b|please\b)[\w'&-]+){0,2})",
     re.IGNORECASE,
 )

@@ -321,3 +321,15 @@ def test_an_exclusion_the_model_missed_is_still_honoured() -> None:
         TurnIntent(action="recommend", wish="not too loud bar"), "a not too loud bar", "", 0, ChatState()
     )
     assert "loud bar" not in " ".join(v2.intent.avoid)
+
+
+def test_contracted_negations_are_negations() -> None:
+    """Seen in the films chat on the rules path: "a sci-fi movie that isn't an action film" showed
+    action films, because only "no/not/without…" counted as a negation."""
+    from agent.chat.intent import negated_phrases
+
+    assert negated_phrases("a sci-fi movie that isn't an action film") == ["action film"]
+    assert negated_phrases("something that isnt scary") == ["scary"]
+    assert negated_phrases("I don't want horror tonight") == ["horror tonight"]
+    assert negated_phrases("a sci-fi movie, it's great") == []
+    assert negated_phrases("I don't want to go far") == []  # a verb, not a thing to avoid

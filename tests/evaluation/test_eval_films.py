@@ -98,3 +98,29 @@ def test_bad_input_is_a_clear_error(
     r = runner.invoke(app, [*cmd, "--ranker", "heuristic"])
     assert r.exit_code != 0 and says in r.output.replace("\n", " ")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_the_films_chat_judge_reads_wishes_exclusions_and_names() -> None:
+    """The judge of `eval-chat --format movielens`: genres of the top 3, an excluded genre or an
+    already rated film is a violation, and a year-titled film in the reply that was not shown is
+    caught (a reply that names only shown films passes, whatever words come before them)."""
+    from types import SimpleNamespace
+
+    from evaluation.film_chat import Wish, _judge
+
+    def film(i: str, label: str, kinds: list[str], year: int) -> dict[str, object]:
+        return {"item_id": i, "label": label, "kinds": kinds, "attributes": {"year": year}}
+
+    items = [film("1", "Alien (1979)", ["Horror", "Sci-Fi"], 1979),
+             film("2", "Aliens (1986)", ["Action", "Sci-Fi"], 1986),
+             film("3", "Solaris (1972)", ["Drama", "Sci-Fi"], 1972)]  # fmt: skip
+    shown_only = "I picked Alien (1979) and Aliens (1986) for you; Solaris (1972) is slower."
+    turn = SimpleNamespace(items=items, reply=shown_only, notes=[], understood_by="llm", reply_source="llm",
+                           constraints={})  # fmt: skip
+    row = _judge(Wish("a sci-fi film", "dev", genres=("Sci-Fi",)), turn, rated=set())
+    assert row["understood"] and row["names_only_shown"] and row["violations"] == []
+    turn.reply = shown_only + " You might also like Dune (1984)."
+    assert not _judge(Wish("a sci-fi film", "dev", genres=("Sci-Fi",)), turn, rated=set())["names_only_shown"]
+    no_horror = _judge(Wish("sci-fi, no horror", "dev", genres=("Sci-Fi",), avoid=("Horror",)), turn, set())
+    assert no_horror["violations"] == ["1"] and not no_horror["understood"]
+    assert _judge(Wish("sci-fi", "dev", genres=("Sci-Fi",)), turn, rated={"3"})["violations"] == ["3"]
