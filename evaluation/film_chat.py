@@ -33,7 +33,6 @@ from agent.assembly import Services
 from agent.pipeline import RecommendOptions
 from retrieval.types import RequestContext
 
-TITLE = re.compile(r"[A-Z0-9][^\n:;]*? \((?:19|20)\d\d\)")
 YEAR = re.compile(r"\((?:18|19|20)\d\d\)")
 
 
@@ -63,6 +62,16 @@ def load_wishes(which: str = "all") -> list[Wish]:
     return [w for w in out if which in ("all", w.split)]
 
 
+def names_only_known(reply: str, known: str) -> bool:
+    """Every "<title> (<year>)" of ``reply`` ends with words that name a film of ``known``."""
+    reply = reply.replace('"', "").replace("“", "").replace("”", "")
+    for m in YEAR.finditer(reply):
+        before = reply[: m.start()].split()[-6:]
+        if not any(f"{' '.join(before[-k:])} {m.group(0)}" in known for k in range(1, len(before) + 1)):
+            return False
+    return True
+
+
 def _judge(w: Wish, turn: Any, rated: set[str]) -> dict[str, Any]:
     items = turn.items
     kinds = [set(i.get("kinds") or []) for i in items]
@@ -78,11 +87,10 @@ def _judge(w: Wish, turn: Any, rated: set[str]) -> dict[str, Any]:
         ok &= len(items) >= 3 and all(k & set(w.genres) for k in kinds[:3])
     if w.like:
         ok &= any(n.lower().startswith(f"like {w.like.lower()}") for n in turn.notes)
-    # a film named in the reply carries its year; what is left once the shown films' labels and
-    # the notes' names are taken out names a film that was not shown
-    rest = turn.reply
-    for name in sorted({i["label"] for i in items} | set(TITLE.findall(" ".join(turn.notes))), key=len)[::-1]:
-        rest = rest.replace(name, " ")
+    # a film named in the reply carries its year; it must be a shown film, one their explanations
+    # cite ("you gave Snatch (2000) 5 stars") or one the notes name
+    cited = [str(i.get("explanation") or "") for i in items]
+    known = " ".join([*(i["label"] for i in items), *turn.notes, *cited])
     return {
         "message": w.message,
         "split": w.split,
@@ -90,7 +98,7 @@ def _judge(w: Wish, turn: Any, rated: set[str]) -> dict[str, Any]:
         "violations": violations,
         "understood_by": turn.understood_by,
         "reply_source": turn.reply_source,
-        "names_only_shown": not YEAR.search(rest),
+        "names_only_shown": names_only_known(turn.reply, known),
         "reply": turn.reply[:400],
         "shown": [f"{i['label']} [{', '.join(i.get('kinds') or [])}]" for i in items[:5]],
         "args": turn.constraints.get("args"),

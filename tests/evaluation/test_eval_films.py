@@ -114,7 +114,8 @@ def test_the_films_chat_judge_reads_wishes_exclusions_and_names() -> None:
     items = [film("1", "Alien (1979)", ["Horror", "Sci-Fi"], 1979),
              film("2", "Aliens (1986)", ["Action", "Sci-Fi"], 1986),
              film("3", "Solaris (1972)", ["Drama", "Sci-Fi"], 1972)]  # fmt: skip
-    shown_only = "I picked Alien (1979) and Aliens (1986) for you; Solaris (1972) is slower."
+    items[0]["explanation"] = "You gave Heat (1995) 5 stars lately; this is Sci-Fi too."
+    shown_only = 'I picked "Alien" (1979) and Aliens (1986); you gave Heat (1995) 5. Solaris (1972) too.'
     turn = SimpleNamespace(items=items, reply=shown_only, notes=[], understood_by="llm", reply_source="llm",
                            constraints={})  # fmt: skip
     row = _judge(Wish("a sci-fi film", "dev", genres=("Sci-Fi",)), turn, rated=set())
