@@ -166,6 +166,12 @@ def dev_world(s: Any, split: Any, work_dir: Path, ranker: str) -> Any:
         with progress("build training queries", 9000) as advance:
             train_and_save(split.history, work_dir / "models", fset, progress=advance)
     world = build_world(split, s, work_dir, ranker, s.index_dir, PLACES, say=lambda m: err_console.print(m))
+    warm_llm(s)
+    return world
+
+
+def warm_llm(s: Settings) -> None:
+    """Warm the LLM server up before an evaluation measures it (when the LLM is on)."""
     if s.llm.enabled:
         # A cold server's first requests take longer than the timeout; measured turns must not pay
         # for that (nor find the breaker opened by it), as the API's own start-up warm-up ensures.
@@ -173,4 +179,17 @@ def dev_world(s: Any, split: Any, work_dir: Path, ranker: str) -> Any:
 
         result = warm_up(s, wait_s=60)
         err_console.print(f"LLM warm-up: {result}")
-    return world
+
+
+def trained_on_folder(models_dir: Path, domain: str, history: Any) -> Path:
+    """Where a ranker trained on exactly ``history`` is kept: models/eval/<domain>-<digest of its
+    (user, item, time) rows>. An evaluation ranks with it, never with the store's served model,
+    which may have seen the targets."""
+    import hashlib
+
+    import pandas as pd
+
+    from core import columns as C
+
+    key = pd.util.hash_pandas_object(history[[C.USER, C.ITEM, C.TIME]].astype(str), index=False)
+    return models_dir / "eval" / f"{domain}-{hashlib.sha256(key.to_numpy().tobytes()).hexdigest()[:12]}"

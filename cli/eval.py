@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from cli.common import console, handle_errors, progress, settings
+from cli.common import console, handle_errors, progress, settings, trained_on_folder
 
 
 @handle_errors
@@ -130,16 +130,11 @@ def _places_trained_on(history: Any, models_dir: Path, features: Any) -> Any:
     """The places ranker trained on exactly this history, cached by its content. Not the store's
     served model: the demo trains that on all of checkins_train.csv, whose split=val rows are the
     dev trajectories, so it has seen the targets."""
-    import hashlib
-
-    import pandas as pd
-
     from core import columns as C
     from retrieval.rankers import LearnedRanker, newest_model
     from retrieval.train_cli_support import train_and_save
 
-    key = pd.util.hash_pandas_object(history[[C.USER, C.ITEM, C.TIME]].astype(str), index=False)
-    folder = models_dir / "eval" / f"places-{hashlib.sha256(key.to_numpy().tobytes()).hexdigest()[:12]}"
+    folder = trained_on_folder(models_dir, "places", history)
     found = newest_model(folder)
     if found is not None:
         console.print(f"places ranker trained on this history: {found}")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from cli.common import console, progress, settings
-from core import columns as C
+from cli.common import console, progress, settings, trained_on_folder
 from core.errors import InvalidInputError
 
 
@@ -83,9 +81,7 @@ def _trained_on(history: pd.DataFrame, items: pd.DataFrame) -> Any:
     from domains.films.training import pseudo_targets, ratings_in_order, train_film_ranker
     from retrieval.rankers import LearnedRanker, newest_model
 
-    key = pd.util.hash_pandas_object(history[[C.USER, C.ITEM, C.TIME]].astype(str), index=False)
-    digest = hashlib.sha256(key.to_numpy().tobytes()).hexdigest()[:12]
-    folder = settings().models_dir / "eval" / f"films-{digest}"
+    folder = trained_on_folder(settings().models_dir, "films", history)
     found = newest_model(folder)
     if found is not None:
         console.print(f"films ranker trained on this history: {found}")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cli.common import console, progress, settings
+from cli.common import console, progress, settings, warm_llm
 from core.errors import InvalidInputError
 
 
@@ -26,12 +26,7 @@ def _served() -> tuple[Any, list[str], Any]:
     if services.domain.name != "films":
         raise InvalidInputError(f"{s.data_dir} holds a {services.domain.name} catalog, not films")
     users = sorted(u for u, h in services.retriever.histories.items() if len(h) >= 20)
-    if s.llm.enabled:
-        # as for places (cli/common.py): a cold server's first requests outlast the deadline and
-        # open the breaker for the turns after them; the API warms up at start-up the same way
-        from agent.llm.warmup import warm_up
-
-        console.print(f"LLM warm-up: {warm_up(s, wait_s=60)}")
+    warm_llm(s)
 
     def rated_of(user: str) -> set[str]:
         with factory() as sess:

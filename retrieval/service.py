@@ -217,12 +217,12 @@ class Retriever:
 
     def kind_of(self, item_id: str) -> str | None:
         """An item's kind (or name), for naming it to a person; None when the catalog has neither."""
-        return self.state.names[1].get(item_id)
+        return self.state.item_names().kind.get(item_id)
 
     def name_of(self, item_id: str) -> str | None:
         """An item's own name (a film's title), else its kind."""
-        names, kinds = self.state.names
-        return names.get(item_id) or kinds.get(item_id)
+        names = self.state.item_names()
+        return names.name.get(item_id) or names.kind.get(item_id)
 
     def catalog_kinds(self) -> tuple[str, ...]:
         if self.grounder is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -55,6 +54,36 @@ def frames_by_user(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 @dataclass(frozen=True)
+class ItemNames:
+    """What naming an item to a person reads (item id -> its own name; item id -> its kind, else
+    its name), built with the state instead of a catalog look-up per mention."""
+
+    name: Mapping[str, str]
+    kind: Mapping[str, str]
+
+    @classmethod
+    def of(cls, catalog: pd.DataFrame) -> ItemNames:
+        name: dict[str, str] = {}
+        kind: dict[str, str] = {}
+        cols = [c for c in ("name", "category") if c in catalog]
+        for row in catalog[cols].itertuples():
+            n = getattr(row, "name", None)
+            c = getattr(row, "category", None)
+            n = n if isinstance(n, str) and n.strip() else None
+            if n:
+                name[str(row.Index)] = n
+            if isinstance(c, str) and c.strip():
+                kind[str(row.Index)] = c
+            elif n:
+                kind[str(row.Index)] = n
+        return cls(name, kind)
+
+    def plus(self, added: pd.DataFrame) -> ItemNames:
+        more = ItemNames.of(added)
+        return ItemNames({**self.name, **more.name}, {**self.kind, **more.kind})
+
+
+@dataclass(frozen=True)
 class ServingState:
     version: int  # the last core.state_changes seq folded in
     recommender: Recommender
@@ -64,6 +93,17 @@ class ServingState:
     # user -> (embedding query text, its vector): a request whose query is that text skips MiniLM
     query_vectors: Mapping[str, tuple[str, np.ndarray]] = field(default_factory=dict)
     built_at: float = field(default_factory=time.time)
+    # from the catalog when not given; carried (or extended) by with_users and with_history, so a
+    # state change costs the new items only and a request never builds it
+    names: ItemNames | None = None
+
+    def __post_init__(self) -> None:
+        if self.names is None:
+            object.__setattr__(self, "names", ItemNames.of(self.catalog))
+
+    def item_names(self) -> ItemNames:
+        assert self.names is not None  # set in __post_init__
+        return self.names
 
     @classmethod
     def build(
@@ -80,24 +120,6 @@ class ServingState:
 
     def history(self, user_id: str) -> pd.DataFrame:
         return self.histories.get(user_id, EMPTY_EVENTS)
-
-    @cached_property
-    def names(self) -> tuple[dict[str, str], dict[str, str]]:
-        """(item id -> its name, item id -> its kind, else its name): what naming an item to a
-        person reads, built once per state instead of a catalog look-up per mention."""
-        name: dict[str, str] = {}
-        kind: dict[str, str] = {}
-        cols = [c for c in ("name", "category") if c in self.catalog]
-        for row in self.catalog[cols].itertuples():
-            n = getattr(row, "name", None)
-            c = getattr(row, "category", None)
-            if isinstance(n, str) and n.strip():
-                name[str(row.Index)] = n
-            if isinstance(c, str) and c.strip():
-                kind[str(row.Index)] = c
-            elif isinstance(n, str) and n.strip():
-                kind[str(row.Index)] = n
-        return name, kind
 
     def with_users(self, frames: Mapping[str, pd.DataFrame], version: int) -> ServingState:
         """A new state where each user in ``frames`` has that (whole, behaviour-only) history; an
@@ -121,11 +143,12 @@ class ServingState:
             else:
                 histories.pop(u, None)
                 uhs.pop(u, None)
-        catalog = self.catalog
+        catalog, names = self.catalog, self.item_names()
         if rec.stats.n > len(catalog):
-            added = rec.item_frame[~rec.item_frame["item_id"].isin(catalog.index)]
-            catalog = pd.concat([catalog, added.set_index("item_id", drop=False)])
-        return ServingState(version, rec, histories, uhs, catalog, self.query_vectors)
+            frame = rec.item_frame
+            added = frame[~frame["item_id"].isin(catalog.index)].set_index("item_id", drop=False)
+            catalog, names = pd.concat([catalog, added]), names.plus(added)
+        return ServingState(version, rec, histories, uhs, catalog, self.query_vectors, names=names)
 
     def with_history(self, user_id: str, frame: pd.DataFrame) -> ServingState:
         """This state with one user's history replaced and the shared statistics untouched: for

@@ -65,7 +65,7 @@ class ItemLocations:
         """km from each of ``rows`` to the closest of ``refs`` (an (n, 2) array of lat, lon), in
         one broadcast instead of one pass per reference."""
         d = haversine_km(refs[:, :1], refs[:, 1:], self.lat[rows][None, :], self.lon[rows][None, :])
-        return np.where(np.isnan(d), FAR_KM, d).min(axis=0)
+        return _far_if_unknown(d).min(axis=0)
 
     def distance(self, ref: tuple[float, float], rows: np.ndarray | None = None) -> np.ndarray:
         """km from ``ref`` to each of ``rows`` (every place when None); FAR_KM for an unknown
@@ -73,8 +73,20 @@ class ItemLocations:
         lat, lon = (self.lat, self.lon) if rows is None else (self.lat[rows], self.lon[rows])
         if np.isnan(ref[0]) or np.isnan(ref[1]):
             return np.full(len(lat), FAR_KM)
-        d = haversine_km(ref[0], ref[1], lat, lon)
-        return np.where(np.isnan(d), FAR_KM, d)
+        return _far_if_unknown(haversine_km(ref[0], ref[1], lat, lon))
+
+    def distance_to(self, ref: tuple[float, float], i: int) -> float:
+        """``distance`` for one place, in plain floats (numpy's per-call overhead would cost more
+        than the arithmetic: labels and evidence ask this per shown place)."""
+        lat, lon = float(self.lat[i]), float(self.lon[i])
+        if any(math.isnan(v) for v in (lat, lon, *ref)):
+            return FAR_KM
+        return km_between(ref[0], ref[1], lat, lon)
+
+
+def _far_if_unknown(d: np.ndarray) -> np.ndarray:
+    """FAR_KM where a distance is unknown (NaN: an unlocated place or reference)."""
+    return np.where(np.isnan(d), FAR_KM, d)
 
 
 def locations(stats: CatalogStats) -> ItemLocations:
@@ -233,8 +245,4 @@ def distance_allowed(stats: CatalogStats, q: Query, max_km: float | None) -> np.
 def km_to(stats: CatalogStats, q: Query, i: int) -> float:
     """km from the query's reference to place ``i`` (FAR_KM, "far", when either is unknown)."""
     pq: PlaceQuery = q.parts[GEO]
-    loc = locations(stats)
-    lat, lon = float(loc.lat[i]), float(loc.lon[i])
-    if any(math.isnan(v) for v in (lat, lon, *pq.ref)):
-        return FAR_KM
-    return km_between(pq.ref[0], pq.ref[1], lat, lon)
+    return locations(stats).distance_to(pq.ref, i)

@@ -88,7 +88,11 @@ def test_a_refresh_serves_new_events_and_new_items_without_double_counting(
     assert st is not before and before.recommender.stats.index_of(np.array(["fresh"]))[0] == -1
     i = st.recommender.stats.index_of(np.array(["fresh"]))[0]
     assert i >= 0 and st.recommender.stats.popularity[i] == 1
-    assert r.kind_of("fresh") == "Ramen Restaurant"
+    assert r.kind_of("fresh") == "Ramen Restaurant" and r.name_of("fresh") == "Brand-new ramen"
+    old_item = str(ev[C.ITEM].iloc[0])
+    known = before.item_names().kind.get(old_item)
+    assert known and r.kind_of(old_item) == known  # the earlier items kept their names
+    assert st.with_history("u2", st.history("u2")).names is st.names  # carried, not rebuilt per query
     ctx = place_ctx(time=last + timedelta(hours=2), lat=40.75, lon=-73.99)
     top = ask_retriever(r, "u2", ctx, k=10).candidates
     assert "fresh" in [c.item_id for c in top]
