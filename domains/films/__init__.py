@@ -38,7 +38,8 @@ FILM_PHRASES = Phrases(
     slot_item="On {label} you often come back to this film ({k} of {n} ratings).",
     slot_kind="On {label} you mostly rate {kind} films.",
     next_kind="After {after} (your latest film), {kind} films are a usual next one.",
-    rising="Lately you rate {what} more (up from {early}% to {recent}% of your ratings).",
+    # "of your ratings" would be a 'rated' claim (FILM_CLAIMS) that drift evidence does not carry
+    rising="Lately you rate {what} more (up from {early}% to {recent}% of all you rate).",
     this_item="this film",
     usual_hour="Most of your ratings of it were around this time of day.",
     others_next="People who rated {last} often rate this one next.",

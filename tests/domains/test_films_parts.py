@@ -118,3 +118,25 @@ def test_a_cited_film_title_with_full_stops_is_not_counted_as_sentences() -> Non
     assert v.ok, v.reasons
     bad = check_explanation(text.replace("55", "65"), pe, ids, ["Action"], claims=FILMS.claims)
     assert not bad.ok and any("65" in r for r in bad.reasons)
+
+
+def test_a_rising_genre_is_said_in_words_its_evidence_backs() -> None:
+    """The films wording of a rising interest said "of your ratings", a 'rated' claim the drift
+    evidence does not carry: the films template failed the checker on ~1% of requests."""
+    from mining.facts import Fact, UserProfile
+
+    base = build_profile(_ratings(), "u", plan=FILMS.mining_plan())
+    drift = Fact("drift.interests", "drift", "More Comedy lately (20% to 40%).",
+                 {"basis": "genres", "emerging": [{"key": "Comedy", "early": 0.2, "recent": 0.4}],
+                  "fading": []}, 9, 1.0)  # fmt: skip
+    facts = [f for f in base.facts if f.id != "drift.interests"] + [drift]
+    profile = UserProfile(base.user_id, facts, base.text, base.n_events, None)
+    c = Candidate("8", name="Airplane! (1980)", category="Comedy", kinds=("Comedy",), score=1.0)
+    moment = RequestMoment(datetime(2015, 3, 10, 20, tzinfo=UTC), "3", "Horror")
+    situation = Situation(moment, lambda i: None, ("Comedy", "Horror"), FILMS)
+    ev = situation.evidence(profile, c)
+    (rising,) = [e for e in ev.evidence if e.id == "drift.interests"]
+    assert "40%" in rising.text
+    ids = [f.id for f in profile.facts if f.sufficient]
+    verdict = situation.check(f"{rising.text[:-1]} [drift.interests].", ev, ids)
+    assert verdict.ok, (rising.text, verdict.reasons)
