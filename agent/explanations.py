@@ -82,7 +82,9 @@ class Situation:
 
     @staticmethod
     def plain(ctx: RequestContext, domain: Domain | None = None) -> Situation:
-        return Situation(RequestMoment(ctx.time, args=ctx.args), domain=domain or Domain())
+        # no person, so no offset: the moment is the instant on the UTC clock (never the caller's
+        # own zone, which a "+09:00" in the request would otherwise make it)
+        return Situation(RequestMoment(local_time(ctx.time, 0), args=ctx.args), domain=domain or Domain())
 
     def now_parts(self) -> list[str]:
         local = self.moment.local

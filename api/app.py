@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
@@ -222,7 +223,9 @@ def create_app(
         if hasattr(st, "close"):
             await run_in_threadpool(st.close)
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their JS/CSS from assets packaged with fastapi-offline,
+    # served under /static-offline-docs, not from a CDN: the docs page works without internet.
+    app = FastAPIOffline(
         title="Chronotope",
         version="0.1.0",
         description="Recommendations from when and where people do things, explained.",

@@ -126,6 +126,23 @@ def _progress_lines(description: str, total: float | None) -> Iterator[Callable[
     print(line(), file=sys.stderr, flush=True)
 
 
+def fit_lines(what: str = "fitting the ranker (LightGBM LambdaRank, stops early)") -> Callable[[int], None]:
+    """``on_round(i)`` for a model fit: a line when the fit starts and one every PROGRESS_EVERY_S,
+    so the minutes after the last training query do not look like a hang."""
+    state = {"t0": 0.0, "last": 0.0}
+
+    def on_round(i: int) -> None:
+        now = time.monotonic()
+        if not state["t0"]:
+            state["t0"] = state["last"] = now
+            err_console.print(f"{what}: round {i}", highlight=False)
+        elif now - state["last"] >= PROGRESS_EVERY_S:
+            state["last"] = now
+            err_console.print(f"{what}: round {i} after {now - state['t0']:.0f} s", highlight=False)
+
+    return on_round
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

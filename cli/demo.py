@@ -1,8 +1,10 @@
 """``chronotope demo [--dataset places|movielens]``: the README's main command on a fresh machine.
 
 Ingests a data set (the NYC check-ins by default, or the MovieLens films), mines profiles, trains
-the ranker, builds the index, starts the local LLM (or says why not and goes on with the feature
-ranker), then serves the API and prints the URL and keys. Steps already done are skipped.
+the ranker, builds the index, then serves the API and prints the URL and keys. Steps already done
+are skipped. The local LLM (runtime install, model download and conversion, server start, warm-up)
+is prepared in a background thread from the first second, beside those steps; the API serves with
+the feature ranker and templates until it joins, and the demo prints when it does (or why not).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import typer
 
-from cli.common import console, err_console, handle_errors, progress, settings
+from cli.common import console, err_console, fit_lines, handle_errors, progress, settings
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 # data set -> (what to ingest, its format, the user whose key is printed)
@@ -25,8 +27,11 @@ DEMO_DATA = {
 }
 
 
+_T0 = [time.perf_counter()]  # when the demo began: every step says how long after
+
+
 def _step(title: str) -> None:
-    err_console.print(f"[bold cyan]==>[/] {title}", highlight=False)
+    err_console.print(f"[bold cyan]==>[/] [{time.perf_counter() - _T0[0]:4.0f} s] {title}", highlight=False)
 
 
 @handle_errors
@@ -41,6 +46,47 @@ def demo_cmd(
     ),
 ) -> None:
     """Ingest, mine, train, index, start the LLM and the API; prints the URL and keys."""
+    if dataset not in DEMO_DATA:
+        raise typer.BadParameter(f"unknown data set {dataset!r}: places or movielens")
+    data = data or DEMO_DATA[dataset][0]
+    s = settings()
+    _T0[0] = time.perf_counter()
+    # the embedded server's handle and supervisor, once started; "cancel" stops a start under way
+    llm: dict[str, Any] = {"cancel": threading.Event()}
+    llm_thread = None
+    if no_llm:
+        _step("LLM: skipped (--no-llm); the feature ranker serves")
+    elif not s.llm_is_embedded:
+        _step(f"LLM: using the external server {s.resolved_llm_base_url}")
+    else:
+        # The install and the model's download and conversion are mostly waiting on the network
+        # and the disk: they run beside ingest, mining and training from the start (docs/
+        # measurements.md has the timings on two cores), and the server starts when they are done.
+        _step("LLM: installing, provisioning and starting the embedded vLLM server in the background")
+        llm_thread = threading.Thread(
+            target=_start_embedded_llm, args=(s, llm, not no_serve), name="llm-start", daemon=True
+        )
+        llm_thread.start()
+    try:
+        _prepare_and_serve(s, dataset, data, host, port, no_serve, llm, llm_thread)
+    finally:  # an error, Ctrl-C or the end of serving: no LLM process outlives the demo
+        llm["cancel"].set()
+        if llm.get("supervisor"):
+            llm["supervisor"].stop()
+        if llm.get("handle"):
+            llm["handle"].stop()
+
+
+def _prepare_and_serve(
+    s: Any,
+    dataset: str,
+    data: Path,
+    host: str,
+    port: int,
+    no_serve: bool,
+    llm: dict[str, Any],
+    llm_thread: threading.Thread | None,
+) -> None:
     from sqlalchemy import func, select
 
     from api.auth import create_key
@@ -53,12 +99,8 @@ def demo_cmd(
     from retrieval.rankers import newest_model
     from retrieval.serving_state import behaviour
 
-    if dataset not in DEMO_DATA:
-        raise typer.BadParameter(f"unknown data set {dataset!r}: places or movielens")
     default_data, fmt, demo_user = DEMO_DATA[dataset]
-    data = data or default_data
-    s = settings()
-    t0 = time.perf_counter()
+    t0 = _T0[0]
     _, factory = open_store(s)
     with factory() as sess:
         n_events = sess.scalar(select(func.count()).select_from(Event)) or 0
@@ -67,8 +109,20 @@ def demo_cmd(
         if not data.exists():
             raise typer.BadParameter(f"{data} not found; pass --data PATH")
         rep = ingest_file(data, factory, formats=formats(), fmt=fmt, zone=s.local_timezone)
+        for w in rep.warnings:
+            err_console.print(f"[bold yellow]warning:[/] {w}", highlight=False)
+        if why := rep.nothing_stored():
+            from core.errors import InvalidInputError
+
+            raise InvalidInputError(f"nothing was stored from {data}: {why}")
+        rejected = (
+            f", {rep.rejected:,} rows rejected (chronotope ingest --report lists them)"
+            if rep.rejected
+            else ""
+        )
         err_console.print(
-            f"stored {rep.inserted:,} events, {rep.users_added:,} users, {rep.items_added:,} items"
+            f"stored {rep.inserted:,} events, {rep.users_added:,} users, {rep.items_added:,} items{rejected}",
+            highlight=False,
         )
     else:
         _step(f"ingest: skipped ({n_events:,} events already stored)")
@@ -101,7 +155,7 @@ def demo_cmd(
         with factory() as sess:
             df = behaviour(events_frame(sess))
         with progress("training queries", domain.training_size(df, 9000)) as advance:
-            model, path = domain.train_ranker(df, s.models_dir, progress=advance)
+            model, path = domain.train_ranker(df, s.models_dir, progress=advance, fit_progress=fit_lines())
         err_console.print(f"saved {path.name}")
     else:
         _step(f"ranker: using {newest_model(s.models_dir).name}")  # type: ignore[union-attr]
@@ -109,23 +163,9 @@ def demo_cmd(
     from cli.index import index_cmd
 
     index_cmd(kind="", rebuild=False, batch_size=128)
-    llm: dict[str, Any] = {}  # the embedded server's handle, once started
-    llm_thread = None
-    if no_llm:
-        _step("LLM: skipped (--no-llm); the feature ranker serves")
-    elif not s.llm_is_embedded:
-        _step(f"LLM: using the external server {s.resolved_llm_base_url}")
-    elif no_serve:
-        _step("LLM: provision and start the embedded vLLM server")
-        _start_embedded_llm(s, llm)
-    else:
-        # The API answers now, with the feature ranker; the LLM joins when its server is healthy
-        # (the first install takes minutes), as every request checks it through its breaker.
-        _step("LLM: provisioning and starting the embedded vLLM server in the background")
-        llm_thread = threading.Thread(
-            target=_start_embedded_llm, args=(s, llm, True), name="llm-start", daemon=True
-        )
-        llm_thread.start()
+    if no_serve and llm_thread is not None:
+        _step("LLM: waiting for the background install and start to finish")
+        llm_thread.join()
     with factory() as sess:
         admin = create_key(sess, "admin")
         support = create_key(sess, "support")
@@ -139,47 +179,61 @@ def demo_cmd(
         highlight=False,
     )
     if no_serve:
-        if llm.get("handle"):
-            llm["handle"].stop()
         return
-    if llm_thread is not None:
+    if llm_thread is not None and llm_thread.is_alive():
         console.print(
-            "The feature ranker serves until the LLM is up; its progress is on stderr and "
-            "`/readyz` (`llm.reachable`) says when it is.\n",
+            "The feature ranker and templates serve until the LLM joins; its progress is on stderr, "
+            "a line says when it joins, and `/readyz` (`llm.reachable`, `chat`) says what serves.\n",
             highlight=False,
         )
-    try:
-        import uvicorn
+    import uvicorn
 
-        from api.app import configure_logging
-        from cli.serving import create_served_app
+    from api.app import configure_logging
+    from cli.serving import create_served_app
 
-        configure_logging(logging.WARNING)
-        uvicorn.run(create_served_app(s), host=host, port=port, log_level="warning")
-    finally:
-        if llm.get("supervisor"):
-            llm["supervisor"].stop()
-        if llm.get("handle"):
-            llm["handle"].stop()
+    configure_logging(logging.WARNING)
+    uvicorn.run(create_served_app(s), host=host, port=port, log_level="warning")
 
 
 def _start_embedded_llm(s: Any, out: dict[str, Any], supervise: bool = False) -> None:
-    """Install the runtime and model if needed and start the server; on failure say why and leave
-    the feature ranker serving."""
+    """Install the runtime and the model if needed (the model's download beside the install), start
+    the server and warm it up; say when the LLM joins, or why not and leave the feature ranker
+    serving. ``out["cancel"]`` (set when the demo ends) stops it before it starts a server."""
+
+    def say(m: str) -> None:
+        err_console.print(f"[dim]LLM[/] [{time.perf_counter() - _T0[0]:4.0f} s] {m}", highlight=False)
+
     try:
-        from agent.llm.provision import provision
+        from agent.llm.provision import fetch_model, is_provisioned, provision
         from agent.llm.runtime import setup
         from agent.llm.server import healthy, start_server
+        from agent.llm.warmup import warm_up
 
         if healthy(s.resolved_llm_base_url):
-            err_console.print(f"an LLM server already answers at {s.resolved_llm_base_url}")
+            say(f"an LLM server already answers at {s.resolved_llm_base_url}")
             return
-        py = setup(s, lambda m: err_console.print(m, highlight=False))
-        provision(s, py, lambda m: err_console.print(m, highlight=False))
-        say = lambda m: err_console.print(m, highlight=False)  # noqa: E731
+        fetched: dict[str, Any] = {}
+
+        def fetch() -> None:
+            try:
+                fetch_model(s, say)
+            except Exception as exc:  # provision() below tries again and reports it
+                fetched["error"] = exc
+
+        fetcher = threading.Thread(target=fetch, name="llm-model-fetch", daemon=True)
+        if s.llm.model_dir is None and not is_provisioned(s):
+            fetcher.start()
+        py = setup(s, say)
+        if fetcher.is_alive():
+            fetcher.join()
+        provision(s, py, say)
+        if out["cancel"].is_set():
+            return
         first = start_server(s, say=say)
         out["handle"] = first
-        err_console.print(f"the LLM serves at {s.resolved_llm_base_url}")
+        if out["cancel"].is_set():  # the demo ended while the server started
+            first.stop()
+            return
         if supervise:  # serving: a server that dies is started again (after a backoff, logged)
             from agent.llm.supervisor import Supervisor
 
@@ -187,6 +241,20 @@ def _start_embedded_llm(s: Any, out: dict[str, Any], supervise: bool = False) ->
             sup = Supervisor(lambda: next(handles, None) or start_server(s, say=say), say=say)
             out["supervisor"] = sup
             sup.run_in_background()
+        result = warm_up(s, wait_s=60)
+        if result.get("warmed"):
+            err_console.print(
+                f"[bold green]==>[/] [{time.perf_counter() - _T0[0]:4.0f} s] the LLM joined: "
+                f"{s.llm.model_name} at {s.resolved_llm_base_url}, warmed up "
+                f"({sum(result['seconds'].values()):.0f} s); it now understands the chat, writes its "
+                "replies and explanations",
+                highlight=False,
+            )
+        else:
+            say(
+                f"the LLM server is up but its warm-up failed ({result.get('reason')}); "
+                "requests fall back until it answers"
+            )
     except Exception as exc:  # the demo goes on without the LLM, and says why
         err_console.print(f"[yellow]LLM not started: {exc}[/]; continuing with the feature ranker")
 

@@ -22,15 +22,24 @@ def ingest_cmd(
     ),
     report_json: Path | None = typer.Option(None, "--report", help="Also write the full report as JSON."),
     show: int = typer.Option(20, "--show-rejections", help="How many rejected rows to print."),
+    zone: str | None = typer.Option(
+        None,
+        "--zone",
+        help="IANA time zone of a file whose times are UTC only (foursquare), e.g. Asia/Tokyo; "
+        "default CHRONOTOPE_LOCAL_TIMEZONE, else the format's own.",
+    ),
 ) -> None:
     """Ingest behaviour data; every rejected row is reported with its line number and reason. An
-    ingest that stores nothing new, or finds no usable row, exits with an error saying why."""
+    ingest that stores no event because the input has no row or every row was rejected exits with
+    an error saying why; re-ingesting rows already stored is a success that says so."""
     from core.db import open_store
     from core.errors import InvalidInputError
     from core.ingest import ingest_file
     from domains import formats
 
     s = settings()
+    if zone is not None:
+        _check_zone(zone)
     _, factory = open_store(s)
 
     with progress(f"ingest {path.name}", None) as advance:
@@ -44,7 +53,7 @@ def ingest_cmd(
             factory,
             formats=formats(),
             fmt=fmt,
-            zone=s.local_timezone,
+            zone=zone or s.local_timezone,
             on_parsed=on_parsed,
             on_batch=lambda n: advance(n),
         )
@@ -53,7 +62,7 @@ def ingest_cmd(
     if report.rejected > show:
         err_console.print(f"… and {report.rejected - show:,} more rejected rows (use --report FILE for all)")
     for w in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err_console.print(f"[bold yellow]warning:[/] {w}", highlight=False)
     if report_json:
         report_json.write_text(json.dumps(report.to_dict(), indent=2))
     console.print(
@@ -63,15 +72,24 @@ def ingest_cmd(
         f"{report.items_added:,} new items in {report.seconds:.1f} s",
         highlight=False,
     )
-    if report.rows_valid == 0:
-        first = (
-            f" (first: line {report.rejections[0].line}, {report.rejections[0].reason})"
-            if report.rejections
-            else ""
+    why = report.nothing_stored()
+    if why:
+        raise InvalidInputError(f"nothing was stored from {path}: {why}")
+    if report.already_stored():
+        console.print(
+            f"nothing new: all {report.already_present:,} valid rows were already stored", highlight=False
         )
-        raise InvalidInputError(f"no usable row in {path}: all {report.rows_read:,} rejected{first}")
-    if report.inserted == 0 and report.items_added == 0 and report.already_present == 0:
-        raise InvalidInputError(f"nothing was stored from {path}")
+
+
+def _check_zone(zone: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from core.errors import InvalidInputError
+
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInputError(f"--zone {zone!r} is not an IANA time zone (e.g. Europe/Paris)") from exc
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import console, handle_errors, progress, settings
+from cli.common import console, fit_lines, handle_errors, progress, settings
 
 rank_app = typer.Typer(help="Feature rankers.", no_args_is_help=True)
 
@@ -79,7 +79,13 @@ def train_cmd(
         raise typer.BadParameter("no events to train on: ingest data first or pass --history")
     with progress("build training queries", domain.training_size(df, queries)) as advance:
         model, path = domain.train_ranker(
-            df, out or s.models_dir, weeks=weeks, max_queries=queries, progress=advance, feedback=reactions
+            df,
+            out or s.models_dir,
+            weeks=weeks,
+            max_queries=queries,
+            progress=advance,
+            feedback=reactions,
+            fit_progress=fit_lines(),
         )
     console.print(
         f"saved {path} ({model.name}; {model.meta['train_queries']} queries, of which "

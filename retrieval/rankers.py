@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,9 +81,11 @@ class LearnedRanker:
         stop: int = 60,
         meta: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        on_round: Callable[[int], None] | None = None,
     ) -> LearnedRanker:
         """LambdaRank on ``train`` (feature rows, labels, query sizes), early-stopped on ``val``;
-        ``params`` override the defaults below (a domain tunes its own)."""
+        ``params`` override the defaults below (a domain tunes its own); ``on_round(i)`` is told
+        each boosting round (the fit is the long silent part of training)."""
         x, y, groups = train
         x_val, y_val, groups_val = val
         import lightgbm as lgb
@@ -113,7 +116,10 @@ class LearnedRanker:
             dtrain,
             num_boost_round=rounds,
             valid_sets=[dval],
-            callbacks=[lgb.early_stopping(stop, verbose=False)],
+            callbacks=[
+                lgb.early_stopping(stop, verbose=False),
+                *([lambda env: on_round(env.iteration + 1)] if on_round else []),
+            ],
         )
         text = booster.model_to_string()
         version = hashlib.sha256(text.encode()).hexdigest()[:10]

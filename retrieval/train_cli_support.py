@@ -21,13 +21,14 @@ def train_and_save(
     *,
     weeks: int = 8,
     max_queries: int = 9000,
-    seed: int = 0,
     progress: Callable[[int], None] | None = None,
     feedback: FeedbackQueries | None = None,
+    fit_progress: Callable[[int], None] | None = None,
 ) -> tuple[LearnedRanker, Path]:
     """Pseudo-targets from the last ``weeks`` of ``history``; a sixth of the users held out for
     early stopping (no evaluation data is used). ``feedback``: served lists with people's accepts
     and clicks (retrieval.feedback_training), trained on beside the pseudo-targets."""
+    seed = 0  # the same history trains the same model
     ts = build_training_set(history, fset, weeks=weeks, max_queries=max_queries, seed=seed, progress=progress)
     if len(ts.groups) < 20:
         raise ValueError(f"too little history to train a ranker ({len(ts.groups)} usable queries)")
@@ -46,6 +47,7 @@ def train_and_save(
         fset,
         (x, y, groups),
         (ts.x[rv], ts.y[rv], ts.groups[qv]),
+        on_round=fit_progress,
         meta={
             "weeks": weeks,
             "pool_recall_train": round(ts.pool_recall, 4),

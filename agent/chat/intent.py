@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.chat.novelty import novelty_cued
 from domains.chat_args import ChatArgument
 
 ACTIONS: tuple[str, ...] = ("recommend", "explain", "reject", "profile", "chat")
@@ -30,13 +31,6 @@ FILLER = frozenset(
     something anything thing things one ones no not without except but please me my i im i'm want
     need would like go get find show us we you your is are be it this that there here just really
     maybe instead also too very more less kind sort type""".split()
-)
-# Cue words that must appear before a novelty / time field may act. These verify the model's enum
-# choice against the message; they do not understand anything on their own.
-NOVELTY_CUES = re.compile(
-    r"\b(new|never|haven'?t|have not|not been|different|first time|unfamiliar|discover\w*|explore|"
-    r"usual|familiar|regular|favou?rite|always|again|nuevo|nouveau|neu)\b",
-    re.IGNORECASE,
 )
 # An exclusion must be negated in the message ("no X", "anything but X", "X is off the table"):
 # a small model also lists what the user asked FOR under "avoid". Several languages, as a check only.
@@ -141,7 +135,7 @@ def intent_json_schema(
     for arg in domain_args:
         if not arg.cued(message):
             props.pop(arg.name)
-    if not NOVELTY_CUES.search(message):
+    if not novelty_cued(message):
         props.pop("new_places")
     cued = [w for w, cue in WHEN_CUES.items() if cue.search(message)]
     if cued:
@@ -200,9 +194,21 @@ def negated_phrases(message: str) -> list[str]:
     out = []
     for m in NEGATED.finditer(message):
         phrase = re.sub(r"^(an?|any|more|the)\s+", "", m.group(1).strip(), flags=re.IGNORECASE)
-        if words(phrase) and not _reference(phrase):
+        if words(phrase) and not _reference(phrase) and not _set_phrase(phrase):
             out.append(phrase)
     return out
+
+
+# "no thanks", "no problem", "not sure", "not now": set phrases, not things to exclude
+SET_PHRASE_WORDS = frozenset(
+    "thanks thank thx problem problems worries way idea clue sure really yet now rush hurry matter "
+    "doubt kidding joke offense offence pressure".split()
+)
+
+
+def _set_phrase(phrase: str) -> bool:
+    first = re.findall(r"[\w']+", phrase.lower())[:1]
+    return bool(first) and first[0] in SET_PHRASE_WORDS
 
 
 REFERENCE_WORDS = frozenset(
@@ -306,7 +312,7 @@ def verify(
         if value != arg.default and not arg.cued(message):
             dropped.append(f"{arg.name} {value!r}: the message says nothing about {arg.name}")
             out.args.pop(arg.name, None)
-    if out.new_places != "same" and not NOVELTY_CUES.search(message):
+    if out.new_places != "same" and not novelty_cued(message):
         dropped.append(f"new_places {out.new_places!r}: the message says nothing about new places")
         out.new_places = "same"
     if out.when != "now" and not WHEN_CUES[out.when].search(message):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.chat.intent import NEGATED, WHEN_CUES, TurnIntent, negated_phrases, words
+from agent.chat.novelty import without_names
 from domains.chat_args import ChatArgument
 
 ORDINALS = {
@@ -63,6 +64,6 @@ def rules_intent(message: str, tools: Any, domain_args: Sequence[ChatArgument] =
         avoid=avoid[:3],
         forget=forget[:3],
         args=args,
-        new_places="yes" if NEW.search(text) else "same",
+        new_places="yes" if NEW.search(without_names(text)) else "same",
         when=when,  # type: ignore[arg-type]
     )

@@ -1,6 +1,10 @@
 """A circuit breaker around an LLM server: after N consecutive failures, skip calls for a cool-down,
 then let exactly one probe through; its outcome closes the circuit or opens it for another
-cool-down, and everyone else falls back without waiting meanwhile. Thread-safe.
+cool-down, twice as long each time a probe fails (up to ``max_cooldown_s``), and everyone else
+falls back without waiting meanwhile. Thread-safe.
+
+The growing cool-down matters for a hung server: with a fixed 30 s, a person typing a message every
+half minute made every turn the probe and waited out its whole timeout each time.
 
 One breaker per server (``breaker_for``): the reranker, the explainer and the chat share it, so
 when the server is down they all stop waiting for it at once, and one probe (not one per caller)
@@ -25,9 +29,12 @@ class CircuitBreaker:
         cooldown_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         probe_timeout_s: float = 120.0,
+        max_cooldown_s: float = 300.0,
     ) -> None:
         self.failures_to_open = failures_to_open
         self.cooldown_s = cooldown_s
+        self.max_cooldown_s = max_cooldown_s
+        self._cooldown = cooldown_s  # the current one: doubled by each failed probe
         self.probe_timeout_s = probe_timeout_s  # a probe that never reports back frees the slot
         self._clock = clock
         self._failures = 0
@@ -43,7 +50,7 @@ class CircuitBreaker:
     def _state(self) -> str:
         if self._opened_at is None:
             return "closed"
-        return "half-open" if self._clock() - self._opened_at >= self.cooldown_s else "open"
+        return "half-open" if self._clock() - self._opened_at >= self._cooldown else "open"
 
     def before_call(self) -> None:
         """Raise CircuitOpenError unless this caller may call: always when closed; when half-open,
@@ -65,12 +72,16 @@ class CircuitBreaker:
             self._failures = 0
             self._opened_at = None
             self._probe_since = None
+            self._cooldown = self.cooldown_s
 
     def failure(self) -> None:
         with self._lock:
             self._failures += 1
-            if self._probe_since is not None or self._failures >= self.failures_to_open:
-                self._opened_at = self._clock()  # a failed probe opens it for another cool-down
+            if self._probe_since is not None:  # a failed probe: open again, for longer
+                self._cooldown = min(self._cooldown * 2, self.max_cooldown_s)
+                self._opened_at = self._clock()
+            elif self._failures >= self.failures_to_open:
+                self._opened_at = self._clock()
             self._probe_since = None
 
 

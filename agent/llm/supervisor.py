@@ -62,6 +62,11 @@ class Supervisor:
                 break
             code = self.handle.process.poll()
             tail = _tail(self.handle)
+            # The API process is gone but vLLM's engine and workers may not be: stop the whole
+            # group before starting another server beside them.
+            orphans = self.handle.stop()
+            if orphans:
+                log.warning("stopped %d leftover processes of the dead LLM server", orphans)
             if time.monotonic() - up_since >= self.stable_s:
                 backoff = self.first_backoff_s  # it had been fine: a one-off crash
             self.restarts += 1

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from agent.chat.intent import intent_json_schema
+from agent.llm.breaker import breaker_for
 from agent.llm.client import make_openai_client
 from agent.llm.server import healthy
 from core.settings import Settings
@@ -66,6 +67,9 @@ def warm_up(
     except Exception as exc:  # a warm-up that fails changes nothing: the stages degrade as usual
         log.warning("LLM warm-up failed after %s: %s", steps, exc)
         return {"warmed": False, "reason": f"{type(exc).__name__}: {exc}"[:300], "seconds": steps}
+    # The server answered every kind of request: whatever failed before it was up (the breaker
+    # opened while it started) is over, so the circuit closes rather than waiting for a probe.
+    breaker_for(base).success()
     log.info("LLM warmed up in %.1f s: %s", sum(steps.values()), steps)
     return {"warmed": True, "seconds": steps}
 

@@ -43,14 +43,23 @@ def readyz(state: State, session: SessionDep, response: Response) -> dict[str, A
     out["llm"]["breaker"] = llm.breaker.state
     out["llm"]["queue"] = llm.admission.status() if llm.admission is not None else None
     out["ready"] = out["db"]["ok"]
-    out["ranker_in_use"] = (
-        "llm+features"
-        if out["llm"]["reachable"] and state.pipeline.reranker
-        else "features (llm unavailable)"
-    )
+    # What a request would get now: the LLM serves only when it answers and its breaker lets calls
+    # through (an open circuit sends every stage to its fallback without asking it).
+    llm_serves = bool(out["llm"]["reachable"]) and out["llm"]["breaker"] != "open"
+    pipe = state.pipeline
+    rerank = pipe.settings.rerank_when or pipe.domain.rerank_when
+    if not pipe.reranker:
+        out["ranker_in_use"] = "features (no LLM reranker)"
+    elif rerank == "never":
+        out["ranker_in_use"] = "features (llm.rerank_when=never)"
+    elif not llm_serves:
+        out["ranker_in_use"] = "features (llm unavailable)"
+    else:
+        out["ranker_in_use"] = "llm+features" + (" (requests with text)" if rerank == "with_text" else "")
+    out["explanations"] = "llm" if llm_serves and pipe.explainer is not None else "template"
     out["chat"] = {
-        "understanding": "llm" if state.chat.llm_on and out["llm"]["reachable"] else "rules",
-        "replies": "llm" if state.chat.llm_on and out["llm"]["reachable"] else "template",
+        "understanding": "llm" if state.chat.llm_on and llm_serves else "rules",
+        "replies": "llm" if state.chat.llm_on and llm_serves else "template",
     }
     out["degraded"] = _degraded(out)
     if not out["ready"]:

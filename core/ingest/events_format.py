@@ -41,13 +41,15 @@ EVENTS_OPTIONAL = (
     "tz_offset_min",
 )
 EVENT_COLUMNS_IN = (*EVENTS_REQUIRED, *EVENTS_OPTIONAL)
+ZONED = "_zoned"  # parse_events: the row's time carried a zone (an ISO offset, tz or tz_offset_min)
 
 
 _OFFSET_RE = r"(?:(Z)|([+-])(\d{2}):?(\d{2}))$"
 
 
-def parse_generic_times(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """ISO 8601 strings (offset kept for local time; naive means UTC) or epoch seconds."""
+def parse_generic_times(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """ISO 8601 strings (offset kept for local time; naive means UTC) or epoch seconds. Returns
+    (UTC times, offsets in minutes, whether the text gave an offset: ``Z``, naive and epoch do not)."""
     s = raw.astype("object").map(
         lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else v
     )
@@ -60,11 +62,12 @@ def parse_generic_times(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     m = text.astype("string").str.extract(_OFFSET_RE)
     sign = m[1].map({"+": 1, "-": -1}).astype(float)
     offset = (sign * (m[2].astype(float) * 60 + m[3].astype(float))).fillna(0).astype(int)
-    return ts, offset
+    return ts, offset, sign.notna()
 
 
 def parse_events(raw: pd.DataFrame, rejections: list[Rejection]) -> pd.DataFrame:
-    """Naive times are UTC; a ``tz`` (IANA name) or ``tz_offset_min`` column sets local time."""
+    """Naive times are UTC; a ``tz`` (IANA name) or ``tz_offset_min`` column sets local time.
+    Column ``ZONED`` says which rows carried a zone (``finish`` drops it)."""
 
     def col(name: str) -> pd.Series:
         return blank_to_na(raw[name]) if name in raw else pd.Series([None] * len(raw), index=raw.index)
@@ -102,10 +105,13 @@ def parse_events(raw: pd.DataFrame, rejections: list[Rejection]) -> pd.DataFrame
     cl.coordinates(required=False)
     rating = cl.df[C.RATING]
     cl.reject(rating.notna() & ((rating < 0) | (rating > 10)), "rating outside 0..10")
-    ts, offset = parse_generic_times(cl.df["_time_raw"])
+    ts, offset, has_offset = parse_generic_times(cl.df["_time_raw"])
     cl.times(ts, "_time_raw")
     df = cl.df
     offset = offset.reindex(df.index)
+    df[ZONED] = (
+        has_offset.reindex(df.index).fillna(False).astype(bool) | df["_tz"].notna() | df["_tz_off"].notna()
+    )
     df[C.TZ_OFFSET] = offset.astype(int)
     explicit = df["_tz_off"].notna()
     df.loc[explicit, C.TZ_OFFSET] = df.loc[explicit, "_tz_off"].astype(int)

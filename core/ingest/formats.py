@@ -20,7 +20,7 @@ import pandas as pd
 
 from core import columns as C
 from core.errors import InvalidInputError, UnknownFormatError
-from core.ingest.events_format import EVENTS_REQUIRED, parse_events, read_jsonl
+from core.ingest.events_format import EVENTS_REQUIRED, ZONED, parse_events, read_jsonl
 from core.ingest.reading import finish, frame_from_rows, read_csv_rows, read_text
 from core.ingest.report import Rejection
 
@@ -69,7 +69,8 @@ class CsvFormat:
             out["domain"] = self.domain
         return out
 
-    def parse(self, path: Path, zone: str | None) -> Parsed:
+    def read_raw(self, path: Path) -> tuple[pd.DataFrame, list[Rejection], int]:
+        """The raw rows (all text, with ``_line``), the malformed lines' rejections, rows read."""
         text = read_text(path)
         header, rows, lines, rejections = read_csv_rows(text)
         missing = [c for c in self.required if c not in header]
@@ -78,7 +79,10 @@ class CsvFormat:
                 f"{path}: the {self.name} format needs columns {', '.join(missing)} (header: {header[:12]})"
             )
         raw = frame_from_rows(header, rows, lines)
-        n_read = len(rows) + len(rejections)  # malformed lines count as read
+        return raw, rejections, len(rows) + len(rejections)  # malformed lines count as read
+
+    def parse(self, path: Path, zone: str | None) -> Parsed:
+        raw, rejections, n_read = self.read_raw(path)
         df = self.frame(raw, zone, rejections)
         df, rejections, duplicates = finish(df, rejections)
         return Parsed(df, rejections, n_read, duplicates, self.name, meta=self.meta(df))
@@ -97,15 +101,31 @@ class EventsFormat(CsvFormat):
         located = events[C.LAT].notna().mean() if len(events) else 0.0
         return {"domain": "places" if located >= 0.5 else "items"}
 
-    def parse(self, path: Path, zone: str | None) -> Parsed:
+    def read_raw(self, path: Path) -> tuple[pd.DataFrame, list[Rejection], int]:
         text = read_text(path)
         if path.suffix.lower() in {".jsonl", ".ndjson"} or text.lstrip().startswith("{"):
             raw, rejections = read_jsonl(text)
-            df, rejections, duplicates = finish(parse_events(raw, rejections), rejections)
-            return Parsed(
-                df, rejections, len(raw) + len(rejections), duplicates, self.name, meta=self.meta(df)
+            return raw, rejections, len(raw) + len(rejections)
+        return super().read_raw(path)
+
+    def parse(self, path: Path, zone: str | None) -> Parsed:
+        """The store's clock is UTC when no row's time carried a zone (profiles then word hours as
+        UTC, not local time); rows without one among rows with one are a warning."""
+        raw, rejections, n_read = self.read_raw(path)
+        df = parse_events(raw, rejections)
+        zoned = df[ZONED]
+        df, rejections, duplicates = finish(df, rejections)
+        meta = self.meta(df)
+        warnings: list[str] = []
+        if len(zoned):
+            meta["clock"] = "local" if zoned.any() else "UTC"
+        if zoned.any() and not zoned.all():
+            warnings.append(
+                f"{int((~zoned).sum()):,} of {len(zoned):,} rows give no time zone (no offset in the "
+                "timestamp, no tz or tz_offset_min): their hours are taken as UTC, yet profiles word "
+                "this store's hours as local time"
             )
-        return super().parse(path, zone)
+        return Parsed(df, rejections, n_read, duplicates, self.name, meta=meta, warnings=warnings)
 
 
 EVENTS = EventsFormat()

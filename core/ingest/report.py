@@ -38,6 +38,28 @@ class IngestReport:
     def duplicates_in_file(self) -> int:
         return len(self.duplicates)
 
+    def nothing_stored(self) -> str | None:
+        """Why this ingest failed: it stored no event because the input had no row or every row was
+        rejected. None when events were stored, or when every valid row was stored before (an
+        idempotent re-ingest is a success)."""
+        if self.inserted or self.already_present:
+            return None
+        if self.rows_read == 0:
+            return "the input has no rows (a header only?)"
+        catalog = f"; {self.items_added:,} catalog items were added" if self.items_added else ""
+        if self.rows_valid == 0:
+            first = "; ".join(f"line {r.line}: {r.reason}" for r in self.rejections[:3])
+            return (
+                f"all {self.rows_read:,} rows were rejected"
+                + (f" (first: {first})" if first else "")
+                + catalog
+            )
+        return f"none of the {self.rows_valid:,} valid rows was stored{catalog}"
+
+    def already_stored(self) -> bool:
+        """Nothing new, because every valid row was stored before (a re-ingest)."""
+        return self.inserted == 0 and self.already_present > 0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,

@@ -107,7 +107,11 @@ class FilmsDomain(Domain):
         from domains.films.training import train_film_ranker
 
         return train_film_ranker(
-            history, models_dir, progress=kw.get("progress"), feedback=kw.get("feedback")
+            history,
+            models_dir,
+            progress=kw.get("progress"),
+            feedback=kw.get("feedback"),
+            fit_progress=kw.get("fit_progress"),
         )
 
     def request_args(self, **given: Any) -> dict[str, Any]:

@@ -126,6 +126,7 @@ def fit(
     meta: dict[str, object],
     feedback: FeedbackQueries | None = None,
     seed: int = 0,
+    on_round: Callable[[int], None] | None = None,
 ) -> LearnedRanker:
     """Early-stopped on held-out people; ``feedback``: served lists people accepted or clicked in
     (retrieval/feedback_training.py), trained on beside the pseudo-targets."""
@@ -147,6 +148,7 @@ def fit(
         rounds=2000,
         stop=100,
         params=PARAMS,
+        on_round=on_round,
         meta={**meta, "feedback_queries": n_feedback},
     )
 
@@ -157,8 +159,10 @@ def train_film_ranker(
     progress: Callable[[int], None] | None = None,
     items: pd.DataFrame | None = None,
     feedback: FeedbackQueries | None = None,
+    fit_progress: Callable[[int], None] | None = None,
 ) -> tuple[LearnedRanker, Path]:
-    """Train on ``history`` (the store's events) and save; ``items``: the catalog, if known."""
+    """Train on ``history`` (the store's events) and save; ``items``: the catalog, if known;
+    ``fit_progress(i)``: told each boosting round."""
     plan = film_plan()
     h = ratings_in_order(history)
     targets = pseudo_targets(h)
@@ -179,5 +183,6 @@ def train_film_ranker(
             "pool_recall_train": round(ts.pool_recall, 4),
             "history_rows": len(h),
         },
+        on_round=fit_progress,
     )
     return model, model.save(models_dir)

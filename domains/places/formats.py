@@ -23,20 +23,34 @@ DATASET_ZONE = "America/New_York"  # the Foursquare NYC data set's zone (its REA
 SOLAR_TOLERANCE_MIN = 180  # a zone this far from longitude / 15 h is another part of the world
 
 
+def _utc(minutes: float) -> str:
+    m = round(minutes)
+    return f"UTC{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+
+
 def zone_mismatch(events: pd.DataFrame, zone: str) -> str | None:
-    """A warning when most located check-ins lie where ``zone``'s clock is off by hours."""
+    """A warning when most located check-ins lie where ``zone``'s clock is off by hours: it names
+    the zone, its offset at those times, the offset the coordinates suggest and how to set the
+    right zone."""
     located = events[events[C.LAT].notna() & events[C.LON].notna()]
     if not len(located):
         return None
-    solar = located[C.LON].to_numpy(dtype=float) / 15 * 60
+    lon = located[C.LON].to_numpy(dtype=float)
     off = located[C.TZ_OFFSET].to_numpy(dtype=float)
-    wrong = float(np.mean(np.abs(off - solar) > SOLAR_TOLERANCE_MIN))
+    wrong = float(np.mean(np.abs(off - lon / 15 * 60) > SOLAR_TOLERANCE_MIN))
     if wrong <= 0.5:
         return None
+    median_lon = float(np.median(lon))
+    hours = round(median_lon / 15)  # the whole-hour offset of the sun's clock there
+    etc = "Etc/UTC" if hours == 0 else f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}"  # POSIX sign
     return (
-        f"{wrong:.0%} of the check-ins lie where {zone} is more than {SOLAR_TOLERANCE_MIN // 60} hours "
-        "off the local clock: set CHRONOTOPE_LOCAL_TIMEZONE to the data's zone, or use a format with "
-        "per-row offsets (getnext, events)"
+        f"the time zone {zone} ({_utc(float(np.median(off)))} at these times) was applied to check-ins "
+        f"whose coordinates suggest about {_utc(hours * 60)} (median longitude {median_lon:.1f}°): "
+        f"{wrong:.0%} of them lie more than {SOLAR_TOLERANCE_MIN // 60} hours off {zone}'s clock, so "
+        "their hours of day are wrong. Name the data's zone: `chronotope ingest FILE --zone ZONE` "
+        f"(the region's IANA name, or {etc} for a fixed {_utc(hours * 60)}) or "
+        "CHRONOTOPE_LOCAL_TIMEZONE=ZONE, into a new store (CHRONOTOPE_DATA_DIR: stored events keep "
+        "their offsets); or use a format with per-row offsets (getnext, events)"
     )
 
 

@@ -333,3 +333,31 @@ def test_contracted_negations_are_negations() -> None:
     assert negated_phrases("I don't want horror tonight") == ["horror tonight"]
     assert negated_phrases("a sci-fi movie, it's great") == []
     assert negated_phrases("I don't want to go far") == []  # a verb, not a thing to avoid
+
+
+@pytest.mark.parametrize(
+    ("message", "new"),
+    [
+        ("I'm a New Yorker looking for dinner", False),
+        ("im a new yorker, where should I eat", False),
+        ("Happy New Year! somewhere to celebrate", False),
+        ("a shoe shop like New Balance", False),
+        ("somewhere new for dinner", True),
+        ("a new place near New Haven", True),
+        ("somewhere I have never been", True),
+    ],
+)
+def test_new_in_a_name_is_not_a_wish_for_new_places(message: str, new: bool) -> None:
+    """ "New Yorker" set "only places new to me" (the LLM and the rules both); now neither may."""
+    assert (rules_intent(message).new_places == "yes") is new
+    claimed = TurnIntent(action="recommend", wish="dinner", new_places="yes")
+    kept = verify(claimed, message, "", 0, ChatState()).intent
+    assert (kept.new_places == "yes") is new
+    assert ("new_places" in intent_json_schema(message)["properties"]) is new
+
+
+@pytest.mark.parametrize("message", ["no thanks", "no, thank you", "not sure", "no worries, something cheap"])
+def test_set_phrases_are_not_exclusions(message: str) -> None:
+    assert rules_intent(message).avoid == []
+    claimed = TurnIntent(action="recommend", wish="")
+    assert verify(claimed, message, "", 3, ChatState()).intent.avoid == []

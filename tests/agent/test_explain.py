@@ -320,9 +320,11 @@ def test_the_breaker_lets_one_probe_through_when_half_open() -> None:
     b.before_call()  # the probe
     with pytest.raises(CircuitOpenError):
         b.before_call()  # everyone else waits for it
-    b.failure()  # the probe failed: open for another cool-down
+    b.failure()  # the probe failed: open for another cool-down, twice as long
     assert b.state == "open"
     now[0] = 22
+    assert b.state == "open"
+    now[0] = 31
     b.before_call()
     b.success()
     assert b.state == "closed"

@@ -85,10 +85,52 @@ def test_metrics_count_explanations_and_requests(client_keys: tuple[TestClient, 
     assert "area A" not in prof["text"] and "text_raw" in prof  # areas named for the person
 
 
+def test_readiness_says_what_really_serves(
+    client_keys: tuple[TestClient, Keys], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reachable LLM behind an open breaker serves nothing: /readyz says the fallbacks serve;
+    with the breaker closed it says the LLM does (and the rerank only where the policy has it)."""
+    from api.routers import health
+
+    c, _ = client_keys
+    st = c.app.state.chronotope  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        health, "llm_status", lambda _s, timeout_s: {"enabled": True, "reachable": True, "base_url": "x"}
+    )
+    monkeypatch.setattr(st.chat, "llm_on", True)
+    breaker = st.services.llm.breaker
+    for _ in range(breaker.failures_to_open):
+        breaker.failure()
+    try:
+        ready = c.get("/readyz").json()
+        assert ready["llm"]["breaker"] == "open"
+        assert ready["chat"] == {"understanding": "rules", "replies": "template"}
+        assert ready["explanations"] == "template"
+        assert "circuit breaker open" in " ".join(ready["degraded"])
+    finally:
+        breaker.success()
+    ready = c.get("/readyz").json()
+    assert ready["chat"] == {"understanding": "llm", "replies": "llm"}
+    assert not any(d.startswith("llm") for d in ready["degraded"])
+    if st.pipeline.reranker is None:
+        assert ready["ranker_in_use"] == "features (no LLM reranker)"
+    else:
+        assert ready["ranker_in_use"].startswith(("llm+features", "features (llm.rerank_when=never)"))
+
+
 def test_filters_through_the_api(client_keys: tuple[TestClient, Keys]) -> None:
     c, k = client_keys
     out = _rec(c, k.u1, exclude_categories=["Coffee Shop"], lat=40.71, lon=-73.99, max_distance_km=1.5)
     assert out["items"] and all(i["category"] != "Coffee Shop" for i in out["items"])
+
+
+def test_an_empty_list_says_which_filter_emptied_it(client_keys: tuple[TestClient, Keys]) -> None:
+    c, k = client_keys
+    out = _rec(c, k.u1, lat=10.0, lon=10.0, max_distance_km=0.5)  # nowhere near the catalog
+    assert out["items"] == []
+    assert any("filter" in n and "left none" in n for n in out["notes"]), out["notes"]
+    trace = c.get(f"/v1/recommendations/{out['recommendation_id']}", headers=bearer(k.support)).json()
+    assert trace["request"]["emptied_by"]["filter"] == "max_distance_km"
 
 
 def test_auth_boundaries(client_keys: tuple[TestClient, Keys]) -> None:

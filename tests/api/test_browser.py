@@ -169,3 +169,42 @@ def test_the_chat_page_shows_the_reply_as_it_streams(api_settings, tmp_path) -> 
     assert seen[-1] == words  # the guard let it through: no reset, no template
     assert len(partial) >= 2 and all(words.startswith(x.strip()) for x in partial)
     assert "written by the language model" in final
+
+
+def test_the_api_docs_render_without_internet(api_settings) -> None:  # type: ignore[no-untyped-def]
+    """/docs in Chromium that can reach no host but the app: Swagger UI renders the operations from
+    the packaged assets, and no request leaves for another host (a CDN)."""
+    from playwright.sync_api import sync_playwright
+
+    from api.app import create_app
+
+    _need_chromium()
+    base, server = serve_app(create_app(api_settings))  # the docs need no store: no lifespan
+    requested: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--no-first-run",
+                    # every host name fails to resolve: a CDN script could not load
+                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                ],
+            )
+            page = browser.new_page()
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(base + "/docs")
+            page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)  # rendered by the bundle
+            assert page.inner_text(".swagger-ui .info .title").startswith("Chronotope")
+            page.wait_for_selector(".opblock-summary-path[data-path='/v1/recommendations']", timeout=10_000)
+            assert page.locator(".swagger-ui .opblock").count() >= 10
+            browser.close()
+    finally:
+        server.stop()
+    assert any(u.endswith("/swagger-ui-bundle.js") for u in requested)
+    elsewhere = [u for u in requested if not u.startswith(base + "/")]
+    assert not elsewhere, elsewhere

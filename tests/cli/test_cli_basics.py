@@ -83,3 +83,55 @@ def test_long_steps_print_progress_lines_into_a_log(data_dir: Path, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("mine profiles (local): ")]
     assert lines[0].startswith("mine profiles (local): 0/2 (0%)") and "2/2 (100%)" in lines[-1]
+
+
+HEADER = "user_id,stan_poi_id,POI_id,POI_catid,POI_catname,latitude,longitude,UTC_time_minute,split\n"
+
+
+def test_an_ingest_that_stores_nothing_fails_and_says_why(data_dir: Path, tmp_path: Path) -> None:
+    """No silent success: every row rejected, or no row at all, exits 1 with the reasons; a
+    re-ingest of rows already stored is a success that says so."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        HEADER + "1,10,,,,40.7,-74.0,2012-04-03T18:00:00Z,train\n1,11,,,,40.7,-74.0,03/04/2012,train\n"
+    )
+    out = runner.invoke(app, ["ingest", str(bad)])
+    assert out.exit_code == 1, out.output
+    assert "nothing was stored" in out.output and "all 2 rows were rejected" in out.output
+    assert "line 2: unparseable time: 2012-04-03T18:00:00Z" in out.output
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(HEADER)
+    out = runner.invoke(app, ["ingest", str(header_only)])
+    assert out.exit_code == 1 and "has no rows" in out.output, out.output
+    good = tmp_path / "good.csv"
+    good.write_text(
+        HEADER + "1,10,,,,40.7,-74.0,2012-04-03 18:00,train\n1,11,,,,40.7,-74.0,03/04/2012,train\n"
+    )
+    assert runner.invoke(app, ["ingest", str(good)]).exit_code == 0
+    again = runner.invoke(app, ["ingest", str(good)])
+    assert again.exit_code == 0, again.output
+    assert "nothing new: all 1 valid rows were already stored" in again.output
+    # the demo's ingest step refuses the same file (before mining, training or serving anything)
+    demo = runner.invoke(
+        app,
+        ["demo", "--data", str(bad), "--no-llm", "--no-serve"],
+        env={"CHRONOTOPE_DATA_DIR": str(tmp_path / "d")},
+    )
+    assert demo.exit_code == 1 and "all 2 rows were rejected" in demo.output, demo.output
+
+
+def test_a_zone_the_coordinates_contradict_is_a_loud_warning(data_dir: Path, tmp_path: Path) -> None:
+    tokyo = tmp_path / "tokyo.csv"
+    tokyo.write_text(
+        HEADER + "1,10,,,,35.68,139.76,2012-04-03 18:00,train\n2,11,,,,35.69,139.70,2012-04-03 19:00,train\n"
+    )
+    out = runner.invoke(app, ["ingest", str(tokyo)])
+    assert out.exit_code == 0, out.output
+    said = " ".join(out.output.split())  # rich wraps long lines
+    assert "warning: the time zone America/New_York (UTC-04:00 at these times)" in said
+    assert "suggest about UTC+09:00" in said and "--zone" in said
+    fresh = {"CHRONOTOPE_DATA_DIR": str(tmp_path / "tokyo-store")}
+    right = runner.invoke(app, ["ingest", str(tokyo), "--zone", "Asia/Tokyo"], env=fresh)
+    assert right.exit_code == 0 and "warning" not in right.output, right.output
+    wrong = runner.invoke(app, ["ingest", str(tokyo), "--zone", "Mars/Olympus"], env=fresh)
+    assert wrong.exit_code == 1 and "not an IANA time zone" in wrong.output

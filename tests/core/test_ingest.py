@@ -246,3 +246,41 @@ def test_all_rows_rejected_gives_an_empty_frame() -> None:
         [{"user_id": "0", "timestamp": "0"}, {"user_id": "a", "timestamp": True}]
     )
     assert df.empty and len(rejections) == 2 and dups == []
+
+
+def test_a_zone_the_coordinates_contradict_is_reported(tmp_path: Path, fsq_file: Path) -> None:
+    """Foursquare times are UTC; the default zone (New York) applied to Tokyo coordinates is a
+    warning that names the zone, the offset the coordinates suggest and how to set the zone."""
+    tokyo = _write(
+        tmp_path,
+        "tokyo.csv",
+        FSQ_HEADER
+        + "1,10,,,,35.68,139.76,2012-04-03 18:00,train\n2,11,,,,35.69,139.70,2012-04-03 19:00,train\n",
+    )
+    (warning,) = formats().parse(tokyo).warnings
+    assert "America/New_York (UTC-04:00 at these times)" in warning
+    assert "suggest about UTC+09:00 (median longitude 139.7°)" in warning
+    assert "--zone" in warning and "CHRONOTOPE_LOCAL_TIMEZONE" in warning and "Etc/GMT-9" in warning
+    assert formats().parse(tokyo, zone="Asia/Tokyo").warnings == []
+    assert formats().parse(fsq_file).warnings == []  # New York check-ins in New York's zone
+
+
+def test_events_without_a_zone_put_the_store_on_utc(tmp_path: Path) -> None:
+    """A generic events file whose times give no zone records the UTC clock (profiles then say
+    "UTC", not "local time"); one with zones records local time; a mix is a warning."""
+    head = "user_id,item_id,timestamp\n"
+    naive = _write(tmp_path, "naive.csv", head + "u,a,2024-05-01T08:15:00\nu,b,2024-05-01T09:00:00Z\n")
+    zoned = _write(
+        tmp_path, "zoned.csv", head + "u,a,2024-05-01T08:15:00+02:00\nu,b,2024-05-01T09:00:00+00:00\n"
+    )
+    mixed = _write(tmp_path, "mixed.csv", head + "u,a,2024-05-01T08:15:00+02:00\nu,b,1714550400\n")
+    with_tz = _write(
+        tmp_path,
+        "tz.jsonl",
+        '{"user_id": "u", "item_id": "a", "timestamp": "2024-05-01T08:15:00", "tz": "Europe/Paris"}\n',
+    )
+    assert formats().parse(naive).meta["clock"] == "UTC" and formats().parse(naive).warnings == []
+    assert formats().parse(zoned).meta["clock"] == "local" and formats().parse(zoned).warnings == []
+    assert formats().parse(with_tz).meta["clock"] == "local"
+    m = formats().parse(mixed)
+    assert m.meta["clock"] == "local" and m.warnings and "1 of 2 rows give no time zone" in m.warnings[0]

@@ -5,7 +5,8 @@ kill it mid-load:
 
 hung: reads the request, never answers. slow: a well-formed answer after --delay seconds.
 garbage: 200 with text that is not the JSON asked for. labels: JSON in the asked shape naming
-candidate labels that do not exist. /v1/models and /health answer at once (the server looks up).
+candidate labels that do not exist. --engine: also a child process that outlives a killed
+parent (as vLLM's engine does). /v1/models and /health answer at once (the server looks up).
 """
 
 from __future__ import annotations
@@ -35,7 +36,15 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--mode", choices=["hung", "slow", "garbage", "labels"], required=True)
     ap.add_argument("--delay", type=float, default=6.0)
+    ap.add_argument(
+        "--engine", action="store_true", help="also start a child process, as vLLM starts its engine"
+    )
     a = ap.parse_args()
+    if a.engine:  # in our process group; it outlives us when only we are killed
+        import subprocess
+        import sys
+
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

@@ -130,3 +130,26 @@ def test_an_unreachable_ray_cluster_is_one_clear_error() -> None:
 
     with pytest.raises(NotReadyError, match="cannot reach the Ray cluster at 127.0.0.1:1|needs Ray"):
         start_ray("127.0.0.1:1")
+
+
+def test_hours_of_data_without_a_zone_are_said_to_be_utc(
+    sqlite_session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Events whose times carry no zone: the profile's facts and text word hours as UTC, never as
+    the person's local time (ingest records the store's clock, mining reads it)."""
+    from core.ingest import ingest_file
+    from domains import formats
+    from retrieval.profile_store import latest_profile
+
+    rows = [f"u,i{i % 5},2024-05-{1 + i // 2:02d}T{8 + i % 2:02d}:10:00" for i in range(40)]
+    f = tmp_path / "events.csv"
+    f.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    assert ingest_file(f, sqlite_session_factory, formats=formats()).inserted == 40
+    mine_users(sqlite_session_factory, data_dir=tmp_path, workers=1)
+    with sqlite_session_factory() as s:
+        p = latest_profile(s, "u")
+    assert p is not None
+    peak = p.fact("rhythm.peak_hours")
+    assert peak is not None and "UTC" in peak.statement and "local" not in peak.statement
+    assert "Most active around 08:00 UTC" in p.text or "Most active around 09:00 UTC" in p.text, p.text
+    assert "local time" not in p.text
