@@ -17,6 +17,7 @@ from typing import Any
 
 from agent.context import RequestUser, UserLoader
 from agent.explanations import ExplanationSet, Situation, local_moment, template_explanations
+from agent.list_notes import empty_note, fill_note
 from agent.llm.explain import Explainer
 from agent.llm.gateway import LLMGateway, LLMSession
 from agent.llm.rerank import LLMReranker, RerankOutcome
@@ -131,6 +132,8 @@ class RecommendPipeline:
             ranker=arm.settings.ranker if arm else None,
             feedback=signals,
         )
+        if ranked.filled:  # said to the person with the domain's words (also in the reply)
+            ranked.notes.append(fill_note(self.domain, ranked))
         notes.extend(ranked.notes)
         s = Served(user, ctx, k, ranked, ranked.candidates, ranked.ranker, notes=notes, hidden=hidden)
         t1 = time.perf_counter()
@@ -231,36 +234,7 @@ class RecommendPipeline:
         view = s.user.view
         s.labels = {c.item_id: self.domain.label(c, view) for c in s.items}
         if not s.items:
-            s.notes.append(self._empty_note(s))
-
-    def _empty_note(self, s: Served) -> str:
-        items = self.domain.nouns.items
-        why = s.ranked.emptied_by
-        if why:
-            name = why["filter"].replace("_", " ")
-            asked = self._filter_words(why["filter"], s.ctx)
-            return (
-                f"no {items} fit: the {name} filter{f' ({asked})' if asked else ''} left none of the "
-                f"{why['allowed_before']:,} there were"
-            )
-        return f"no {items} to recommend: the catalog has none this request may be shown"
-
-    def _filter_words(self, name: str, ctx: RequestContext) -> str:
-        """What the request asked of the filter that emptied the list, in words."""
-        listed = {
-            "include_categories": ("only ", ctx.include_categories),
-            "include_kinds": ("only ", ctx.include_kinds),
-            "exclude_categories": ("no ", ctx.exclude_categories),
-            "exclude_kinds": ("no ", ctx.exclude_kinds),
-        }
-        if name in listed:
-            word, values = listed[name]
-            return word + ", ".join(values)
-        if name == "exclude_visited":
-            return f"not {self.domain.nouns.items} you have {self.domain.nouns.had} already"
-        if name == "exclude_items":
-            return f"{len(ctx.exclude_items)} turned down"
-        return ", ".join(self.domain.describe_args(ctx.args))
+            s.notes.append(empty_note(self.domain, s.ranked, s.ctx))
 
     def _explain(self, session: LLMSession, s: Served) -> ExplanationSet:
         r = self.retriever

@@ -99,6 +99,17 @@ class Records:
             s.commit()
         return eid
 
+    def undo_feedback(self, user_id: str, event_id: str) -> bool:
+        """Delete a feedback event the person takes back ("actually, that one was fine"); False
+        when there is no such feedback of theirs (nothing was undone)."""
+        with self.factory() as s:
+            ev = s.get(Event, event_id)
+            if ev is None or ev.user_id != user_id or ev.kind != "feedback":
+                return False
+            s.delete(ev)
+            s.commit()
+        return True
+
     def feedback_history(self, session: Session, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The user's reactions, newest first, each with what it does now (hidden until when, or
         counted towards its kind) and the recommendation it answered."""

@@ -94,6 +94,8 @@ def trace_row(s: Served, rec_id: str, conversation_id: str | None, shifted: dict
         request["experiment"] = arm.to_dict()
     if s.ranked.emptied_by:
         request["emptied_by"] = s.ranked.emptied_by
+    if s.ranked.filled:  # how a thin list was filled (the items say "fill:<step>" in their sources)
+        request["filled"] = {"wished": s.ranked.wished, "steps": s.ranked.filled}
     prompts = [
         p for p in (o.prompt_version if o and not o.error else None, e.prompt_version if e else None) if p
     ]

@@ -10,6 +10,7 @@ the feature ranker and templates until it joins, and the demo prints when it doe
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from pathlib import Path
@@ -52,7 +53,12 @@ def demo_cmd(
     s = settings()
     _T0[0] = time.perf_counter()
     # the embedded server's handle and supervisor, once started; "cancel" stops a start under way
-    llm: dict[str, Any] = {"cancel": threading.Event()}
+    # "prepared": the demo's own steps are done (the server then runs at normal priority)
+    llm: dict[str, Any] = {
+        "cancel": threading.Event(),
+        "prepared": threading.Event(),
+        "lock": threading.Lock(),
+    }
     llm_thread = None
     if no_llm:
         _step("LLM: skipped (--no-llm); the feature ranker serves")
@@ -163,6 +169,10 @@ def _prepare_and_serve(
     from cli.index import index_cmd
 
     index_cmd(kind="", rebuild=False, batch_size=128)
+    with llm["lock"]:  # the API's steps are done: a server started meanwhile gets its full share
+        llm["prepared"].set()
+        if llm.get("handle"):
+            llm["handle"].renice(0)
     if no_serve and llm_thread is not None:
         _step("LLM: waiting for the background install and start to finish")
         llm_thread.join()
@@ -192,7 +202,15 @@ def _prepare_and_serve(
     from cli.serving import create_served_app
 
     configure_logging(logging.WARNING)
+    # uvicorn shuts down on SIGTERM, then raises the signal again under the handler it found: the
+    # default one ended the process there, before the demo could stop the LLM server (its engine
+    # kept gigabytes). A handler that unwinds lets the caller's ``finally`` stop it.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(create_served_app(s), host=host, port=port, log_level="warning")
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _start_embedded_llm(s: Any, out: dict[str, Any], supervise: bool = False) -> None:
@@ -206,7 +224,7 @@ def _start_embedded_llm(s: Any, out: dict[str, Any], supervise: bool = False) ->
     try:
         from agent.llm.provision import fetch_model, is_provisioned, provision
         from agent.llm.runtime import setup
-        from agent.llm.server import healthy, start_server
+        from agent.llm.server import healthy, start_server, wait_healthy
         from agent.llm.warmup import warm_up
 
         if healthy(s.resolved_llm_base_url):
@@ -229,8 +247,10 @@ def _start_embedded_llm(s: Any, out: dict[str, Any], supervise: bool = False) ->
         provision(s, py, say)
         if out["cancel"].is_set():
             return
-        first = start_server(s, say=say)
-        out["handle"] = first
+        with out["lock"]:  # while the demo still trains and indexes, the server starts behind them
+            first = start_server(s, say=say, wait=False, nice=0 if out["prepared"].is_set() else 10)
+            out["handle"] = first
+        wait_healthy(first, s.llm.startup_timeout_s, say)
         if out["cancel"].is_set():  # the demo ended while the server started
             first.stop()
             return

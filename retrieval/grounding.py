@@ -32,6 +32,12 @@ KIND_MIN_SIM = 0.4  # a free-text kind (not a catalog name) must be at least thi
 # intents of the dev half: 0.71 -> 0.74 grounded only in wished kinds (holdout 0.80 -> 0.83).
 KIND_WISH_WEIGHT = 0.5
 MAX_WISH_CATEGORIES = 5
+# A wished kind's family, to fill a thin list after it: kinds whose names MiniLM puts this close
+# (Sushi Restaurant: Japanese 0.75, Seafood 0.69, Asian 0.67, Korean 0.67 Restaurant; Coffee Shop:
+# Food & Drink Shop 0.74, Café 0.70; Gym / Fitness Center and Bookstore: none, so they widen the
+# distance instead of borrowing a Garden Center). On the NYC catalog's kinds, by eye.
+FAMILY_MIN_SIM = 0.65
+MAX_FAMILY = 8
 EXCLUDE_MIN_SIM = 0.62  # with no category named by its words, a phrase excludes this similar ones
 EXCLUDE_MAX_BY_SIM = 2
 # Words that name a kind of venue rather than what it offers: "no Indian food" rules out Indian
@@ -72,8 +78,11 @@ class CategoryGrounder:
         self.embedder = embedder
         self._lock = threading.Lock()  # the encoder is not guaranteed re-entrant
         self.index = faiss.IndexFlatIP(embedder.dim)
+        vectors = np.zeros((0, embedder.dim), dtype=np.float32)
         if self.categories:
-            self.index.add(np.ascontiguousarray(embedder.encode(self.categories), dtype=np.float32))
+            vectors = np.ascontiguousarray(embedder.encode(self.categories), dtype=np.float32)
+            self.index.add(vectors)
+        self._vectors = vectors
         self._position = {c: j for j, c in enumerate(self.categories)}
         self._words = [{_singular(w) for w in content_words(c)} for c in self.categories]
 
@@ -140,6 +149,26 @@ class CategoryGrounder:
         if not found:
             found = by_wish()
         return sorted(found.values(), key=lambda m: -m.similarity)[:MAX_WISH_CATEGORIES]
+
+    def related(self, kinds: Sequence[str], leave_out: Iterable[str] = ()) -> list[CategoryMatch]:
+        """The family of ``kinds`` (catalog names): the other kinds whose names are within
+        FAMILY_MIN_SIM of one of them, closest first (``via`` names the kind it is close to).
+        ``leave_out``: kinds that may not join (the person excluded them)."""
+        rows = [self._position[k] for k in kinds if k in self._position]
+        if not rows:
+            return []
+        sims = self._vectors[rows] @ self._vectors.T  # (wished kinds, all kinds)
+        banned = set(kinds) | set(leave_out)
+        best = sims.max(axis=0)
+        nearest_of = sims.argmax(axis=0)
+        out = [
+            CategoryMatch(
+                self.categories[j], round(float(best[j]), 3), f"family:{self.categories[rows[nearest_of[j]]]}"
+            )
+            for j in np.argsort(-best)
+            if best[j] >= FAMILY_MIN_SIM and self.categories[j] not in banned
+        ]
+        return out[:MAX_FAMILY]
 
     def ground_exclusion(self, phrase: str) -> list[CategoryMatch]:
         """Categories an exclusion rules out, narrowly (an exclusion that is too broad empties the

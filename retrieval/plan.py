@@ -43,6 +43,9 @@ class RetrievalPlan:
     annotate: Annotate | None = None
     attrs: Attrs = no_attrs
     filter_name: str = "domain filter"
+    # the request with the domain filter loosened one step and its words ("within 2 km"), or None
+    # when there is nothing to loosen: a thin list is filled from a wider range, and says so
+    widen: Callable[[RequestContext], tuple[RequestContext, str] | None] | None = None
     item_text: Callable[[Mapping[str, Any]], str] = item_text  # what the FAISS index embeds
     notes: tuple[str, ...] = field(default=())  # said on every response (e.g. "no locations")
     default_depths: Mapping[str, int] = field(default_factory=dict)  # per source, unless settings say

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +198,47 @@ class Recommender:
     def recommend(self, ask: Ask) -> RankedList:
         """Top ``ask.k`` for one person at ``ask.ctx.time``. The history must hold only events
         before that time (the caller's job; nothing later may reach the features). An empty
-        history is a cold start: request context + popularity + time-of-day profiles."""
+        history is a cold start: request context + popularity + time-of-day profiles.
+
+        When the wished kinds hold fewer than ``k`` items, the list is filled after them: first
+        from the related kinds the request names, then from a wider domain filter (a longer
+        distance); ``filled`` says how, and an empty list stays empty only when nothing fits."""
+        first = self._recommend_once(ask)
+        first.wished = len(first.candidates)
+        if len(first.candidates) >= ask.k:
+            return first
+        return self._fill(ask, first)
+
+    def _fill(self, ask: Ask, first: RankedList) -> RankedList:
+        ctx = ask.ctx
+        steps: list[tuple[str, RequestContext, str, list[str]]] = []
+        if ctx.include_kinds and ctx.related_kinds:
+            related = [k for k in ctx.related_kinds if k not in ctx.include_kinds]
+            wider_kinds = replace(ctx, include_kinds=(*ctx.include_kinds, *related), related_kinds=())
+            steps.append(("related_kinds", wider_kinds, "", related))
+        if self.plan.widen is not None and ctx.widen_if_thin:
+            loosened = self.plan.widen(steps[-1][1] if steps else ctx)
+            if loosened is not None:
+                steps.append(("wider", loosened[0], loosened[1], []))
+        have = {c.item_id for c in first.candidates}
+        for step, step_ctx, words, kinds in steps:
+            if len(first.candidates) >= ask.k:
+                break
+            more = self._recommend_once(replace(ask, ctx=step_ctx))
+            added = [c for c in more.candidates if c.item_id not in have][: ask.k - len(first.candidates)]
+            if not added:
+                continue
+            for c in added:
+                c.sources = [*c.sources, f"fill:{step}"]
+                have.add(c.item_id)
+            first.candidates.extend(added)
+            used = sorted({k for c in added for k in (c.kinds or (c.category,)) if k in kinds})
+            first.filled.append({"step": step, "added": len(added), "kinds": used, "words": words})
+        if first.candidates:
+            first.emptied_by = None if first.filled else first.emptied_by
+        return first
+
+    def _recommend_once(self, ask: Ask) -> RankedList:
         t0 = time.perf_counter()
         uh = ask.history if ask.history is not None else UserHistory.from_frame(pd.DataFrame(), self.stats)
         q = self.query(ask, uh)

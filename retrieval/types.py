@@ -22,6 +22,12 @@ class RequestContext:
     # match by substring, as the API has always done for words a caller types.
     include_kinds: tuple[str, ...] = ()
     exclude_kinds: tuple[str, ...] = ()
+    # Kinds related to ``include_kinds`` (the wish's family), best first: when the wished kinds
+    # hold fewer than k items the list is filled from these, then from a wider domain filter.
+    related_kinds: tuple[str, ...] = ()
+    # May a thin list be filled from a wider domain filter (the chat: yes, and it says so; an API
+    # caller's filter is a filter: no)?
+    widen_if_thin: bool = False
     # False: the caller gave no time and asks "what next?" (ranked as of ``time``, the next
     # event's own time unknown); True: the recommendation is for that moment.
     time_known: bool = True
@@ -65,6 +71,10 @@ class RankedList:
     feedback: dict[str, Any] = field(default_factory=dict)  # what the user's reactions shifted, and why
     # which filter left nothing (an empty list says why): {"filter": ..., "allowed_before": n}
     emptied_by: dict[str, Any] | None = None
+    # how a thin list was filled, in order: {"step": "related_kinds" | "wider", "added": n,
+    # "kinds": [...], "words": "..."}; the items the wish itself found come first
+    filled: list[dict[str, Any]] = field(default_factory=list)
+    wished: int = 0  # how many of the candidates the request's own filters found (before filling)
     notes: list[str] = field(
         default_factory=list
     )  # what the domain says of the request ("like Heat (1995): ...")

@@ -137,6 +137,10 @@ class ChatAgent:
         record = Transcript(self.records.factory, opened.conversation_id, user.user_id)
         try:
             outcome = yield from self._reply(session, self._request(message, result, u, deps))
+            if result.stored and result.stored[1] not in outcome.text:
+                added = f"\n\n{result.stored[0]}"  # what was written for them is always said
+                yield ChatEvent("delta", added)
+                outcome.text += added
             done = self._result(opened, u, result, outcome, session, (t0, t_understood, t_tool))
             record.store(deps, result, u, outcome, done)
             stored = True

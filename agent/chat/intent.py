@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.chat.novelty import novelty_cued
 from domains.chat_args import ChatArgument
 
-ACTIONS: tuple[str, ...] = ("recommend", "explain", "reject", "profile", "chat")
+ACTIONS: tuple[str, ...] = ("recommend", "explain", "reject", "undo", "profile", "chat")
 MAX_SHOWN = 9
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -123,9 +123,11 @@ def intent_json_schema(
     schema = {"type": "object", "properties": props, "required": ["action"], "additionalProperties": False}
     if message is None:
         return schema
+    if not getattr(state, "written", None):  # nothing stored in this conversation to take back
+        props["action"]["enum"] = [a for a in props["action"]["enum"] if a not in WRITTEN_ONLY]
     if n_shown <= 0:
         props.pop("item")
-        props["action"]["enum"] = [a for a in actions if a not in SHOWN_ONLY]
+        props["action"]["enum"] = [a for a in props["action"]["enum"] if a not in SHOWN_ONLY]
     else:
         props["item"]["maximum"] = min(n_shown, MAX_SHOWN)
     if not (NEGATION.search(message) or OFF_THE_TABLE.search(message)):
@@ -146,6 +148,7 @@ def intent_json_schema(
 
 
 SHOWN_ONLY = ("explain", "reject")  # actions about an item shown before
+WRITTEN_ONLY = ("undo",)  # actions about feedback this conversation stored
 
 
 def parse_answer(

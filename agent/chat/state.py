@@ -35,12 +35,17 @@ class ShownItem:
 class ChatState:
     wish: str = ""
     wish_categories: list[dict[str, Any]] = field(default_factory=list)  # CategoryMatch dicts
+    # the wished kinds' family (CategoryMatch dicts): fills a list the wished kinds leave thin
+    related_categories: list[dict[str, Any]] = field(default_factory=list)
     avoid: list[str] = field(default_factory=list)
     avoid_categories: list[dict[str, Any]] = field(default_factory=list)
     args: dict[str, Any] = field(default_factory=dict)  # the domain's ({"max_distance_km": 2.0})
     new_only: bool = False
     when: str = "now"
     rejected: list[str] = field(default_factory=list)  # item ids ruled out in this conversation
+    # feedback this conversation stored for the person ({"event_id", "item_id", "label"}): listed
+    # in the reply when written, and what "actually, that one was fine" can take back
+    written: list[dict[str, Any]] = field(default_factory=list)
     shown: list[ShownItem] = field(default_factory=list)
     last_recommendation: str | None = None
     focus: str | None = None  # the shown item the conversation is about (the one just explained)
@@ -112,6 +117,11 @@ def apply(
         new.wish_categories = _ground_wish(new.wish, intent.kinds, grounder)
     banned = set(new.exclude_kinds)
     new.wish_categories = [m for m in new.wish_categories if m["category"] not in banned]
+    new.related_categories = (
+        [m.to_dict() for m in grounder.related(new.include_kinds, banned)]
+        if grounder is not None and new.wish_categories
+        else []
+    )
     for arg in domain_args:
         if arg.name in intent.args:
             new.args = arg.apply(new.args, intent.args[arg.name])
@@ -172,6 +182,8 @@ def to_context(
         text=state.wish or None,
         include_kinds=tuple(state.include_kinds),
         exclude_kinds=tuple(state.exclude_kinds),
+        related_kinds=tuple(m["category"] for m in state.related_categories),
+        widen_if_thin=True,  # a thin list is filled from further away, and the reply says so
         exclude_visited=True if state.new_only else None,
         exclude_items=tuple(state.rejected),
         args=merged,

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.llm.runtime import in_background
 from core.errors import ProvisioningError
 from core.settings import Settings
 
@@ -256,6 +257,7 @@ def convert(spec: PackagedModel, gguf: Path, out: Path, python: Path, say: Calla
         capture_output=True,
         text=True,
         env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        preexec_fn=in_background,
     )
     if proc.returncode != 0:
         # progress bars end in "]": the message keeps the lines that say something

@@ -50,6 +50,25 @@ class ServerHandle:
         return len(left)
 
 
+    def renice(self, value: int = 0) -> int:
+        """Set the niceness of every thread of the server's processes (Linux keeps it per
+        thread, and the engine's compute threads inherit it); returns how many were changed.
+        Raising priority back needs the right to do so (root, or CAP_SYS_NICE): else unchanged."""
+        changed = 0
+        for pid in group_members(self.process.pid):
+            try:
+                tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, tid, value)
+                    changed += 1
+                except OSError:
+                    pass
+        return changed
+
+
 def group_members(pgid: int, proc_root: Path = Path("/proc")) -> list[int]:
     """Live (not zombie) processes of process group ``pgid``, read from /proc."""
     out = []
@@ -188,7 +207,10 @@ def start_server(
     *,
     wait: bool = True,
     say: Callable[[str], None] = lambda _m: None,
+    nice: int = 0,
 ) -> ServerHandle:
+    """``nice``: start at a lower CPU priority (the demo, while its own preparation still runs;
+    it sets the server back to normal with ``ServerHandle.renice`` when that is done)."""
     if not settings.llm_is_embedded:
         raise ProvisioningError("CHRONOTOPE_LLM_BASE_URL points at an external server; nothing to start")
     if not venv_python(settings).exists():
@@ -220,6 +242,7 @@ def start_server(
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
     pgid_file.write_text(str(proc.pid))  # so a later start can stop it if we die
     handle = ServerHandle(proc, base_url, log_path, pgid_file)

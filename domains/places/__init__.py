@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from core.nouns import Nouns
@@ -131,6 +132,15 @@ def _within(stats: CatalogStats, q: Query, ctx: RequestContext) -> Any:
     return distance_allowed(stats, q, ctx.args.get("max_distance_km"))
 
 
+def _widen(ctx: RequestContext) -> tuple[RequestContext, str] | None:
+    """One step further than the asked distance (twice it, at least a km more)."""
+    km = ctx.args.get("max_distance_km")
+    if not km:
+        return None
+    wider = round(max(2 * float(km), float(km) + 1), 1)
+    return replace(ctx, args={**ctx.args, "max_distance_km": wider}), f"within {wider:g} km"
+
+
 def _distance(stats: CatalogStats, q: Query, i: int) -> dict[str, float]:
     return {"distance_km": round(km_to(stats, q, i), 3)} if has_reference(q) else {}
 
@@ -196,6 +206,7 @@ class PlacesDomain(Domain):
             annotate=_distance,
             attrs=_attrs,
             filter_name="max_distance_km",
+            widen=_widen,
             item_text=place_text,
         )
 

@@ -44,6 +44,8 @@ CATS = ["Cafe", "Office", "Bar", "Park", "Museum"]
 class FilteringRetriever(FakeRetriever):
     """The fake retriever, honouring the filters the chat sets (exact kinds, excluded items)."""
 
+    index = None  # no text search
+
     def recommend(
         self, person: PersonView, ctx: RequestContext, k: int = 10, profile: Any = None, **_: Any
     ) -> RankedList:

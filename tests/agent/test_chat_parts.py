@@ -155,6 +155,7 @@ def test_the_intent_schema_is_closed_and_short() -> None:
         "recommend",
         "explain",
         "reject",
+        "undo",
         "profile",
         "chat",
     }

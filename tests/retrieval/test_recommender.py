@@ -149,3 +149,44 @@ def test_cached_user_history_follows_the_frame_it_came_from(
     fresh = recommend(fit(ev, items, ranker="heuristic"), other, place_ctx(time=T), k=5)
     assert [c.item_id for c in moved.candidates] == [c.item_id for c in fresh.candidates]
     assert [c.item_id for c in moved.candidates] != [c.item_id for c in first.candidates]
+
+
+def test_a_thin_kind_list_is_filled_with_related_kinds_then_from_further_away(
+    small_world: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """Museums within 2.5 km of (40.70, -74.00) are two: the list holds them first, then the
+    related kinds the request names, then places a step further away; ``filled`` says how. An
+    API-style request (no widen_if_thin, no related kinds) keeps its filter strict."""
+    ev, items = small_world
+    rec = fit(ev, items, ranker="heuristic")
+    hist = ev[ev[C.USER] == "u1"]
+    where = {"lat": 40.70, "lon": -74.00, "max_distance_km": 2.5}
+    strict = recommend(rec, hist, place_ctx(time=T, include_kinds=("Museum",), **where), k=5)
+    wished = len(strict.candidates)
+    assert 0 < wished < 5 and {c.category for c in strict.candidates} == {"Museum"}
+    assert strict.filled == [] and strict.wished == wished
+    ctx = place_ctx(time=T, include_kinds=("Museum",), related_kinds=("Park",), widen_if_thin=True, **where)
+    out = recommend(rec, hist, ctx, k=5)
+    assert len(out.candidates) == 5 and out.wished == wished
+    cats = [c.category for c in out.candidates]
+    assert cats[:wished] == ["Museum"] * wished  # what was asked for comes first
+    assert [c.item_id for c in out.candidates[:wished]] == [c.item_id for c in strict.candidates]
+    steps = [f["step"] for f in out.filled]
+    assert steps[0] == "related_kinds" and out.filled[0]["kinds"] == ["Park"]
+    n_related = out.filled[0]["added"]
+    assert cats[wished : wished + n_related] == ["Park"] * n_related
+    assert all("fill:related_kinds" in c.sources for c in out.candidates[wished : wished + n_related])
+    assert steps == ["related_kinds", "wider"]  # then from further away, of the same kinds only
+    assert out.filled[-1]["words"] == "within 5 km"
+    assert set(cats[wished + n_related :]) <= {"Museum", "Park"}
+    assert max(c.features.get("distance_km", 0) for c in out.candidates) <= 5.0
+
+
+def test_nothing_is_filled_in_when_nothing_fits_at_all(
+    small_world: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    ev, items = small_world
+    rec = fit(ev, items, ranker="heuristic")
+    ctx = place_ctx(time=T, include_kinds=("Opera House",), related_kinds=(), widen_if_thin=True)
+    out = recommend(rec, ev[ev[C.USER] == "u1"], ctx, k=5)
+    assert out.candidates == [] and out.filled == [] and out.emptied_by["filter"] == "include_kinds"

@@ -16,6 +16,7 @@ from agent.chat.tools.profile import PROFILE
 from agent.chat.tools.recommend import RECOMMEND
 from agent.chat.tools.reject import REJECT
 from agent.chat.tools.smalltalk import SMALLTALK
+from agent.chat.tools.undo import UNDO
 from core.nouns import Nouns
 
 
@@ -38,8 +39,8 @@ class Registry:
 
 
 TOOLS = Registry(
-    [RECOMMEND, EXPLAIN, REJECT, PROFILE, SMALLTALK],
-    rules_order=("profile", "explain", "reject", "chat"),
+    [RECOMMEND, EXPLAIN, REJECT, UNDO, PROFILE, SMALLTALK],
+    rules_order=("profile", "explain", "undo", "reject", "chat"),
     default="recommend",
 )
 

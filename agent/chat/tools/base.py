@@ -74,6 +74,9 @@ class ToolResult:
     notes: list[str] = field(default_factory=list)
     shown_kinds: set[str] = field(default_factory=set)
     action: str = ""  # the tool that ran (a rejection without rejection words runs recommend)
+    # what the turn stored or took back on the person's behalf, in a sentence for them: always in
+    # the reply (added after a model's reply that does not name the item)
+    stored: tuple[str, str] | None = None  # (the sentence, the item's label)
 
 
 class Tool(Protocol):

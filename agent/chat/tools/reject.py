@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from agent.chat.intent import said
+from agent.chat.rules import item_position
 from agent.chat.state import ChatState
 from agent.chat.tools.base import ToolResult, TurnDeps, pattern_cue
 from agent.chat.tools.recommend import RECOMMEND
@@ -26,14 +28,23 @@ ASK_TASK = "Ask them which of the shown {items} they mean, by its number; do not
 
 
 def target_of(deps: TurnDeps) -> str | None:
-    """The shown item the rejection is about, or None when the conversation does not say."""
-    state, item = deps.state, deps.intent.item
-    if item and 1 <= item <= len(state.shown):
-        return state.shown[item - 1].item_id
-    if state.focus and any(s.item_id == state.focus for s in state.shown):
+    """The shown item the rejection is about, or None when the conversation does not say: the
+    one their words name by position ("not the second one") or by kind ("not the bar", if one
+    shown item is of it), else the one just explained, else the only one shown. A position the
+    model put in its form without such words does not count: after "why the second one?", "not
+    that one" was read as item 1 and turned down the wrong place."""
+    state = deps.state
+    shown = state.shown
+    pos = item_position(deps.message)
+    if 1 <= pos <= len(shown):
+        return shown[pos - 1].item_id
+    by_kind = [s for s in shown if s.category and said(s.category, deps.message)]
+    if len(by_kind) == 1:
+        return by_kind[0].item_id
+    if state.focus and any(s.item_id == state.focus for s in shown):
         return state.focus
-    if len(state.shown) == 1:
-        return state.shown[0].item_id
+    if len(shown) == 1:
+        return shown[0].item_id
     return None
 
 
@@ -72,7 +83,7 @@ class Reject:
             "item_id": target,
             "reason": deps.message[:500],
         }
-        deps.call(
+        event_id = deps.call(
             "reject",
             args,
             lambda: deps.records.feedback(
@@ -81,15 +92,18 @@ class Reject:
         )
         after = ChatState.from_dict(state.to_dict())
         after.rejected.append(target)
+        after.written.append({"event_id": event_id, "item_id": target, "label": shown.label})
         out = RECOMMEND.run(
             deps,
             head=(
                 f"They turned down {shown.label}; it will not be suggested again.\n",
-                f"You turned down {shown.label}; I won't suggest it again.\n",
+                f"You turned down {shown.label}; I won't suggest it again "
+                '(say "actually, that one was fine" to take it back).\n',
             ),
             state=after,
         )
         out.action = "reject"
+        out.stored = (f"I won't suggest {shown.label} again (you turned it down).", shown.label)
         return out
 
 
