@@ -68,6 +68,11 @@ class RecommendationResult:
     )  # the domain's words on the request (also in notes)
 
 
+# How the notes a person reads speak of the LLM (the details for support name the error)
+LLM_BUSY = "the language model is busy"
+LLM_UNAVAILABLE = "the language model is unavailable right now"
+
+
 def resolve_use_llm(requested: bool | None, arm: Assignment | None) -> bool:
     """The request's own choice, else its experiment arm's, else on."""
     if requested is not None:
@@ -119,7 +124,7 @@ class RecommendPipeline:
         """``user``: the request's user, when the caller (a chat turn) has already loaded it."""
         t0 = time.perf_counter()
         user = user or self.users.load(user_id, ctx.time)
-        notes = self._check_user(user, opts)
+        notes, details = self._check_user(user, opts)
         ctx, hidden = self._apply_reactions(ctx, user, notes)
         arm = user.arm
         pool_k = max(k, self.settings.rerank_top_n if self.reranker else k)
@@ -135,7 +140,17 @@ class RecommendPipeline:
         if ranked.filled:  # said to the person with the domain's words (also in the reply)
             ranked.notes.append(fill_note(self.domain, ranked))
         notes.extend(ranked.notes)
-        s = Served(user, ctx, k, ranked, ranked.candidates, ranked.ranker, notes=notes, hidden=hidden)
+        s = Served(
+            user,
+            ctx,
+            k,
+            ranked,
+            ranked.candidates,
+            ranked.ranker,
+            notes=notes,
+            details=details,
+            hidden=hidden,
+        )
         t1 = time.perf_counter()
         use_llm = resolve_use_llm(opts.use_llm, arm)
         explain_llm = opts.explain_with_llm
@@ -150,7 +165,10 @@ class RecommendPipeline:
         with cm as session:
             if use_llm and session.busy and session.busy != "LLM disabled":
                 s.ranker = f"{ranked.ranker} (llm busy)"
-                notes.append(f"{session.busy}: served the feature ranker's order and template explanations")
+                s.notes.append(f"{LLM_BUSY}: these are ranked by your habits and explained by templates")
+                s.details.append(
+                    f"{session.busy}: served the feature ranker's order and template explanations"
+                )
             use_llm = use_llm and session.usable
             self._rerank(session, s, use_llm)
             t2 = time.perf_counter()
@@ -168,15 +186,21 @@ class RecommendPipeline:
         }
         return self._record(s, opts, use_llm)
 
-    def _check_user(self, user: RequestUser, opts: RecommendOptions) -> list[str]:
+    def _check_user(self, user: RequestUser, opts: RecommendOptions) -> tuple[list[str], list[str]]:
+        """The notes for the person, and the details for support, that hold before ranking."""
         notes: list[str] = list(self.retriever.recommender.plan.notes)
+        details: list[str] = []
         if not user.known:
             if opts.unknown_user_is_error:
                 raise NotFoundError(f"no user {user.user_id!r}: post their events first (POST /v1/events)")
-            notes.append("unknown user: cold-start recommendations from context and popularity")
+            notes.append("new here: these come from the time of day and what is popular")
+            details.append("unknown user: cold-start recommendations from context and popularity")
         elif user.profile is None:
-            notes.append("no mined profile yet: run `chronotope mine`")
-        return notes
+            notes.append(
+                f"your habits are not summarised yet: these come from your {self.domain.nouns.events}"
+            )
+            details.append("no mined profile yet: run `chronotope mine`")
+        return notes, details
 
     def _apply_reactions(
         self, ctx: RequestContext, user: RequestUser, notes: list[str]
@@ -201,7 +225,7 @@ class RecommendPipeline:
             else None
         )
         if decision is not None and not decision.use:
-            s.notes.append(f"LLM rerank not used: {decision.why}")
+            s.details.append(f"LLM rerank not used: {decision.why}")  # the trace's llm_rerank too
         if decision is not None:
             s.request["llm_rerank"] = decision.to_dict()
         if decision is None or not decision.use or self.reranker is None or not session.usable:
@@ -227,7 +251,8 @@ class RecommendPipeline:
         s.candidates = reranked + [c for c in s.candidates if c.item_id not in seen]
         s.ranker, s.outcome = outcome.ranker, outcome
         if outcome.error:
-            s.notes.append(f"LLM unavailable, served the feature ranker's order ({outcome.error})")
+            s.notes.append(f"{LLM_UNAVAILABLE}: these are ranked by your habits")
+            s.details.append(f"LLM unavailable, served the feature ranker's order ({outcome.error})")
 
     def _present(self, s: Served) -> None:
         s.items = s.candidates[: s.k]
@@ -248,7 +273,8 @@ class RecommendPipeline:
                 )
             except Exception as exc:  # degrade to the template built from the same facts
                 log.warning("explainer failed: %s", exc)
-                s.notes.append("LLM explanation failed; template explanation served")
+                s.notes.append("the explanations are written by templates (the language model failed)")
+                s.details.append(f"explainer failed: {type(exc).__name__}: {exc}"[:300])
                 out = template_explanations(s.user.profile, s.ctx, s.items, situation=situation)
         else:
             out = template_explanations(s.user.profile, s.ctx, s.items, situation=situation)

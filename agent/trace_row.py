@@ -29,7 +29,8 @@ class Served:
     outcome: RerankOutcome | None = None
     explanation: ExplanationSet | None = None
     request: dict[str, Any] = field(default_factory=dict)  # what the request asked, as stored
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for the person: short and plain
+    details: list[str] = field(default_factory=list)  # for support: errors, intervals, commands
     hidden: dict[str, Reaction] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -114,6 +115,7 @@ def trace_row(s: Served, rec_id: str, conversation_id: str | None, shifted: dict
         timings={
             **s.timings,
             "notes": s.notes,
+            "details": s.details,
             "pool_size": s.ranked.pool_size,
             "pool_sources": s.ranked.pool_sources,
             "places_scored": s.ranked.places_scored,

@@ -215,6 +215,14 @@ def create_app(
                 st.llm_warm_up = {"warmed": False, "reason": "waiting for the LLM server"}
                 warm_up_in_background(st.settings, stop, lambda r: setattr(st, "llm_warm_up", r))
         st = app.state.chronotope
+        if state is None and not st.settings.retrieval.encode_queries_at_start:
+            # serving already; the users' precomputed embedding queries are filled in behind it
+            threading.Thread(
+                target=st.services.retriever.fill_query_vectors,
+                args=(st.factory,),
+                name="fill-query-vectors",
+                daemon=True,
+            ).start()
         follower = getattr(st, "follower", None)
         if follower is not None:
             follower.start(stop)

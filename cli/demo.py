@@ -168,7 +168,10 @@ def _prepare_and_serve(
     _step("index the catalog")
     from cli.index import index_cmd
 
-    index_cmd(kind="", rebuild=False, batch_size=128)
+    # the users' embedding queries (a minute on two cores) are filled in by the server behind the
+    # API: each request encodes its own until then
+    index_cmd(kind="", rebuild=False, batch_size=128, users=False)
+    s = s.model_copy(update={"retrieval": s.retrieval.model_copy(update={"encode_queries_at_start": False})})
     with llm["lock"]:  # the API's steps are done: a server started meanwhile gets its full share
         llm["prepared"].set()
         if llm.get("handle"):

@@ -17,6 +17,11 @@ def index_cmd(
         False, "--rebuild", help="Embed everything again instead of adding new items."
     ),
     batch_size: int = typer.Option(128, "--batch-size", help="Texts per encoding batch."),
+    users: bool = typer.Option(
+        True,
+        "--users/--no-users",
+        help="Also store every user's embedding query (else a server fills them in).",
+    ),
 ) -> None:
     """Embed items (name, kinds, attributes, and what the domain adds: a place's whereabouts) and
     index them; new items are added."""
@@ -50,7 +55,8 @@ def index_cmd(
         _index_items(
             s, catalog, ids, todo, existing, embedder, kind, batch_size, domain.retrieval_plan().item_text
         )
-    _encode_user_queries(s, factory, embedder, batch_size)
+    if users:
+        _encode_user_queries(s, factory, embedder, batch_size)
 
 
 def _index_items(

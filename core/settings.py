@@ -55,6 +55,12 @@ class RetrievalSettings(BaseModel):
         description="Torch threads for embedding on the request path (one short text per request); "
         "more only compete with an LLM server on the same cores for no gain.",
     )
+    encode_queries_at_start: bool = Field(
+        True,
+        description="Encode the users' embedding queries that `chronotope index` did not store before "
+        "a worker serves (minutes for a thousand users on two cores). False: serve at once; each "
+        "request encodes its own query until a background pass has filled them in (the demo).",
+    )
 
 
 PackagedModelKey = Literal["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]

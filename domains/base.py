@@ -20,7 +20,7 @@ import yaml
 
 from core.nouns import ITEMS, Nouns
 from domains.chat_args import ChatArgument
-from domains.claims import NEUTRAL_CLAIMS, Claim
+from domains.claims import NEUTRAL_CLAIMS, NEUTRAL_SUPERLATIVES, Claim, Superlative
 from domains.evidence import ItemEvidence, Phrases, RequestMoment, Scene, usable_facts
 from domains.naming import visit_count, visits_phrase
 from domains.rules import NEUTRAL_RULES, item_evidence
@@ -53,6 +53,7 @@ class Domain:
     # the chat's extra arguments ("distance" for places, "decade" for films)
     chat_arguments: tuple[str, ...] = ()
     claims: tuple[Claim, ...] = NEUTRAL_CLAIMS
+    superlatives: tuple[Superlative, ...] = NEUTRAL_SUPERLATIVES  # a chat reply's, checked per item
     phrases: Phrases = Phrases()
     # what the chat says to a message that asks for nothing
     invitation = "Tell me what you'd like and I'll suggest items that fit your habits."

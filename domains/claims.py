@@ -8,6 +8,7 @@ domain adds its own (places: near, home, work; films: what they rated).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 Claim = tuple[str, re.Pattern[str]]
 
@@ -28,3 +29,28 @@ VISITS: Claim = ("visits", _p(r"you'?ve been here|you have been here|you visited
                               r"you often go|you come here|your regular|your favou?rite|again"))  # fmt: skip
 
 NEUTRAL_CLAIMS: tuple[Claim, ...] = (TREND, VISITS, NEW, POPULAR, SIMILAR, ROUTE)
+
+
+# -- superlatives a chat reply may use of one shown item (agent/chat/claims.py) ----------------
+
+
+@dataclass(frozen=True)
+class Superlative:
+    """A superlative a reply may use of one item only when its value is the best shown: ``value``
+    finds the number in an item's line, ``words`` the superlative, ``best`` "min" or "max"."""
+
+    name: str
+    value: re.Pattern[str]
+    words: re.Pattern[str]
+    best: str
+    said: str  # how a problem names it ("the closest")
+
+
+MOST_VISITED = Superlative(
+    "visits",
+    re.compile(r"(\d+)\s+(?:visits|times)\b"),
+    re.compile(r"\b(most visited|you visit most|visit(?:ed)? (?:it )?the most|most often)\b", re.I),
+    "max",
+    "the most visited",
+)
+NEUTRAL_SUPERLATIVES: tuple[Superlative, ...] = (MOST_VISITED,)

