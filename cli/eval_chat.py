@@ -7,6 +7,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -32,6 +33,12 @@ def eval_chat_cmd(
     bank_path: Path | None = typer.Option(None, "--bank", help="Wish bank YAML (default: the packaged one)."),
     work_dir: Path | None = typer.Option(
         None, "--work-dir", help="Scratch store (default: <data dir>/eval-chat; rebuilt each run)."
+    ),
+    conversations: bool = typer.Option(
+        False,
+        "--conversations",
+        help="Run the scripted conversations (evaluation/chat_conversations.yaml: actions, feedback, "
+        "full lists, claims) instead of the targets and open requests.",
     ),
 ) -> None:
     """Converse about sampled dev targets and the bank's open requests; print and save figures."""
@@ -67,6 +74,9 @@ def eval_chat_cmd(
             "the wish bank names categories this catalog lacks: " + "; ".join(problems[:5])
         )
     rng = random.Random(seed)
+    if conversations:
+        _conversations(world, split, json_out, rng, s, seed)
+        return
     queries = [q for q in split.queries if world.categories.get(q.target_item) in bank.categories]
     picked = rng.sample(queries, min(sample, len(queries)))
     t0 = time.perf_counter()
@@ -90,6 +100,24 @@ def eval_chat_cmd(
             {**summary, "targets": rows, "turns": [t.__dict__ for t in turns + reqs]}, indent=2, default=str
         )
     )
+    console.print_json(json.dumps(summary, default=str))
+    console.print(f"written to {json_out}")
+
+
+def _conversations(world: Any, split: Any, json_out: Path, rng: random.Random, s: Any, seed: int) -> None:
+    from evaluation.chat_conversations import load_conversations, run_conversations, summarize_conversations
+
+    convs = load_conversations()
+    t0 = time.perf_counter()
+    with progress("scripted conversations", len(convs)) as advance:
+        turns = run_conversations(world, split, convs, split.queries, rng, s.chat.k, advance)
+    summary = summarize_conversations(turns)
+    llm_on = s.llm.enabled and s.chat.llm
+    summary.update(
+        model=s.llm.model_name if llm_on else None, seed=seed, seconds=round(time.perf_counter() - t0, 1)
+    )
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps({**summary, "turns": [t.__dict__ for t in turns]}, indent=2, default=str))
     console.print_json(json.dumps(summary, default=str))
     console.print(f"written to {json_out}")
 

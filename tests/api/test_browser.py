@@ -62,6 +62,16 @@ def test_chat_and_support_views(live, tmp_path) -> None:  # type: ignore[no-unty
         reply = page.inner_text(".msg-bot")
         assert "Here are my suggestions" in reply and "avoiding coffee" in reply and "Museum" in reply
         assert "template reply" in reply  # the page says the template answered (the LLM is off here)
+        # refinements that must not write feedback: an exclusion of a kind, an unclear "not that one"
+        for n, message in enumerate(["no pizza please", "not that one"], start=2):
+            page.fill("#chat-input", message)
+            page.click("#chat-send")
+            page.wait_for_function(f"document.querySelectorAll('.msg-bot[data-done]').length >= {n}")
+        assert "Which one do you mean?" in page.locator(".msg-bot").nth(2).inner_text()
+        stored = page.evaluate(
+            "async () => (await (await fetch('/v1/users/u1/feedback', {headers: headers()})).json())"
+        )
+        assert stored["feedback"] == [], stored  # nothing stored on u1's behalf
         page.screenshot(path=str(tmp_path / "chat.png"))
         # "For you": explained recommendations, each saying who wrote it and that it was checked
         page.click("#tab-foryou")

@@ -150,12 +150,47 @@ def test_a_turn_understood_and_answered_by_the_model(llm_app: tuple[TestClient, 
         assert len(deltas) >= 3  # real tokens, not one block
         assert names_only_shown(done["reply"], list(cats), cats, "I'd like to visit a museum", catalog)
     else:
-        assert any("template reply" in n for n in done["notes"])  # and it says why
+        assert any("template wrote this reply" in n for n in done["notes"])  # and it says why
     meta = c.get(
         f"/v1/conversations/{done['conversation_id']}", headers={"Authorization": f"Bearer {key}"}
     ).json()["messages"][-1]["meta"]
     assert meta["understanding"]["prompt_version"] == load_prompt("chat_understand").id
     assert meta["understanding"]["model"] and meta["understanding"]["raw"]
+
+
+def test_the_real_model_writes_no_feedback_nobody_asked_for(llm_app: tuple[TestClient, str]) -> None:
+    """The confusions the model made in use ("no pizza" taken as "not that one"; "not that one"
+    after "why the second one?" turning down the first): whatever the real model reads, no
+    feedback is stored but on the item the conversation is about, and every LLM-written reply
+    passed the per-item claims check (re-checked here against the items served)."""
+    from agent.chat.claims import item_claims
+
+    c, key = llm_app
+    auth = {"Authorization": f"Bearer {key}"}
+    conv = None
+    turns = []
+    for message in [
+        "somewhere to go this afternoon",
+        "no coffee please",
+        "why the second one?",
+        "not that one",
+    ]:
+        body = {"user_id": "u1", "message": message, "time": "2012-05-14T16:00:00Z", "conversation_id": conv}
+        out = c.post("/v1/chat", headers=auth, json=body).json()
+        conv = out["conversation_id"]
+        turns.append(out)
+        fb = c.get("/v1/users/u1/feedback", headers=auth).json()["feedback"]
+        if message != "not that one":
+            assert fb == [], (message, out["action"], fb)
+    second = turns[1]["items"][1]["item_id"] if len(turns[1]["items"]) > 1 else None
+    stored = [f["item_id"] for f in c.get("/v1/users/u1/feedback", headers=auth).json()["feedback"]]
+    assert stored in ([], [second]), (stored, [t["action"] for t in turns])
+    for t in turns:
+        if t["reply_source"] == "llm" and t["items"]:
+            lines = "\n".join(
+                f"{n}. {i['label']}: {', '.join(i['details'])}" for n, i in enumerate(t["items"], start=1)
+            )
+            assert item_claims(t["reply"], lines, "", superlatives=PLACES.superlatives) == [], t["reply"]
 
 
 def test_the_model_cannot_be_talked_into_another_users_data(llm_app: tuple[TestClient, str]) -> None:
