@@ -133,6 +133,7 @@ def run_conversations(
             conv_id = turn.conversation_id
             after = _feedback_rows(world, q.user_id)
             out.append(_judge(world, conv.id, n, exp, turn, last_list, before, after, k))
+            out[-1].extra["user"] = q.user_id
             if turn.items:
                 last_list = [i["item_id"] for i in turn.items]
     return out
@@ -163,8 +164,12 @@ def _judge(
         feedback_ok, unasked = (not new if exp.feedback == "none" else None), len(new)
     cats = world.categories
     kind_wish = bool(exp.accept)
-    lines = "\n".join(
-        f"{m}. {i['label']}: {', '.join(i.get('details') or [])}" for m, i in enumerate(turn.items, start=1)
+    lines = (
+        "\n".join(
+            f"{m}. {i['label']}: {', '.join(i.get('details') or [])}"
+            for m, i in enumerate(turn.items, start=1)
+        )
+        + f"\nThe search: {turn.constraints.get('summary', '')}"
     )
     claims = (
         item_claims(turn.reply, lines, exp.say, superlatives=world.services.domain.superlatives)

@@ -38,6 +38,16 @@ MAX_WISH_CATEGORIES = 5
 # distance instead of borrowing a Garden Center). On the NYC catalog's kinds, by eye.
 FAMILY_MIN_SIM = 0.65
 MAX_FAMILY = 8
+# A kind with no neighbour that close (Vegetarian / Vegan Restaurant) still gets its nearest few
+# above this, so a rare kind's list is filled with something of its sort before going further.
+FAMILY_FLOOR_SIM = 0.58
+MIN_FAMILY = 3
+# Neither joins a kind whose name shares only such a word with it: MiniLM puts "Gym / Fitness
+# Center" next to "Garden Center" for the word "Center" alone, "Beer Garden" next to "Garden"
+SHARED_HEAD_ONLY = frozenset(
+    "center centre store shop place spot joint house hall area station office garden".split()
+)
+SURE_FAMILY_SIM = 0.7
 EXCLUDE_MIN_SIM = 0.62  # with no category named by its words, a phrase excludes this similar ones
 EXCLUDE_MAX_BY_SIM = 2
 # Words that name a kind of venue rather than what it offers: "no Indian food" rules out Indian
@@ -161,14 +171,28 @@ class CategoryGrounder:
         banned = set(kinds) | set(leave_out)
         best = sims.max(axis=0)
         nearest_of = sims.argmax(axis=0)
-        out = [
+        # a name that shares only a word for a kind of space with the wished kind is not of its
+        # sort unless MiniLM puts it very close ("Food & Drink Shop" by "Coffee Shop", 0.74)
+        order = [
+            j
+            for j in np.argsort(-best)
+            if self.categories[j] not in banned
+            and (best[j] >= SURE_FAMILY_SIM or not self._head_only(j, rows[nearest_of[j]]))
+        ]
+        close = [j for j in order if best[j] >= FAMILY_MIN_SIM]
+        if len(close) < MIN_FAMILY:
+            near = [j for j in order if best[j] >= FAMILY_FLOOR_SIM and j not in close]
+            close = (close + near)[:MIN_FAMILY]
+        return [
             CategoryMatch(
                 self.categories[j], round(float(best[j]), 3), f"family:{self.categories[rows[nearest_of[j]]]}"
             )
-            for j in np.argsort(-best)
-            if best[j] >= FAMILY_MIN_SIM and self.categories[j] not in banned
+            for j in close[:MAX_FAMILY]
         ]
-        return out[:MAX_FAMILY]
+
+    def _head_only(self, j: int, k: int) -> bool:
+        shared = self._words[j] & self._words[k]
+        return bool(shared) and shared <= SHARED_HEAD_ONLY
 
     def ground_exclusion(self, phrase: str) -> list[CategoryMatch]:
         """Categories an exclusion rules out, narrowly (an exclusion that is too broad empties the

@@ -44,6 +44,9 @@ class Ask:
     feedback: FeedbackSignals | None = None  # earlier reactions shift the scores (retrieval.feedback)
 
 
+WIDEN_STEPS = 3  # a thin list's domain filter is loosened at most this many times (places: 2 km -> 4, 8, 16)
+
+
 class Recommender:
     def __init__(
         self,
@@ -217,9 +220,13 @@ class Recommender:
             wider_kinds = replace(ctx, include_kinds=(*ctx.include_kinds, *related), related_kinds=())
             steps.append(("related_kinds", wider_kinds, "", related))
         if self.plan.widen is not None and ctx.widen_if_thin:
-            loosened = self.plan.widen(steps[-1][1] if steps else ctx)
-            if loosened is not None:
-                steps.append(("wider", loosened[0], loosened[1], []))
+            wider = steps[-1][1] if steps else ctx
+            for _ in range(WIDEN_STEPS):  # further each time, until the list is full
+                loosened = self.plan.widen(wider)
+                if loosened is None:
+                    break
+                wider = loosened[0]
+                steps.append(("wider", wider, loosened[1], []))
         have = {c.item_id for c in first.candidates}
         for step, step_ctx, words, kinds in steps:
             if len(first.candidates) >= ask.k:

@@ -172,6 +172,12 @@ class Understander:
             return self._by_rules(message, earlier, state, got.why, got.down or session.busy is not None, t0)
         intent, raw = got.value
         checked = verify(intent, message, earlier, n_shown, state, args)
+        takes_back = "undo" in self.tools.names and self.tools.get("undo").cue(message)
+        if state.written and checked.intent.action != "undo" and takes_back:
+            # their own words take back what this conversation stored: the model read it as
+            # another wish ("actually, that one was fine" became a recommendation)
+            checked.dropped.append(f"action {checked.intent.action!r}: the message takes back a rejection")
+            checked.intent.action = "undo"
         usage = {k: v - before.get(k, 0) for k, v in session.usage.items()}
         ms = (time.perf_counter() - t0) * 1000
         return Understanding(

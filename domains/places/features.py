@@ -224,8 +224,12 @@ class Nearby:
 
 
 def has_reference(q: Query) -> bool:
-    """Distances mean something: the request gave its place, or the person has a history."""
-    return bool(q.parts[GEO].at_request_place or q.base.m)
+    """Distances mean something: the request gave its place, or the person has a history with a
+    located place in it (a history of places nobody located gives no "here": a distance filter
+    from nowhere emptied every list)."""
+    ref = q.parts[GEO].ref
+    located = not (np.isnan(ref[0]) or np.isnan(ref[1]))
+    return bool(q.parts[GEO].at_request_place or (q.base.m and located))
 
 
 def distance_allowed(stats: CatalogStats, q: Query, max_km: float | None) -> np.ndarray:

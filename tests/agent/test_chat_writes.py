@@ -89,7 +89,7 @@ def test_a_rejection_is_listed_and_can_be_taken_back(
     llm = _llm(
         {"action": "recommend"},
         {"action": "reject", "item": 2},
-        {"action": "undo"},
+        {"action": "recommend", "wish": "fine"},  # the real model's reading of "that one was fine"
         {"action": "undo"},
         {"action": "recommend"},
     )

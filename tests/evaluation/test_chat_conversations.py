@@ -20,9 +20,7 @@ from tests.conftest import DATASETS
 
 def test_the_bank_names_only_kinds_of_the_catalog() -> None:
     kinds = set(
-        pd.read_csv(DATASETS / "checkins_train.csv", usecols=["POI_catname"])
-        .POI_catname.dropna()
-        .unique()
+        pd.read_csv(DATASETS / "checkins_train.csv", usecols=["POI_catname"]).POI_catname.dropna().unique()
     )
     convs = load_conversations()
     assert len(convs) >= 12

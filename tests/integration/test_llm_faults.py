@@ -100,7 +100,7 @@ def _fell_back_in_time(answers: list[dict[str, Any]]) -> None:
     for a in answers:
         b = a["body"]
         assert b["items"]  # the feature ranker's places, always
-        llm_used = b["ranker"].startswith("llm") and not any("LLM" in n for n in b["notes"])
+        llm_used = b["ranker"].startswith("llm") and not any("language model" in n for n in b["notes"])
         assert not llm_used, b["ranker"]
         assert b["notes"], "a fallback must say so"
         assert all(i["explained_by"] == "template" for i in b["items"])
@@ -114,7 +114,7 @@ def test_a_misbehaving_llm_under_concurrent_requests(mode: str, data_dir: Path) 
             first = _burst(base, 8)
             _fell_back_in_time(first)
             # 8 at once: 2 in flight, 4 waiting, the rest served at once without waiting
-            shed = [a for a in first if any("requests in progress" in n for n in a["body"]["notes"])]
+            shed = [a for a in first if any("language model is busy" in n for n in a["body"]["notes"])]
             print(mode, sorted(round(a["took"], 2) for a in first))
             assert all(a["took"] < SLACK_S for a in shed)
             if mode in ("hung", "slow"):  # the LLM holds its slots: the surplus must have been shed
