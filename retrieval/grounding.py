@@ -52,7 +52,10 @@ EXCLUDE_MIN_SIM = 0.62  # with no category named by its words, a phrase excludes
 EXCLUDE_MAX_BY_SIM = 2
 # Words that name a kind of venue rather than what it offers: "no Indian food" rules out Indian
 # places, not every place with "Food" in its name.
-GENERIC_PLACE_WORDS = frozenset("food restaurant place shop store joint spot venue".split())
+GENERIC_PLACE_WORDS = frozenset(
+    "food restaurant place shop store joint spot venue film films movie movies flick show song "
+    "track book item".split()
+)  # and words for an item of any catalog: "isn't an action film" rules out Action, not "film"
 WORD = re.compile(r"[a-z0-9]+")
 STOP = frozenset(
     "a an the and or of to for in on at some any somewhere place places spot something anything "

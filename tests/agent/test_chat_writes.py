@@ -114,3 +114,22 @@ def test_undo_is_offered_to_the_model_only_when_something_was_stored() -> None:
     stored = ChatState(written=[{"event_id": "e1", "item_id": "i1", "label": "Bar"}])
     some = intent_json_schema("actually, that one was fine", 3, stored, TOOLS.names)
     assert "undo" in some["properties"]["action"]["enum"]
+
+
+@pytest.mark.parametrize("llm_on", [True, False])
+def test_what_else_shows_other_items_and_writes_nothing(
+    store: sessionmaker[Session],  # noqa: F811
+    settings: Settings,
+    candidates: list[Candidate],
+    llm_on: bool,
+) -> None:
+    llm = _llm({"action": "recommend"}, {"action": "recommend"}, {"action": "recommend"})
+    agent, retriever = _agent(store, settings, candidates, llm, llm=llm_on)
+    first = agent.respond("u1", "where to?", when=WHEN)
+    shown = {i["item_id"] for i in first.items}
+    more = agent.respond("u1", "ok, what else would you suggest?", first.conversation_id, when=WHEN)
+    assert more.action == "recommend" and more.items
+    assert not shown & {i["item_id"] for i in more.items}
+    assert shown <= set(retriever.contexts[-1].exclude_items) and _feedback(store) == []
+    again = agent.respond("u1", "where to?", first.conversation_id, when=WHEN)
+    assert shown & {i["item_id"] for i in again.items}  # only for that turn: nothing was rejected

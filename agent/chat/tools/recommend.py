@@ -4,6 +4,8 @@ tool's words claim is a wish."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any
 
 from agent.chat.present import NOTHING_TASK, RECOMMEND_TASK, item_out, results_for_items, template_for_items
@@ -12,6 +14,11 @@ from agent.chat.tools.base import ToolResult, TurnDeps
 from agent.pipeline import RecommendationResult, RecommendOptions
 from core.nouns import Nouns
 
+MORE = re.compile(
+    r"\b(what else|anything else|something else|other (?:options|ideas|suggestions|ones)|any others?|"
+    r"more (?:options|ideas|suggestions)|show me more|different ones)\b",
+    re.IGNORECASE,
+)
 LLM_UNAVAILABLE_NOTE = (
     "the language model is unavailable right now, so rules understood this and a template answered"
 )
@@ -46,6 +53,11 @@ class Recommend:
             "avoid_categories": new_state.avoid_categories,
         }
         ctx = to_context(new_state, deps.when, deps.args, deps.user.utc_offset_min, deps.domain)
+        if MORE.search(deps.message) and before.shown:
+            # "what else?": other items than those just shown, for this turn only (not feedback)
+            shown = [s.item_id for s in before.shown]
+            ctx = replace(ctx, exclude_items=tuple(dict.fromkeys([*ctx.exclude_items, *shown])))
+            deps.trace["more"] = shown
         opts = RecommendOptions(
             explain=True,
             use_llm=deps.rerank,
