@@ -233,13 +233,12 @@ def _start_embedded_llm(s: Any, out: dict[str, Any], supervise: bool = False) ->
         if healthy(s.resolved_llm_base_url):
             say(f"an LLM server already answers at {s.resolved_llm_base_url}")
             return
-        fetched: dict[str, Any] = {}
 
         def fetch() -> None:
             try:
                 fetch_model(s, say)
-            except Exception as exc:  # provision() below tries again and reports it
-                fetched["error"] = exc
+            except Exception:  # noqa: S110 - provision() below tries again and reports it
+                pass
 
         fetcher = threading.Thread(target=fetch, name="llm-model-fetch", daemon=True)
         if s.llm.model_dir is None and not is_provisioned(s):

@@ -254,7 +254,7 @@ class Retriever:
         if encode:
             fresh = user_queries.encode_queries(self.embedder, queries, pool)
         else:
-            fresh = {u: v for u, q in queries.items() if (v := pool.get(u)) is not None and v[0] == q}
+            fresh = user_queries.reusable(queries, pool)
         vectors = dict(st.query_vectors) if user_ids is not None else {}
         for u in users:
             vectors.pop(u, None)
@@ -272,7 +272,8 @@ class Retriever:
         with session_factory() as s:
             texts = latest_profile_texts(s, None)
         queries = user_queries.query_texts(st.histories, texts, list(st.histories))
-        missing = {u: q for u, q in queries.items() if st.query_vectors.get(u, ("",))[0] != q}
+        have = user_queries.reusable(queries, st.query_vectors)
+        missing = {u: q for u, q in queries.items() if u not in have}
         fresh = user_queries.encode_queries(self.embedder, missing)
         with self._write_lock:
             cur = self.state

@@ -36,6 +36,12 @@ def query_texts(
     return out
 
 
+def reusable(queries: Mapping[str, str], known: Mapping[str, tuple[str, np.ndarray]] | None) -> QueryVectors:
+    """The ``known`` vectors made from the very same text as ``queries`` (nothing to encode)."""
+    known = known or {}
+    return {u: known[u] for u, q in queries.items() if u in known and known[u][0] == q}
+
+
 def encode_queries(
     embedder: Embedder,
     queries: Mapping[str, str],
@@ -45,8 +51,7 @@ def encode_queries(
     progress: Callable[[int], None] | None = None,
 ) -> QueryVectors:
     """Vectors for ``queries``, reusing ``known`` ones made from the very same text."""
-    known = known or {}
-    out: QueryVectors = {u: known[u] for u, q in queries.items() if u in known and known[u][0] == q}
+    out = reusable(queries, known)
     todo = [u for u in queries if u not in out]
     if todo:
         vecs = embedder.encode([queries[u] for u in todo], batch_size=batch_size, progress=progress)

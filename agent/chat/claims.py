@@ -17,13 +17,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from agent.chat.rules import ORDINALS
 from domains.claims import NEUTRAL_SUPERLATIVES, Superlative
 
 ITEM_LINE = re.compile(r"^(\d+)\.\s+(.+)$", re.MULTILINE)
+ITEM_REF = re.compile(r"(?<![\w.])(\d)\.\s+[A-Z]")  # "2. Bagel Shop" in a reply: the second item
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.:,]\d+)?")
 # a sentence ends at . ! ? after a non-digit ("0.2 km" and "2. Bagel Shop" do not end one)
 SENTENCE_END = re.compile(r"(?<=[^\d\s][.!?])\s+|\n+")
-ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "top": 1}
 ORDINAL_REF = re.compile(r"\b(first|second|third|fourth|fifth)\b(?:\s+(?:one|option|place|pick|choice|\w+))?")
 WRONG_PERSON = (
     re.compile(r"\b(?:suits?|for|to|like|fits?) (?:them|him|her)\b", re.IGNORECASE),
@@ -81,7 +82,7 @@ def _about(sentence: str, lines: list[ShownLine]) -> ShownLine | None:
     """The one shown item a sentence is about, or None (none, or several)."""
     low = sentence.lower()
     hits: set[int] = set()
-    for m in re.finditer(r"(?<![\w.])(\d)\.\s+[A-Z]", sentence):
+    for m in ITEM_REF.finditer(sentence):
         hits.add(int(m.group(1)))
     for m in ORDINAL_REF.finditer(low):
         hits.add(ORDINALS[m.group(1)])
@@ -119,7 +120,7 @@ def item_claims(
         item = _about(s, lines)
         if item is None:
             continue
-        positions = {m.group(1) for m in re.finditer(r"(?<![\w.])(\d)\.\s+[A-Z]", s)}
+        positions = {m.group(1) for m in ITEM_REF.finditer(s)}
         for n in NUMBER.findall(s):
             v = norm_number(n)
             if v not in item.numbers and v not in others and v not in positions:

@@ -24,10 +24,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from agent.chat.claims import item_claims
+from agent.chat.claims import NUMBER, item_claims, norm_number
 from domains.claims import NEUTRAL_SUPERLATIVES, Superlative
 
-NUMBER = re.compile(r"(?<![\w.])\d+(?:[.:,]\d+)?")
 POSITION = re.compile(r"(?<![\w.:])(\d+)\.\s+[A-Z]")  # "2. Museum": a reference to the second result
 CAPITALISED = re.compile(r"\b[A-Z][\w'’&-]*")
 SENTENCE_START = re.compile(r"(?:^|[.!?:;\n]\s*|[\"“(]\s*|\d\.\s+|[-*•]\s+)$")
@@ -56,7 +55,7 @@ class ReplyRules:
     def __post_init__(self) -> None:
         source = f"{self.tool_text}\n{self.message}"
         lowered = source.lower()
-        self.allowed_numbers = {_norm_number(n) for n in NUMBER.findall(source)} | {
+        self.allowed_numbers = {norm_number(n) for n in NUMBER.findall(source)} | {
             str(i) for i in range(1, self.n_items + 1)
         }
         self.allowed_words = {w.lower() for w in re.findall(r"[\w'’&-]+", source)}
@@ -102,10 +101,6 @@ def _plain_words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
-def _norm_number(n: str) -> str:
-    return n.replace(",", "").rstrip(".").lstrip("0") or "0"
-
-
 def check_reply(text: str, rules: ReplyRules, *, partial: bool = False) -> list[str]:
     """Problems with ``text`` (empty list: fine). ``partial``: the text is still streaming, so its
     last, possibly unfinished word is not judged yet and completeness is not required."""
@@ -131,7 +126,7 @@ def check_reply(text: str, rules: ReplyRules, *, partial: bool = False) -> list[
         if not 1 <= int(m.group(1)) <= rules.n_items:
             problems.append(f"refers to result {m.group(1)}, but there are {rules.n_items}")
     for n in NUMBER.findall(body):
-        if _norm_number(n) not in rules.allowed_numbers:
+        if norm_number(n) not in rules.allowed_numbers:
             problems.append(f"a number not in the results: {n}")
     if rules._echo:
         bw = _plain_words(body)

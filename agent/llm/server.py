@@ -42,10 +42,7 @@ class ServerHandle:
             self.process.poll()  # reap
             _forget_group(self.group_file, pgid)
             return 0
-        _signal_group(pgid, signal.SIGTERM)
-        if not _wait_group_gone(self.process, pgid, timeout_s):
-            _signal_group(pgid, signal.SIGKILL)
-            _wait_group_gone(self.process, pgid, 10.0)
+        _stop_group(pgid, timeout_s, self.process)
         _forget_group(self.group_file, pgid)
         return len(left)
 
@@ -92,10 +89,20 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _wait_group_gone(leader: subprocess.Popen[bytes], pgid: int, timeout_s: float) -> bool:
+def _stop_group(pgid: int, timeout_s: float, leader: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM to process group ``pgid``, SIGKILL to what is left after ``timeout_s``. ``leader``:
+    our child that leads the group (reaped while waiting; a stale group's leader is not ours)."""
+    _signal_group(pgid, signal.SIGTERM)
+    if not _wait_group_gone(pgid, timeout_s, leader):
+        _signal_group(pgid, signal.SIGKILL)
+        _wait_group_gone(pgid, 10.0, leader)
+
+
+def _wait_group_gone(pgid: int, timeout_s: float, leader: subprocess.Popen[bytes] | None) -> bool:
     end = time.monotonic() + timeout_s
     while True:
-        leader.poll()  # reap the leader so it does not linger as a zombie of the group
+        if leader is not None:
+            leader.poll()  # reap the leader so it does not linger as a zombie of the group
         if not group_members(pgid):
             return True
         if time.monotonic() >= end:
@@ -130,12 +137,7 @@ def stop_stale_server(f: Path, say: Callable[[str], None] = lambda _m: None) -> 
     ours = [p for p in group_members(pgid) if b"vllm" in _cmdline(p)]
     if ours:
         say(f"stopping {len(ours)} processes of an earlier embedded LLM server (process group {pgid})")
-        _signal_group(pgid, signal.SIGTERM)
-        end = time.monotonic() + 20
-        while group_members(pgid) and time.monotonic() < end:
-            time.sleep(0.2)
-        if group_members(pgid):
-            _signal_group(pgid, signal.SIGKILL)
+        _stop_group(pgid, 20.0)
     f.unlink(missing_ok=True)
     return len(ours)
 
