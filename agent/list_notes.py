@@ -1,4 +1,5 @@
-"""The words a person reads about the list itself: why it is empty, how a thin one was filled."""
+"""The words a person reads about what they were served: why a list is empty, how a thin one was
+filled, and why the language model did not do its part (the error itself goes to the trace)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,17 @@ def filter_words(domain: Domain, name: str, ctx: RequestContext) -> str:
     if name == "exclude_items":
         return f"{len(ctx.exclude_items)} turned down"
     return ", ".join(domain.describe_args(ctx.args))
+
+
+def why_not_llm(error: str) -> str:
+    """Why the LLM did not do its part, in words for a person (no exception names or ids)."""
+    e = error.lower()
+    if "check" in e:
+        return "the language model's replies failed the checks twice"
+    if "unusable" in e or "json" in e or "parse" in e:
+        return "the language model's answer could not be used"
+    if "busy" in e or "queue" in e:
+        return "the language model is busy"
+    if "deadline" in e or "time" in e:
+        return "the language model ran out of time"
+    return "the language model is unavailable"

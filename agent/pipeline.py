@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.context import RequestUser, UserLoader
 from agent.explanations import ExplanationSet, Situation, local_moment, template_explanations
-from agent.list_notes import empty_note, fill_note
+from agent.list_notes import empty_note, fill_note, why_not_llm
 from agent.llm.explain import Explainer
 from agent.llm.gateway import LLMGateway, LLMSession
 from agent.llm.rerank import LLMReranker, RerankOutcome
@@ -69,7 +69,6 @@ class RecommendationResult:
 
 
 # How the notes a person reads speak of the LLM (the details for support name the error)
-LLM_BUSY = "the language model is busy"
 LLM_UNAVAILABLE = "the language model is unavailable right now"
 
 
@@ -165,7 +164,9 @@ class RecommendPipeline:
         with cm as session:
             if use_llm and session.busy and session.busy != "LLM disabled":
                 s.ranker = f"{ranked.ranker} (llm busy)"
-                s.notes.append(f"{LLM_BUSY}: these are ranked by your habits and explained by templates")
+                s.notes.append(
+                    f"{why_not_llm(session.busy)}: these are ranked by your habits and explained by templates"
+                )
                 s.details.append(
                     f"{session.busy}: served the feature ranker's order and template explanations"
                 )

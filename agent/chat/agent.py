@@ -24,6 +24,7 @@ from agent.chat.transcript import Transcript
 from agent.chat.turn import ChatEvent, ChatTurn, Opened
 from agent.chat.understand import Understander, Understanding
 from agent.context import RequestUser
+from agent.list_notes import why_not_llm
 from agent.llm.gateway import LLMGateway, LLMSession
 from agent.llm.tokens import TokenCounter
 from agent.memory import add_message, find_conversation, history, open_conversation, recent_history
@@ -259,9 +260,9 @@ class ChatAgent:
         notes = list(result.notes)
         # plain words for the person; the error itself is in the stored turn (understanding, reply)
         if u.source == "rules" and u.error and u.error != "llm disabled":
-            notes.append(f"{_why_not_llm(u.error)}, so rules understood this message")
+            notes.append(f"{why_not_llm(u.error)}, so rules understood this message")
         if outcome.source == "template" and outcome.note:
-            notes.append(f"a template wrote this reply ({_why_not_llm(outcome.note)})")
+            notes.append(f"a template wrote this reply ({why_not_llm(outcome.note)})")
         timings = {
             "understand_ms": round((t_understood - t0) * 1000, 1),
             "tool_ms": round((t_tool - t_understood) * 1000, 1),
@@ -285,20 +286,6 @@ class ChatAgent:
             timings=timings,
             usage=dict(session.usage),
         )
-
-
-def _why_not_llm(error: str) -> str:
-    """Why the LLM did not do its part, in words for a person (no exception names or ids)."""
-    e = error.lower()
-    if "check" in e:
-        return "the language model's replies failed the checks twice"
-    if "unusable" in e or "json" in e or "parse" in e:
-        return "the language model's answer could not be used"
-    if "busy" in e or "queue" in e:
-        return "the language model is busy"
-    if "deadline" in e or "time" in e:
-        return "the language model ran out of time"
-    return "the language model is unavailable"
 
 
 LLM_UNAVAILABLE = (

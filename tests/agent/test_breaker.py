@@ -82,3 +82,19 @@ def test_a_failed_warm_up_leaves_the_breaker_as_it_was(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(warmup, "healthy", lambda _url: True)
     assert not warmup.warm_up(s, FakeClient(boom))["warmed"] and b.state == "open"
+
+
+def test_a_person_reads_why_the_llm_did_not_serve_in_plain_words() -> None:
+    """The gateway's reasons, as the notes word them: a full queue is "busy", an open circuit is
+    "unavailable" (it was called busy in recommendation notes), never the raw reason."""
+    from agent.list_notes import why_not_llm
+
+    b = CircuitBreaker(failures_to_open=1, cooldown_s=60)
+    b.failure()
+    gw = LLMGateway(FakeClient(lambda kw: pytest.fail("no call")), b, "m")
+    with gw.session(time.monotonic() + 5) as s:
+        assert why_not_llm(s.busy or "") == "the language model is unavailable"
+    adm = LLMAdmission(max_in_flight=1, max_waiting=0)
+    with adm.slot(time.monotonic() + 1), adm.slot(time.monotonic() + 1) as why:
+        assert why is not None and why_not_llm(why) == "the language model is busy"
+    assert why_not_llm("no time left for the LLM") == "the language model ran out of time"
