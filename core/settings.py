@@ -75,9 +75,15 @@ class LLMSettings(BaseModel):
         "(agent/llm/provision.py lists them): the 1.5B understands conversation far better, the 0.5B "
         "answers in about half the time.",
     )
+    # int8: 2.3x bf16's decoding; int4's CPU kernel halved the prefill (docs/measurements.md)
+    quantization: Literal["int4", "int8", "bf16"] = Field(
+        "int8",
+        description="Packaged weights as served: int4 (W4A16), int8 (W8A8) or bf16; `llm pull` makes "
+        "the quantized copy once from the bf16 conversion (a configured model_dir is served as it is).",
+    )
     model_name: str = Field(
-        "chronotope-qwen2.5-coder-1.5b",
-        description="Name the vLLM server serves; unset: chronotope-<packaged_model>.",
+        "chronotope-qwen2.5-coder-1.5b-int8",
+        description="Name the vLLM server serves; unset: chronotope-<packaged_model>[-<quantization>].",
     )
     model_dir: Path | None = Field(
         None, description="A Hugging Face model directory to serve instead of the packaged model."
@@ -139,6 +145,11 @@ class LLMSettings(BaseModel):
     # targets (`chronotope eval --ranker llm --sample 40 --seed 1`); pure LLM order (1.0) was far worse.
     blend_weight: float = Field(0.4, ge=0, le=1, description="Weight of the LLM score in the final blend.")
     enabled: bool = Field(True, description="Set false to always serve the feature ranker.")
+    speculative: Literal["off", "ngram"] = Field(
+        "off",
+        description="ngram: speculative decoding by prompt look-up in the embedded server "
+        "(docs/measurements.md: slower on two CPU cores, so off).",
+    )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="Embedded server's dtype; auto: bf16 if the CPU has native bf16, else fp32."
     )
@@ -148,7 +159,8 @@ class LLMSettings(BaseModel):
         # The served name says which weights answer (it is stored with every recommendation), so it
         # follows the packaged model unless CHRONOTOPE_LLM__MODEL_NAME sets it.
         if "model_name" not in self.model_fields_set:
-            self.model_name = f"chronotope-{self.packaged_model}"
+            quant = "" if self.quantization == "bf16" or self.model_dir else f"-{self.quantization}"
+            self.model_name = f"chronotope-{self.packaged_model}{quant}"
             self.model_fields_set.discard("model_name")
         return self
 

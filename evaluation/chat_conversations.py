@@ -200,6 +200,7 @@ def _judge(
             and bool(turn.constraints.get("new_only")) != exp.new_only,
             "kinds_shown": [cats.get(i) for i in items],
             "notes": turn.notes,
+            "timings": turn.timings,  # understanding, tool, reply: where the turn's time went
         },
     )
 
@@ -237,6 +238,17 @@ def summarize_conversations(turns: list[ConversationTurn]) -> dict[str, Any]:
             "turn_p50": pct([t.total_ms for t in turns], 50),
             "turn_p95": pct([t.total_ms for t in turns], 95),
             "first_token_p50": pct([t.first_token_ms for t in turns if t.first_token_ms is not None], 50),
+            "first_token_p95": pct([t.first_token_ms for t in turns if t.first_token_ms is not None], 95),
+            # the items are shown when the tool returns: the reply's first token is this much later
+            "first_token_after_items_p50": pct(
+                [
+                    t.first_token_ms - t.extra["timings"]["understand_ms"] - t.extra["timings"]["tool_ms"]
+                    for t in turns
+                    if t.first_token_ms is not None and "understand_ms" in t.extra.get("timings", {})
+                ],
+                50,
+            ),
+            "understand_p50": pct([t.extra.get("timings", {}).get("understand_ms", 0.0) for t in turns], 50),
         },
         "failures": [
             {"conversation": t.conversation, "turn": t.turn, "say": t.say, "action": t.action}

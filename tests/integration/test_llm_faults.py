@@ -114,11 +114,14 @@ def test_a_misbehaving_llm_under_concurrent_requests(mode: str, data_dir: Path) 
             first = _burst(base, 8)
             _fell_back_in_time(first)
             # 8 at once: 2 in flight, 4 waiting, the rest served at once without waiting
-            shed = [a for a in first if any("language model is busy" in n for n in a["body"]["notes"])]
+            busy = [a for a in first if any("language model is busy" in n for n in a["body"]["notes"])]
             print(mode, sorted(round(a["took"], 2) for a in first))
-            assert all(a["took"] < SLACK_S for a in shed)
+            # "busy" is also the note of a waiting request whose deadline came before a slot did
+            # (the held slots free up at about that moment: a race), so the shed ones are the
+            # busy ones answered at once; every answer came in time (_fell_back_in_time above)
+            shed = [a for a in busy if a["took"] < SLACK_S]
             if mode in ("hung", "slow"):  # the LLM holds its slots: the surplus must have been shed
-                assert len(shed) >= 2
+                assert len(shed) >= 2, sorted(round(a["took"], 2) for a in busy)
             _fell_back_in_time(_burst(base, 4))  # and again, with the breaker's view of the server
     finally:
         proc.kill()
