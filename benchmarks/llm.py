@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,11 +36,13 @@ from agent.assembly import gateway
 from agent.explanations import Situation
 from agent.llm.explain import Explainer
 from agent.llm.rerank import LLMReranker
+from agent.llm.server import cpu_flags
 from core.settings import Settings
 from domains import get_domain
 from mining import Fact, UserProfile
 from retrieval.types import Candidate, RequestContext
 
+CPUINFO = Path("/proc/cpuinfo")
 KINDS = ["Coffee Shop", "Bar", "Art Museum", "Park", "Gym", "Pizza Place", "Bookstore", "Deli"]
 WORDS = (
     "the person usually walks to a coffee shop before work and meets friends at a bar on friday "
@@ -48,17 +51,13 @@ WORDS = (
 
 
 def cpu() -> dict[str, Any]:
-    flags: set[str] = set()
-    model = platform.processor()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-    import os
-
+    """The CPU's name and the flags the server's dtype choice reads (agent/llm/server.cpu_flags)."""
+    flags = cpu_flags()
+    names = [
+        ln.split(":", 1)[1].strip() for ln in CPUINFO.read_text().splitlines() if ln.startswith("model name")
+    ]
     return {
-        "model": model,
+        "model": names[0] if names else platform.processor(),
         "cores": os.cpu_count(),
         "avx512": "avx512f" in flags,
         "avx512_bf16": "avx512_bf16" in flags,

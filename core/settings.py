@@ -75,7 +75,7 @@ class LLMSettings(BaseModel):
         "(agent/llm/provision.py lists them): the 1.5B understands conversation far better, the 0.5B "
         "answers in about half the time.",
     )
-    # int8: 2.3x bf16's decoding; int4's CPU kernel halved the prefill (docs/measurements.md)
+    # int8: 2.3x bf16's decoding; int4's CPU kernel cut the prefill to 1/4-1/2 (docs/measurements.md)
     quantization: Literal["int4", "int8", "bf16"] = Field(
         "int8",
         description="Packaged weights as served: int4 (W4A16), int8 (W8A8) or bf16; `llm pull` makes "

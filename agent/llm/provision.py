@@ -140,20 +140,18 @@ def model_dir(settings: Settings) -> Path:
     return settings.llm.model_dir or served_dir(settings)
 
 
-def converted_from(directory: Path) -> str | None:
-    """The sha256 of the GGUF a directory was made from, per its done-marker (None: not done)."""
-    try:
-        words = (directory / DONE_MARKER).read_text().split()
-    except OSError:
-        return None
-    return words[0] if words else None
-
-
 def _marker(directory: Path) -> list[str]:
+    """The words of a directory's done-marker (none: not done)."""
     try:
         return (directory / DONE_MARKER).read_text().split()
     except OSError:
         return []
+
+
+def converted_from(directory: Path) -> str | None:
+    """The sha256 of the GGUF a directory was made from, per its done-marker (None: not done)."""
+    words = _marker(directory)
+    return words[0] if words else None
 
 
 def is_provisioned(settings: Settings, spec: PackagedModel | None = None) -> bool:
