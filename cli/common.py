@@ -179,8 +179,11 @@ def dev_world(s: Any, split: Any, work_dir: Path, ranker: str) -> Any:
     if ranker == "learned" and newest_model(work_dir / "models") is None:
         from retrieval.train_cli_support import train_and_save
 
-        console.print("no ranker trained on this history yet: training one (pseudo-targets, ~1-2 min)")
-        with progress("build training queries", 9000) as advance:
+        console.print(
+            "no ranker trained on this history yet: training one "
+            "(pseudo-targets, one model per setting, ~3-5 min)"
+        )
+        with progress("build training queries", 2 * 9000) as advance:  # one set per setting
             train_and_save(split.history, work_dir / "models", fset, progress=advance)
     world = build_world(split, s, work_dir, ranker, s.index_dir, PLACES, say=lambda m: err_console.print(m))
     warm_llm(s)

@@ -170,7 +170,10 @@ def _prepare_and_serve(
 
     # the users' embedding queries (a minute on two cores) are filled in by the server behind the
     # API: each request encodes its own until then
-    index_cmd(kind="", rebuild=False, batch_size=128, users=False)
+    from retrieval.behaviour_model import newest_models
+
+    trained = bool(newest_models(s.models_dir / "behaviour", domain.name))  # a second run keeps it
+    index_cmd(kind="", rebuild=False, batch_size=128, users=False, behaviour=not trained)
     s = s.model_copy(update={"retrieval": s.retrieval.model_copy(update={"encode_queries_at_start": False})})
     with llm["lock"]:  # the API's steps are done: a server started meanwhile gets its full share
         llm["prepared"].set()

@@ -141,8 +141,11 @@ def _places_trained_on(history: Any, models_dir: Path, features: Any) -> Any:
         return LearnedRanker.load(found, features)
     # Pseudo-targets from the last 8 weeks, or the last half of a shorter history.
     weeks = max(1, min(8, (history[C.TIME].max() - history[C.TIME].min()).days // 14))
-    console.print(f"training the places ranker on this history (pseudo-targets of {weeks} weeks, ~1-3 min)")
-    with progress("build training queries", 9000) as advance:
+    console.print(
+        f"training the places ranker on this history (pseudo-targets of {weeks} weeks, "
+        "one model per setting, ~3-5 min)"
+    )
+    with progress("build training queries", 2 * 9000) as advance:  # one set per setting
         model, path = train_and_save(history, folder, features, weeks=weeks, progress=advance)
     console.print(f"saved {path}")
     return model

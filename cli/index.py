@@ -22,6 +22,12 @@ def index_cmd(
         "--users/--no-users",
         help="Also store every user's embedding query (else a server fills them in).",
     ),
+    behaviour: bool = typer.Option(
+        True,
+        "--behaviour/--no-behaviour",
+        help="Also train the behaviour model (the sequence encoder and item vectors behind the "
+        "'behaviour' candidate source) on the stored events; servers load it on start or rebuild.",
+    ),
 ) -> None:
     """Embed items (name, kinds, attributes, and what the domain adds: a place's whereabouts) and
     index them; new items are added."""
@@ -40,6 +46,8 @@ def index_cmd(
     if catalog.empty:
         console.print("the catalog is empty: ingest data first (`chronotope ingest`)")
         return
+    if behaviour:
+        train_behaviour(s, factory, domain, catalog)
     existing = None
     if not rebuild:
         try:
@@ -116,6 +124,29 @@ def _encode_user_queries(s: Any, factory: Any, embedder: Any, batch_size: int) -
     console.print(
         f"user queries: {len(vectors):,} ({stale:,} encoded, the rest unchanged) "
         f"in {time.perf_counter() - t0:.1f} s"
+    )
+
+
+def train_behaviour(s: Any, factory: Any, domain: Any, catalog: Any) -> None:
+    """Train and save the behaviour model on the store's events (retrieval/behaviour_source.py)."""
+    from core.events_frame import events_frame
+    from retrieval.behaviour_source import train_for
+    from retrieval.serving_state import behaviour
+
+    with factory() as sess:
+        events = behaviour(events_frame(sess))
+    if events.empty:
+        console.print("behaviour model: no events yet, nothing to learn from")
+        return
+    try:
+        model, path = train_for(domain.feature_set(), events, catalog, s.models_dir, progress=console.print)
+    except ValueError as exc:
+        console.print(f"behaviour model not trained: {exc}")
+        return
+    m = model.meta
+    console.print(
+        f"behaviour model {model.version}: {m['examples']:,} steps to a new item, {m['items']:,} items, "
+        f"held-out loss {m['held_out_loss']} (epoch {m['best_epoch']}), {m['train_s']} s -> {path}"
     )
 
 

@@ -92,6 +92,16 @@ def train_cmd(
         f"{model.meta['feedback_queries']} from people's feedback; "
         f"best iteration {model.meta['best_iteration']})"
     )
+    # the behaviour model serving reads beside the ranker, trained on the same history
+    from retrieval.behaviour_source import train_for
+
+    try:
+        bm, bpath = train_for(domain.feature_set(), df, None, out or s.models_dir, progress=console.print)
+        console.print(
+            f"saved {bpath} (behaviour model {bm.version}, held-out loss {bm.meta['held_out_loss']})"
+        )
+    except ValueError as exc:
+        console.print(f"behaviour model not trained: {exc}")
 
 
 def register(app: typer.Typer) -> None:

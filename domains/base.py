@@ -26,6 +26,7 @@ from domains.naming import visit_count, visits_phrase
 from domains.rules import NEUTRAL_RULES, item_evidence
 from mining.plan import MiningPlan
 from mining.profile import NEUTRAL_MINERS
+from retrieval.behaviour_source import BEHAV_STAGE1, BehaviourEmbeddingGroup, BehaviourSource, kind_tokens
 from retrieval.features import BEHAVIOUR, FeatureSet
 from retrieval.plan import RetrievalPlan
 from retrieval.sources import NEUTRAL_SOURCES
@@ -40,6 +41,7 @@ NEUTRAL_STAGE1 = {
     "covis_rank_score": 0.3,
     "user_knn_rank_score": 0.3,
     "popularity_log": 0.05,
+    "behav_rank_score": BEHAV_STAGE1,
 }
 NOT_FOR_MODEL = ("user_knn_score", "user_knn_rank_score")
 
@@ -73,20 +75,28 @@ class Domain:
     # -- retrieval --------------------------------------------------------------------------
 
     def feature_set(self) -> FeatureSet:
-        return FeatureSet(BEHAVIOUR.columns, (BEHAVIOUR,), NEUTRAL_STAGE1, NOT_FOR_MODEL, self.name)
+        behaviour = BehaviourEmbeddingGroup(kind_tokens, self.name)
+        return FeatureSet(
+            BEHAVIOUR.columns + behaviour.columns,
+            (BEHAVIOUR, behaviour),
+            NEUTRAL_STAGE1,
+            NOT_FOR_MODEL,
+            self.name,
+        )
 
     def retrieval_plan(self) -> RetrievalPlan:
         return RetrievalPlan(
             self.name,
             self.feature_set(),
-            NEUTRAL_SOURCES,
-            tuple(s.name for s in NEUTRAL_SOURCES),
+            (*NEUTRAL_SOURCES, BehaviourSource()),
+            (*(s.name for s in NEUTRAL_SOURCES), "behaviour"),
             shows_consumed=self.shows_consumed,
         )
 
     def training_size(self, history: Any, max_queries: int) -> int:
-        """How many training queries ``train_ranker`` will try (for a progress bar)."""
-        return max_queries
+        """How many training queries ``train_ranker`` will try (for a progress bar): one set at
+        the targets' own times and one "what next?" (one model per setting)."""
+        return 2 * max_queries
 
     def train_ranker(self, history: Any, models_dir: Any, **kw: Any) -> Any:
         """Train the learned ranker on pseudo-targets from ``history`` and save it (retrieval.

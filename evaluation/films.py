@@ -30,6 +30,7 @@ from domains.films.training import five_core, ratings_in_order
 from evaluation.llm_calibration import position_study
 from evaluation.ranking import EvalTarget, Reporting, Reranker, report, run
 from evaluation.ranking import table_rows as _table_rows
+from retrieval.behaviour_source import behaviour_status
 from retrieval.catalog_stats import CatalogStats
 from retrieval.features import FeatureSet
 from retrieval.rankers import Ranker
@@ -199,8 +200,10 @@ def evaluate(
         )
     out["catalog"] = f"{catalog} ({int(rankable.sum())} films)"
     out["pool"]["from"] = (
-        "the union of the films sources (sequence, similar raters, popular now, genre taste)"
+        "the union of the films sources (sequence, similar raters, popular now, genre taste, behaviour)"
     )
+    # trained on this history (each person's target and after left out)
+    out["behaviour_model"] = behaviour_status(stats)
     out["timing_s"]["total"] = round(time.perf_counter() - t_start, 2)
     out["sample"], out["seed"] = sample, seed
     return out

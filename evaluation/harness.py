@@ -22,6 +22,7 @@ from evaluation.known_categories import KnownCategories
 from evaluation.llm_report import Reranked
 from evaluation.ranking import EvalTarget, Reporting, report, run
 from evaluation.ranking import table_rows as _table_rows
+from retrieval.behaviour_source import behaviour_status
 from retrieval.catalog_stats import CatalogStats
 from retrieval.features import FeatureSet
 from retrieval.plan import RetrievalPlan
@@ -56,7 +57,11 @@ def baseline_scores(fset: FeatureSet) -> Callable[[np.ndarray], dict[str, np.nda
 def catalog_of(split: DevSplit, plan: RetrievalPlan) -> CatalogStats:
     """Statistics from the history only; test-only POIs join the catalog (coordinates from the test
     file) but are rankable for a user only once they are in that user's own input."""
-    items = split.test.rename(columns={C.ITEM: "item_id", C.LAT: "lat", C.LON: "lon"})
+    # the test file's ids and coordinates only: what else it says of an item (its kind in rows
+    # after a target) must not reach features or the behaviour model
+    items = split.test.rename(columns={C.ITEM: "item_id", C.LAT: "lat", C.LON: "lon"})[
+        ["item_id", "lat", "lon"]
+    ]
     stats = CatalogStats.build(split.history, items)
     plan.features.build_parts(stats, split.history, items)
     return stats.warm()
@@ -159,6 +164,7 @@ def evaluate(
     result["setting"] = _setting(queries, wishes is not None)
     result["sample"] = sample
     result["seed"] = seed
+    result["behaviour_model"] = behaviour_status(stats)  # trained on the split's history only
     return result
 
 

@@ -209,10 +209,24 @@ class FeatureSet:
     def model_columns(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if c not in self.not_for_model)
 
-    def build_parts(self, stats: CatalogStats, history: pd.DataFrame, items: pd.DataFrame | None) -> None:
-        """Each group's catalog part, kept on ``stats.parts`` (built once, read by every query)."""
+    def build_parts(
+        self,
+        stats: CatalogStats,
+        history: pd.DataFrame,
+        items: pd.DataFrame | None,
+        prebuilt: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Each group's catalog part, kept on ``stats.parts`` (built once, read by every query).
+        ``prebuilt``: group name -> what it adopts instead of building (a saved trained model:
+        serving loads one, it does not train it)."""
         for g in self.groups:
-            stats.parts[g.name] = g.build(stats, history, items)
+            if prebuilt and g.name in prebuilt:
+                stats.parts[g.name] = g.adopt(prebuilt[g.name], stats)  # type: ignore[attr-defined]
+            else:
+                stats.parts[g.name] = g.build(stats, history, items)
+
+    def group(self, name: str) -> FeatureGroup | None:
+        return next((g for g in self.groups if g.name == name), None)
 
     def grow_parts(self, old: CatalogStats, new: CatalogStats, events: pd.DataFrame) -> None:
         for g in self.groups:

@@ -112,6 +112,16 @@ class VectorIndex:
             for srow, irow in zip(scores, ids, strict=True)
         ]
 
+    def search_positions(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """One query's ``k`` best (positions in ``ids``, scores), best first: for a caller that
+        keeps its own position -> item map and needs no id strings."""
+        if not len(self.ids):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        q = np.ascontiguousarray(np.atleast_2d(query), dtype=np.float32)
+        scores, pos = self.index.search(q, min(k, len(self.ids)))  # type: ignore[attr-defined]
+        keep = pos[0] >= 0
+        return pos[0][keep].astype(np.int64), scores[0][keep]
+
     def save(self, folder: Path) -> None:
         import faiss
 

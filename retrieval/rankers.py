@@ -23,6 +23,8 @@ from retrieval.features import FeatureSet
 log = logging.getLogger(__name__)
 
 
+NEXT_SUFFIX = "-next.lgb"  # the "what next?" model beside ranker-<version>.txt
+
 # feature rows, labels, query sizes
 Queries = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -49,10 +51,20 @@ class LearnedRanker:
     version: str
     features: FeatureSet  # the domain's columns, which ``score`` receives
     meta: dict[str, Any] = field(default_factory=dict)
+    # "What next?" queries (query_time_known 0) go to this model when there is one: one model per
+    # setting kept both settings' figures where one model of both lost the time-known one
+    next_model: LearnedRanker | None = None
 
     @property
     def name(self) -> str:
         return f"learned-lgbm@{self.version}"
+
+    def with_next(self, other: LearnedRanker) -> LearnedRanker:
+        """This model for queries at a known time and ``other`` for "what next?" ones, versioned
+        as the pair."""
+        version = hashlib.sha256(f"{self.version}+{other.version}".encode()).hexdigest()[:10]
+        meta = {**self.meta, "version": version, "next_model": {**other.meta}}
+        return LearnedRanker(self.booster, version, self.features, meta, other)
 
     @property
     def feature_names(self) -> list[str]:
@@ -64,6 +76,15 @@ class LearnedRanker:
         missing value), so an older model keeps working instead of failing."""
         if len(features) == 0:
             return np.zeros(0)
+        col = self.features.col.get("query_time_known")
+        if self.next_model is not None and col is not None:
+            ahead = features[:, col] == 0
+            if ahead.any():  # every row of one query shares the flag; split anyway if they do not
+                out = np.empty(len(features))
+                out[ahead] = self.next_model.score(features[ahead])
+                if (~ahead).any():
+                    out[~ahead] = self._known_only().score(features[~ahead])
+                return out
         names = self.feature_names
         if names != list(self.features.columns):
             features = self.features.columns_of(names, features)
@@ -136,11 +157,20 @@ class LearnedRanker:
         }
         return cls(booster, version, fset, info)
 
+    def _known_only(self) -> LearnedRanker:
+        return LearnedRanker(self.booster, self.version, self.features, self.meta)
+
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"ranker-{self.version}.txt"
+        meta = dict(self.meta)
+        if self.next_model is not None:
+            nxt = folder / f"ranker-{self.version}{NEXT_SUFFIX}"
+            nb = self.next_model.booster
+            nb.save_model(str(nxt), num_iteration=nb.best_iteration or None)
+            meta["next_model"] = {**self.next_model.meta, "file": nxt.name}
         self.booster.save_model(str(path), num_iteration=self.booster.best_iteration or None)
-        (folder / f"ranker-{self.version}.json").write_text(json.dumps(self.meta, indent=2, default=str))
+        (folder / f"ranker-{self.version}.json").write_text(json.dumps(meta, indent=2, default=str))
         return path
 
     @classmethod
@@ -167,7 +197,12 @@ class LearnedRanker:
                 f"{path.name} was trained on other features ({shared} of its {len(names)} columns are "
                 "this domain's): train one for this catalog with `chronotope rank train`"
             )
-        return cls(booster, meta.get("version", path.stem.removeprefix("ranker-")), fset, meta)
+        nxt = None
+        if isinstance(meta.get("next_model"), dict) and meta["next_model"].get("file"):
+            sub = meta["next_model"]
+            nb = lgb.Booster(model_file=str(path.with_name(sub["file"])))
+            nxt = cls(nb, sub.get("version", ""), fset, sub)
+        return cls(booster, meta.get("version", path.stem.removeprefix("ranker-")), fset, meta, nxt)
 
 
 def newest_model(folder: Path) -> Path | None:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from core import columns as C
 from core.kinds import ItemKinds, split_kinds
+from retrieval.behaviour_source import saved_behaviour
 from retrieval.candidate_pool import CandidatePool, SourcePlan, candidate_pool, provenance
 from retrieval.catalog_stats import CatalogStats
 from retrieval.feedback import FeedbackSignals
@@ -102,7 +103,9 @@ class Recommender:
         ``ranker``: "learned" (the model at ``model_path``, else the newest in ``models_dir``, else
         the heuristic: degrade, never fail), "heuristic", or a model file path."""
         stats = CatalogStats.build(history, items)
-        plan.features.build_parts(stats, history, items)
+        # serving loads the behaviour model `chronotope index` saved; it never trains one
+        saved = saved_behaviour(plan.features, models_dir) if models_dir is not None else None
+        plan.features.build_parts(stats, history, items, saved)
         if model_path is not None and ranker == "learned":
             return cls(stats, LearnedRanker.load(Path(model_path), plan.features), items, plan)
         refused: list[str] = []

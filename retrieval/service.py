@@ -28,6 +28,7 @@ from core.settings import Settings
 from core.state_changes import latest_seq
 from mining import UserProfile
 from retrieval import user_queries
+from retrieval.behaviour_source import behaviour_status, saved_behaviour
 from retrieval.catalog import load_catalog
 from retrieval.catalog_stats import CatalogStats
 from retrieval.embedder import Embedder, shared_embedder
@@ -192,7 +193,9 @@ class Retriever:
             catalog = load_catalog(s)
         old = self.recommender
         stats = CatalogStats.build(events, catalog)
-        old.plan.features.build_parts(stats, events, catalog)
+        # the newest saved behaviour model (a rebuild is when a retrained one is picked up)
+        saved = saved_behaviour(old.plan.features, self.models_dir) if self.models_dir else None
+        old.plan.features.build_parts(stats, events, catalog, saved)
         rec = Recommender(stats, old.ranker, catalog, old.plan, old.sources, old.pool_size)
         with self._write_lock, session_factory() as s:
             self.state = self.with_query_vectors(s, ServingState.build(events, catalog, rec, version))
@@ -337,6 +340,7 @@ class Retriever:
             "domain": st.recommender.plan.domain,
             "sources": st.recommender.sources.names + ([EMBEDDING] if self.index is not None else []),
             "ranker_refused": list(st.recommender.ranker_refused),
+            **behaviour_status(st.recommender.stats),
             "index": {"kind": self.index.kind, "size": len(self.index), "model": self.index.model}
             if self.index
             else None,

@@ -74,6 +74,8 @@ def _degraded(out: dict[str, Any]) -> list[str]:
     if r.get("index_error"):
         why.append(f"embedding source: {r['index_error']}")
     why += [f"ranker: {x}" for x in r.get("ranker_refused", [])]
+    if r.get("behaviour_error"):
+        why.append(f"behaviour source: {r['behaviour_error']}")
     if str(r.get("ranker", "")) == "heuristic":
         why.append("ranker: the heuristic blend (no learned model loaded)")
     state = out["serving"]["state"]

@@ -21,6 +21,7 @@ import pandas as pd
 
 from domains.films.catalog import build_signals, grow_signals, view
 from domains.films.signals import FilmSignals, FilmView
+from retrieval.behaviour_source import BehaviourEmbeddingGroup, BehaviourSource, kind_tokens
 from retrieval.catalog_stats import CatalogStats
 from retrieval.features import Columns, FeatureSet
 from retrieval.plan import RetrievalPlan
@@ -222,8 +223,15 @@ FILM_SOURCES: tuple[CandidateSource, ...] = (
     FilmSource("similar_raters", "similar_raters", "rank_similar_raters", "similar_rank_score"),
     FilmSource("popular_now", "popular_now", "rank_popular_now", "popular_rank_score"),
     FilmSource("genre_taste", "genre_taste", "rank_genre_taste", "genre_rank_score"),
+    BehaviourSource(),
 )
-FILM_DEPTHS = {"sequence": 500, "similar_raters": 200, "popular_now": 150, "genre_taste": 100}
+FILM_DEPTHS = {
+    "sequence": 500,
+    "similar_raters": 200,
+    "popular_now": 150,
+    "genre_taste": 100,
+    "behaviour": 200,
+}
 FILM_GROUP = FilmGroup()
 # the hand-weighted blend: orders what no source found and serves as the "heuristic" ranker
 FILM_STAGE1 = {
@@ -231,7 +239,20 @@ FILM_STAGE1 = {
     "similar_rank_score": 0.5,
     "popular_rank_score": 0.3,
     "genre_rank_score": 0.2,
+    "behav_rank_score": 0.5,
 }
+
+
+def film_tokens(stats: CatalogStats, history: pd.DataFrame, items: pd.DataFrame | None) -> list[list[str]]:
+    """A film's genres and its decade."""
+    out = kind_tokens(stats, history, items)
+    year = stats.parts[FILM].year if FILM in stats.parts else np.full(stats.n, np.nan)
+    for i in np.flatnonzero(np.isfinite(year)):
+        out[i].append(f"decade:{int(year[i]) // 10 * 10}")
+    return out
+
+
+FILM_BEHAVIOUR = BehaviourEmbeddingGroup(film_tokens, "films")
 
 
 def _decade(stats: CatalogStats, q: Query, ctx: RequestContext) -> np.ndarray | None:
@@ -249,7 +270,9 @@ def _attrs(stats: CatalogStats, i: int, row: Mapping[str, Any]) -> dict[str, Any
 
 @cache
 def film_plan() -> RetrievalPlan:
-    fset = FeatureSet(FilmGroup.columns, (FILM_GROUP,), FILM_STAGE1, (), "films")
+    fset = FeatureSet(
+        FilmGroup.columns + FILM_BEHAVIOUR.columns, (FILM_GROUP, FILM_BEHAVIOUR), FILM_STAGE1, (), "films"
+    )
     return RetrievalPlan(
         "films",
         fset,

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from core import columns as C
 from domains.films.retrieval import film_plan
+from retrieval.behaviour_source import BEHAV, BehaviourEmbeddingGroup
 from retrieval.candidate_pool import candidate_pool
 from retrieval.catalog_stats import CatalogStats
 from retrieval.feedback_training import FeedbackQueries
@@ -153,6 +155,17 @@ def fit(
     )
 
 
+def _behaviour_before(
+    plan: RetrievalPlan, stats: CatalogStats, h: pd.DataFrame, targets: np.ndarray, items: pd.DataFrame | None
+) -> dict[str, Any]:
+    """The behaviour model trained without the pseudo-targets (the film signals read ratings as of
+    each target's time; a trained model cannot, so it must not have seen them)."""
+    group = plan.features.group(BEHAV)
+    if not isinstance(group, BehaviourEmbeddingGroup):
+        return {}
+    return {BEHAV: group.trained_or_why(stats, h.drop(index=h.index[targets]), items)}
+
+
 def train_film_ranker(
     history: pd.DataFrame,
     models_dir: Path,
@@ -169,7 +182,7 @@ def train_film_ranker(
     if len(targets) < 50:
         raise ValueError(f"too little history to train a films ranker ({len(targets)} pseudo-targets)")
     stats = CatalogStats.build(h, items)
-    plan.features.build_parts(stats, h, items)
+    plan.features.build_parts(stats, h, items, _behaviour_before(plan, stats, h, targets, items))
     catalog = np.zeros(stats.n, dtype=bool)
     catalog[np.unique(stats.index_of(h[C.ITEM].astype(str).to_numpy()[five_core(h)]))] = True
     ts = training_set(h, stats, plan, targets, catalog, progress)

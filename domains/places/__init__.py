@@ -31,6 +31,7 @@ from domains.places.features import (
     has_reference,
     km_to,
     locations,
+    place_tokens,
 )
 from domains.places.labels import anchors, place_label, place_relation, readable_profile_text
 from domains.places.mining import PLACE_SENTENCES, REVIEW_ASPECTS, spatial_miner
@@ -42,6 +43,7 @@ from mining.rhythm import rhythm_facts
 from mining.sentiment import sentiment_miner
 from mining.timeseries import timeseries_facts
 from mining.transitions import transition_facts
+from retrieval.behaviour_source import BEHAV_STAGE1, BehaviourEmbeddingGroup, BehaviourSource
 from retrieval.catalog_stats import CatalogStats
 from retrieval.features import BEHAVIOUR, FeatureSet
 from retrieval.plan import RetrievalPlan
@@ -96,6 +98,8 @@ PLACE_COLUMNS = (
     "user_novelty_rate",
     "user_recent_novelty_rate",
     "dist_anchor_km_log",
+    "behav_score",
+    "behav_rank_score",
 )
 # The hand-weighted blend (stage 1 and the 'heuristic' ranker); the nearby source bounds distance.
 PLACE_STAGE1 = {
@@ -107,9 +111,11 @@ PLACE_STAGE1 = {
     "covis_rank_score": 0.3,
     "user_knn_rank_score": 0.3,
     "popularity_log": 0.05,
+    "behav_rank_score": BEHAV_STAGE1,
 }
 SPATIAL = SpatialGroup()
-PLACE_SOURCES: tuple[CandidateSource, ...] = (*NEUTRAL_SOURCES, Nearby())
+PLACE_BEHAVIOUR = BehaviourEmbeddingGroup(place_tokens, "places")
+PLACE_SOURCES: tuple[CandidateSource, ...] = (*NEUTRAL_SOURCES, Nearby(), BehaviourSource())
 # What an explanation of a place may claim only with a cited fact saying so (agent/llm/faithfulness.py).
 PLACE_CLAIMS: tuple[Claim, ...] = (
     ("near", re.compile(r"\b(close by|close to you|nearby|near you|near here|around the corner|a short walk|"
@@ -200,7 +206,12 @@ class PlacesDomain(Domain):
 
     def feature_set(self) -> FeatureSet:
         return FeatureSet(
-            PLACE_COLUMNS, (BEHAVIOUR, SPATIAL), PLACE_STAGE1, NOT_FOR_MODEL, "places", FORMER_NAMES
+            PLACE_COLUMNS,
+            (BEHAVIOUR, SPATIAL, PLACE_BEHAVIOUR),
+            PLACE_STAGE1,
+            NOT_FOR_MODEL,
+            "places",
+            FORMER_NAMES,
         )
 
     def retrieval_plan(self) -> RetrievalPlan:

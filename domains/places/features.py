@@ -250,3 +250,22 @@ def km_to(stats: CatalogStats, q: Query, i: int) -> float:
     """km from the query's reference to place ``i`` (FAR_KM, "far", when either is unknown)."""
     pq: PlaceQuery = q.parts[GEO]
     return locations(stats).distance_to(pq.ref, i)
+
+
+# Map cells a place's behaviour vector shares with its neighbours (degrees: about 1 km and 3 km
+# in New York's latitudes; any city works, a cell is only a token)
+CELLS_DEG = (0.01, 0.03)
+
+
+def place_tokens(stats: CatalogStats, history: pd.DataFrame, items: pd.DataFrame | None) -> list[list[str]]:
+    """A place's kinds and the map cells it lies in: a rarely visited place still gets a vector
+    near the places around it and like it."""
+    from retrieval.behaviour_source import kind_tokens
+
+    out = kind_tokens(stats, history, items)
+    loc: ItemLocations | None = stats.parts.get(GEO)
+    if loc is None:
+        return out
+    for i in np.flatnonzero(np.isfinite(loc.lat) & np.isfinite(loc.lon)):
+        out[i] += [f"cell{d}:{int(loc.lat[i] // d)}:{int(loc.lon[i] // d)}" for d in CELLS_DEG]
+    return out

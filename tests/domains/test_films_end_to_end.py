@@ -168,3 +168,29 @@ def test_the_api_serves_films(films: Any, monkeypatch: pytest.MonkeyPatch) -> No
         far = {"time": WHEN.isoformat(), "max_distance_km": 2}
         r = c.post("/v1/recommendations", json={"user_id": user, "context": far}, headers=auth)
         assert r.status_code == 400 and "max_distance_km" in r.text
+
+
+def test_the_behaviour_model_is_trained_saved_and_swapped_in_by_a_rebuild(films: Any) -> None:
+    """Films get the behaviour source too: not served until `chronotope index` trains the model,
+    then a state rebuild picks it up and it finds films the person has not rated."""
+    from core.events_frame import events_frame
+    from retrieval.behaviour_source import train_for
+    from retrieval.catalog import load_catalog
+    from retrieval.serving_state import behaviour
+
+    s, factory, services = films
+    retriever = services.retriever
+    before = retriever.status()
+    assert before["behaviour_model"] is None and "chronotope index" in before["behaviour_error"]
+    with factory() as sess:
+        events, catalog = behaviour(events_frame(sess)), load_catalog(sess)
+    model, path = train_for(FILMS.feature_set(), events, catalog, s.models_dir)
+    assert path.parent == s.models_dir / "behaviour" and model.meta["domain"] == "films"
+    retriever.reload(factory)
+    assert retriever.status()["behaviour_model"]["version"] == model.version
+    user = _person(films)
+    res = services.pipeline.run(user, RequestContext(time=WHEN), k=10)
+    with factory() as sess:  # the trace names the sources of every candidate
+        trace = services.records.trace(sess, res.recommendation_id)
+    found = [c for c in trace.candidates if "behaviour" in c.get("sources", [])]
+    assert found and not {c["item_id"] for c in found} & _rated(films, user)

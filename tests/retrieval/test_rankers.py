@@ -43,13 +43,35 @@ def test_model_is_versioned_and_loaded_newest(trained: tuple[LearnedRanker, Path
     np.testing.assert_allclose(loaded.score(x), model.score(x), rtol=1e-5)
 
 
+def test_what_next_queries_go_to_their_own_model(trained: tuple[LearnedRanker, Path]) -> None:
+    model, path = trained
+    assert model.next_model is not None and (path.parent / f"ranker-{model.version}-next.lgb").exists()
+    x = np.random.default_rng(1).normal(size=(50, len(FEATURES))).astype(np.float32)
+    col = FSET.col["query_time_known"]
+    x[:25, col], x[25:, col] = 0.0, 1.0
+    got = model.score(x)
+    known_only = LearnedRanker(model.booster, model.version, FSET, model.meta)
+    np.testing.assert_allclose(got[:25], model.next_model.score(x[:25]))
+    np.testing.assert_allclose(got[25:], known_only.score(x[25:]))
+    assert not np.allclose(model.next_model.score(x), known_only.score(x))  # two models, not one
+    loaded = load_ranker("learned", path.parent, FSET)
+    np.testing.assert_allclose(loaded.score(x), got, rtol=1e-5)
+    # a pair whose "what next?" half is missing is refused, not served half
+    (path.parent / f"ranker-{model.version}-next.lgb").rename(path.parent / "moved.lgb")
+    try:
+        refused: list[str] = []
+        assert isinstance(load_ranker("learned", path.parent, FSET, refused), HeuristicRanker) and refused
+    finally:
+        (path.parent / "moved.lgb").rename(path.parent / f"ranker-{model.version}-next.lgb")
+
+
 def test_a_corrupt_newer_model_is_refused_and_the_one_before_serves(
     trained: tuple[LearnedRanker, Path], tmp_path: Path
 ) -> None:
     model, path = trained
     folder = tmp_path / "models"
     folder.mkdir()
-    for src in (path, path.with_suffix(".json")):
+    for src in path.parent.glob(f"ranker-{model.version}*"):  # the model, its "what next?" pair, meta
         (folder / src.name).write_bytes(src.read_bytes())
     half = folder / "ranker-halfwritten.txt"  # a newer file cut off mid-write
     half.write_text(path.read_text()[:300])
