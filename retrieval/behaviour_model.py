@@ -199,10 +199,29 @@ def train(
     epoch on a held-out twentieth of the examples is kept. Deterministic for one input."""
     import torch
 
+    # one thread: the embedding gradients' scatter-adds are summed in a fixed order, so the same
+    # history trains the same model (two threads gave rankers trained on its scores that differed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(seq, item_ids, tokens, epochs or EPOCHS, progress, meta)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    seq: Sequences,
+    item_ids: np.ndarray,
+    tokens: Sequence[Sequence[str]],
+    epochs: int,
+    progress: Callable[[str], None] | None,
+    meta: dict[str, Any] | None,
+) -> BehaviourModel:
+    import torch
+
     from retrieval.behaviour_net import Net
 
     t0 = time.perf_counter()
-    epochs = epochs or EPOCHS
     n = len(item_ids)
     torch.manual_seed(SEED)
     x, s, y, u, p, first = examples(seq, n)
