@@ -40,6 +40,8 @@ def feedback_queries(
         select(Event.recommendation_id, Event.item_id, Event.attributes)
         .join(Recommendation, Recommendation.id == Event.recommendation_id)
         .where(Event.kind == "feedback")
+        # served order: the same store gives the same training rows, so the same model
+        .order_by(Recommendation.created_at, Recommendation.id, Event.id)
     )
     if since is not None:
         stmt = stmt.where(Recommendation.created_at >= since)
@@ -57,9 +59,9 @@ def feedback_queries(
     wanted = [r for r, lab in labels.items() if max(lab.values()) > 0]
     for i in range(0, len(wanted), 500):
         rows = session.execute(
-            select(Recommendation.id, Recommendation.user_id, Recommendation.candidates).where(
-                Recommendation.id.in_(wanted[i : i + 500])
-            )
+            select(Recommendation.id, Recommendation.user_id, Recommendation.candidates)
+            .where(Recommendation.id.in_(wanted[i : i + 500]))
+            .order_by(Recommendation.created_at, Recommendation.id)
         ).all()
         for rec_id, user, candidates in rows:
             cands = [c for c in candidates or [] if c.get("item_id") is not None]

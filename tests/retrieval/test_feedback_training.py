@@ -90,9 +90,9 @@ def test_retraining_on_feedback_moves_the_ranking_towards_what_people_accept(set
     assert arm.ranker == learned.name and retriever.ranker_named("heuristic").name == "heuristic"
     before, after = farthest_rank(plain), farthest_rank(learned)
     print(f"mean rank of the accepted (farthest) place: {before:.2f} without feedback, {after:.2f} with")
-    # measured 1.77 -> 0.95-1.30 (the order of the stored lists varies LightGBM's bagging) since the
-    # time-known model learns from time-known targets only (one model of both stayed below 0.77)
-    assert after < before - 0.4
+    # measured 1.77 -> 0.62, every run: the stored lists are read in served order (read in any order,
+    # LightGBM's bagging moved the result between 0.95 and 1.44)
+    assert after < before - 1.0
 
 
 def _store(settings: Settings) -> tuple[sessionmaker[Session], pd.DataFrame]:
