@@ -39,7 +39,6 @@ EPOCHS = 6
 BATCH = 256
 MAX_EXAMPLES = 60_000  # so a big history trains in minutes, not hours
 SEED = 0
-NEW_ONLY = True
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ def examples(seq: Sequences, n: int) -> tuple[np.ndarray, ...]:
         steps = np.arange(len(items))
         first[u, items[::-1]] = steps[::-1]  # the earliest step wins
         for p in steps[1:]:
-            if NEW_ONLY and first[u, items[p]] != p:
+            if first[u, items[p]] != p:
                 continue  # a revisit: the counts find those
             w = items[max(0, p - WINDOW) : p] + 1
             xs.append(np.pad(w, (WINDOW - len(w), 0)))
@@ -243,8 +242,6 @@ def _train(
 
     def loss_of(b: torch.Tensor) -> torch.Tensor:
         had = F[U[b]] < P[b][:, None]
-        if not NEW_ONLY:  # a revisit's own item stays in its softmax
-            had &= F[U[b], Y[b]][:, None] == P[b][:, None]
         logits = net(X[b], S[b]).masked_fill(had, -1e9)  # what they had
         return torch.nn.functional.cross_entropy(logits, Y[b])
 

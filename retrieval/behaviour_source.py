@@ -27,6 +27,7 @@ from core.errors import NotReadyError
 from core.kinds import split_kinds
 from retrieval.behaviour_model import WINDOW, BehaviourModel, Sequences, newest_models, train
 from retrieval.catalog_stats import CatalogStats
+from retrieval.features import b_slots
 from retrieval.index import VectorIndex
 from retrieval.query import Query, QueryVectors
 from retrieval.sources import PROVENANCE_TOP, rank_score_at
@@ -77,9 +78,7 @@ def train_for(
     if not isinstance(group, BehaviourEmbeddingGroup):
         raise ValueError(f"the {fset.domain} features have no behaviour model")
     stats = CatalogStats.build(history, items)
-    for g in fset.groups:
-        if g.name != BEHAV:
-            stats.parts[g.name] = g.build(stats, history, items)
+    fset.build_parts(stats, history, items, {BEHAV: "trained below"})  # the others, which tokens read
     model = group.train(stats, history, items, progress)
     return model, model.save(models_dir / "behaviour")
 
@@ -199,10 +198,8 @@ class BehaviourEmbeddingGroup:
         )
 
     def build(self, stats: CatalogStats, history: pd.DataFrame, items: pd.DataFrame | None) -> BehaviourPart:
-        try:
-            return BehaviourPart.of(self.train(stats, history, items), stats)
-        except ValueError as exc:  # a history too short to learn from: serve without it
-            return BehaviourPart.of(None, stats, str(exc))
+        # a history too short to learn from serves without it
+        return self.adopt(self.trained_or_why(stats, history, items), stats)
 
     def trained_or_why(
         self, stats: CatalogStats, history: pd.DataFrame, items: pd.DataFrame | None
@@ -232,7 +229,7 @@ class BehaviourEmbeddingGroup:
         vec = part.model.encode(part.row_of[latest], slot_of(base.when.hour, base.when.known))
         pos, _ = part.index.search_positions(vec, SEARCH_K + len(base.items))
         found = part.catalog_of[pos]
-        keep = (found >= 0) & ~np.isin(found, base.items)  # new to the person: the counts find the rest
+        keep = (found >= 0) & ~b_slots(base, found)[1]  # new to the person: the counts find the rest
         found = found[keep][:SEARCH_K]
         order = np.argsort(found, kind="stable")
         values = (len(found) - np.arange(len(found), dtype=np.float64))[order]
@@ -248,7 +245,7 @@ class BehaviourEmbeddingGroup:
         r = part.row_of[rows]
         # the model ranks what the person never had (its softmax masked the rest): its score of
         # an item they had means nothing, and the ranker must not split on it
-        known = (r >= 0) & ~np.isin(rows, q.base.items)
+        known = (r >= 0) & ~b_slots(q.base, rows)[1]
         if part.model is not None:  # row by row (not BLAS), so a value does not depend on the rows beside it
             f[known, col["behav_score"]] = (part.model.vectors[r[known]] * bq.vector).sum(axis=1)
         if len(bq.hits.indices):
